@@ -1,0 +1,50 @@
+"""Shared fixtures: bundled ARC data (loaded once per session) and small hand-made tasks."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+# Tests never touch the network: model and dataset hubs stay offline.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def arc1_eval():
+    from hybrid_pipeline.arc.tasks import load_tasks
+
+    return load_tasks("arc-agi-1:evaluation").raise_if_problems().tasks
+
+
+@pytest.fixture(scope="session")
+def arc1_train():
+    from hybrid_pipeline.arc.tasks import load_tasks
+
+    return load_tasks("arc-agi-1:training").raise_if_problems().tasks
+
+
+def task_json(train_pairs=1, test_pairs=1, with_solutions=True):
+    """A small valid task object: output = input + 1 (mod 10)."""
+    def pair(seed, with_output=True):
+        grid = (np.arange(6).reshape(2, 3) + seed) % 10
+        out = {"input": grid.tolist()}
+        if with_output:
+            out["output"] = ((grid + 1) % 10).tolist()
+        return out
+    return {"train": [pair(i) for i in range(train_pairs)],
+            "test": [pair(10 + i, with_solutions) for i in range(test_pairs)]}
+
+
+@pytest.fixture
+def write_json(tmp_path):
+    def write(name, obj):
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(obj if isinstance(obj, str) else json.dumps(obj))
+        return path
+    return write
