@@ -1,0 +1,182 @@
+"""Hugging Face `datasets` of ARC examples: augmented TRM token grids, and text prompt/answer pairs.
+
+Both builders are deterministic given their config (seed included) and cache the result on disk
+under a key made from the tasks' content and the config, so a second build is a load.
+
+TRM rows (one per augmented input/output pair):
+    inputs [900] uint8, labels [900] uint8 (0 = PAD, ignored by the loss; all PAD when the output is
+    unknown), puzzle_id int32 (one per task x augmentation, the index into the TRM's puzzle-embedding
+    table), puzzle_name, task_id, split ("train"/"test"), pair_index, dihedral, colours [10],
+    offset_row, offset_col. The augmentation is recorded so a prediction maps back with
+    `Augmentation(dihedral, colours).invert`.
+
+Text rows: task_id, test_index, prompt, answer ("" when unknown), dihedral, colours.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from hybrid_pipeline.arc.grids import (SEQ_LEN, Augmentation, encode_grid, random_offset,
+                                       sample_augmentations)
+from hybrid_pipeline.arc.tasks import NUM_COLOURS, Task
+from hybrid_pipeline.arc.text import grid_to_text, task_to_prompt
+
+# Bump when the row layout changes, so old caches are not read back as the new layout.
+CACHE_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class TRMDataConfig:
+    """How tasks become TRM examples. The paper uses 1000 augmentations per puzzle."""
+
+    num_augmentations: int = 8  # per task, identity included
+    splits: tuple[str, ...] = ("train", "test")  # which pairs of each task become rows
+    translate: bool = True  # random offset in the 30x30 canvas (training); False at evaluation
+    fix_background: bool = True  # colour 0 stays 0 under colour permutations
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TextDataConfig:
+    """How tasks become prompt/answer pairs for a language model."""
+
+    num_augmentations: int = 1  # identity included
+    leave_one_out: bool = False  # also ask for each train output from the other train pairs
+    fix_background: bool = True
+    seed: int = 0
+
+
+def trm_rows(tasks: Sequence[Task], config: TRMDataConfig = TRMDataConfig()) -> dict[str, Any]:
+    """Columns of the TRM dataset as numpy arrays / lists (no `datasets` import, no caching)."""
+    rng = np.random.default_rng(config.seed)
+    cols: dict[str, list] = {k: [] for k in ("inputs", "labels", "puzzle_id", "puzzle_name", "task_id",
+                                              "split", "pair_index", "dihedral", "colours",
+                                              "offset_row", "offset_col")}
+    puzzle_id = 0
+    for task in tasks:
+        augs = sample_augmentations(config.num_augmentations, rng, fix_background=config.fix_background)
+        for aug in augs:
+            for split in config.splits:
+                for index, ex in enumerate(getattr(task, split)):
+                    grid_in = aug.apply(ex.input)
+                    grid_out = None if ex.output is None else aug.apply(ex.output)
+                    shapes = [grid_in.shape] + ([grid_out.shape] if grid_out is not None else [])
+                    offset = random_offset(shapes, rng) if config.translate else (0, 0)
+                    cols["inputs"].append(encode_grid(grid_in, offset))
+                    cols["labels"].append(np.zeros(SEQ_LEN, np.uint8) if grid_out is None
+                                          else encode_grid(grid_out, offset))
+                    cols["puzzle_id"].append(puzzle_id)
+                    cols["puzzle_name"].append(f"{task.id}/{aug.name}")
+                    cols["task_id"].append(task.id)
+                    cols["split"].append(split)
+                    cols["pair_index"].append(index)
+                    cols["dihedral"].append(aug.dihedral)
+                    cols["colours"].append(list(aug.colours))
+                    cols["offset_row"].append(offset[0])
+                    cols["offset_col"].append(offset[1])
+            puzzle_id += 1
+    dtypes = {"inputs": np.uint8, "labels": np.uint8, "puzzle_id": np.int32, "pair_index": np.int16,
+              "dihedral": np.int8, "colours": np.uint8, "offset_row": np.int8, "offset_col": np.int8}
+    for key, dtype in dtypes.items():
+        cols[key] = np.asarray(cols[key], dtype=dtype)
+    cols["inputs"] = cols["inputs"].reshape(-1, SEQ_LEN)
+    cols["labels"] = cols["labels"].reshape(-1, SEQ_LEN)
+    cols["colours"] = cols["colours"].reshape(-1, NUM_COLOURS)
+    return cols
+
+
+def text_rows(tasks: Sequence[Task], config: TextDataConfig = TextDataConfig()) -> dict[str, list]:
+    """Columns of the text dataset: one prompt per (augmentation, test input), answers when known."""
+    rng = np.random.default_rng(config.seed)
+    cols: dict[str, list] = {k: [] for k in ("task_id", "test_index", "prompt", "answer", "dihedral",
+                                              "colours")}
+
+    def add(task: Task, test_index: int, aug: Augmentation) -> None:
+        answer = task.test[test_index].output
+        cols["task_id"].append(task.id)
+        cols["test_index"].append(test_index)
+        cols["prompt"].append(task_to_prompt(task, test_index))
+        cols["answer"].append("" if answer is None else grid_to_text(answer))
+        cols["dihedral"].append(aug.dihedral)
+        cols["colours"].append(list(aug.colours))
+
+    for task in tasks:
+        for aug in sample_augmentations(config.num_augmentations, rng, fix_background=config.fix_background):
+            view = aug.apply_task(task)
+            for i in range(len(view.test)):
+                add(view, i, aug)
+            if config.leave_one_out and len(view.train) > 1:
+                for i, held_out in enumerate(view.train):
+                    rest = view.train[:i] + view.train[i + 1:]
+                    add(Task(task.id, rest, (held_out,), task.source), 0, aug)
+    return cols
+
+
+def build_trm_dataset(tasks: Sequence[Task], config: TRMDataConfig = TRMDataConfig(), *,
+                      cache_dir: str | os.PathLike | None = None):
+    """`datasets.Dataset` of augmented TRM examples (torch-ready columns), cached by content hash."""
+    from datasets import Dataset
+
+    return _cached("trm", tasks, config, cache_dir, lambda: Dataset(_arrow_table(trm_rows(tasks, config))))
+
+
+def _arrow_table(cols: dict[str, Any]):
+    """Columns -> Arrow table without a Python round trip: 2-D arrays become fixed-size lists."""
+    import pyarrow as pa
+
+    def column(values: Any):
+        if isinstance(values, np.ndarray) and values.ndim == 2:
+            return pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), values.shape[1])
+        return pa.array(values)
+
+    return pa.table({key: column(values) for key, values in cols.items()})
+
+
+def build_text_dataset(tasks: Sequence[Task], config: TextDataConfig = TextDataConfig(), *,
+                       cache_dir: str | os.PathLike | None = None):
+    """`datasets.Dataset` of prompt/answer pairs, cached by content hash."""
+    from datasets import Dataset
+
+    return _cached("text", tasks, config, cache_dir, lambda: Dataset.from_dict(text_rows(tasks, config)))
+
+
+def dataset_key(kind: str, tasks: Sequence[Task], config: Any) -> str:
+    """Cache key: the row layout version, the config, and every task's full content (outputs too)."""
+    h = hashlib.sha256(f"{kind}/{CACHE_FORMAT}/".encode())
+    h.update(json.dumps(asdict(config), sort_keys=True).encode())
+    for task in tasks:
+        h.update(json.dumps([task.id, task.to_json()], separators=(",", ":")).encode())
+    return h.hexdigest()[:24]
+
+
+def _cached(kind: str, tasks: Sequence[Task], config: Any, cache_dir: str | os.PathLike | None,
+            build: Callable[[], Any]):
+    from datasets import load_from_disk
+
+    if cache_dir is None:
+        return build()
+    target = Path(cache_dir) / f"{kind}-{dataset_key(kind, tasks, config)}"
+    if target.is_dir():
+        return load_from_disk(str(target))
+    dataset = build()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Build in a scratch directory and rename, so a killed build never leaves a half-written cache.
+    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        dataset.save_to_disk(str(scratch))
+        os.replace(scratch, target)
+    except OSError:
+        shutil.rmtree(scratch, ignore_errors=True)
+        if not target.is_dir():
+            raise
+    return load_from_disk(str(target))
