@@ -1,0 +1,177 @@
+"""`hybrid-arc`: the command line. Thin: each subcommand parses its flags and calls library functions.
+
+Exit codes: 0 success, 2 bad input or usage (one line per problem on stderr, no traceback),
+1 internal fault. Heavy imports (torch, transformers, datasets) happen inside the subcommand that
+needs them, so `hybrid-arc --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable, Sequence
+
+EXIT_OK, EXIT_FAULT, EXIT_USAGE = 0, 1, 2
+
+DATA_HELP = ("arc-agi-1:training | arc-agi-1:evaluation | arc-agi-2:training | arc-agi-2:evaluation | "
+             "a directory of task JSON files | a task JSON file | a Kaggle challenges file")
+
+
+class UsageError(Exception):
+    """Bad command-line input found after parsing; printed as one line, exit 2."""
+
+
+# Errors that mean "the user's input is wrong": module -> class names. Checked through sys.modules
+# so that catching them never imports a heavy module the command did not use.
+USER_ERRORS = {
+    "hybrid_pipeline.arc.errors": ("ARCDataError",),
+}
+
+
+def _user_error_lines(exc: BaseException) -> list[str] | None:
+    if isinstance(exc, UsageError):
+        return [str(exc)]
+    for module_name, class_names in USER_ERRORS.items():
+        module = sys.modules.get(module_name)
+        if module is not None and isinstance(exc, tuple(getattr(module, n) for n in class_names)):
+            problems = getattr(exc, "problems", None)
+            return [str(p) for p in problems] if problems else [str(exc)]
+    return None
+
+
+# --------------------------------------------------------------------------------------------------
+# data
+
+
+def _load(args: argparse.Namespace, *, require_solutions: bool = False):
+    from hybrid_pipeline.arc.tasks import load_tasks
+
+    ids = args.tasks.split(",") if getattr(args, "tasks", None) else None
+    return load_tasks(args.data, ids=ids, limit=getattr(args, "limit", None),
+                      require_solutions=require_solutions).raise_if_problems().tasks
+
+
+def cmd_data_stats(args: argparse.Namespace) -> int:
+    from hybrid_pipeline.arc.stats import dataset_stats
+
+    print(dataset_stats(_load(args)).table(f"dataset {args.data}"), end="")
+    return EXIT_OK
+
+
+def cmd_data_show(args: argparse.Namespace) -> int:
+    from hybrid_pipeline.arc.render import render_task, use_colour
+    from hybrid_pipeline.arc.tasks import load_tasks
+
+    result = load_tasks(args.data, ids=[args.task_id])
+    task = next((t for t in result.tasks if t.id == args.task_id), None)
+    if task is None:
+        result.raise_if_problems()
+        raise UsageError(f"{args.data}: task {args.task_id} not found")
+    print(render_task(task, colour=use_colour(sys.stdout), show_solutions=not args.hide_solutions), end="")
+    return EXIT_OK
+
+
+def cmd_data_check(args: argparse.Namespace) -> int:
+    from hybrid_pipeline.arc.tasks import load_tasks
+
+    n_tasks, n_problems = 0, 0
+    for path in args.paths:
+        result = load_tasks(path, require_solutions=args.require_solutions)
+        n_tasks += len(result.tasks)
+        n_problems += len(result.problems)
+        for problem in result.problems:
+            print(problem, file=sys.stderr)
+    print(f"{n_tasks} valid tasks, {n_problems} problems", file=sys.stderr if n_problems else sys.stdout)
+    return EXIT_USAGE if n_problems else EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------------
+# score
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    import json
+
+    from hybrid_pipeline.arc.scoring import read_submission, score_submission
+
+    tasks = _load(args, require_solutions=True)
+    report = score_submission(read_submission(args.submission, tasks), tasks)
+    print(f"{args.data}: {report.n_tasks} tasks, {report.n_outputs} test outputs, 2 attempts each")
+    print(f"  per-task score    {100 * report.task_score:6.2f}%  (mean over tasks of the fraction "
+          f"of test inputs solved)")
+    print(f"  per-output score  {100 * report.output_score:6.2f}%  ({report.n_solved_outputs} of "
+          f"{report.n_outputs} test outputs solved)")
+    if args.json:
+        print(json.dumps(report.to_dict()))
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------------
+# parser
+
+
+def _add_selection(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tasks", help="comma-separated task ids or glob patterns (e.g. '00*,1a2b3c4d')")
+    p.add_argument("--limit", type=_positive_int, help="keep only the first N selected tasks")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hybrid-arc", description="LLM + Tiny Recursive Model toolkit for ARC-AGI.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    data = commands.add_parser("data", help="inspect and validate ARC data").add_subparsers(
+        dest="data_command", required=True, metavar="SUBCOMMAND")
+    p = data.add_parser("stats", help="task and test-input counts, grid size histogram")
+    p.add_argument("--data", required=True, help=DATA_HELP)
+    _add_selection(p)
+    p.set_defaults(func=cmd_data_stats)
+
+    p = data.add_parser("show", help="draw a task in the terminal (plain digits with NO_COLOR)")
+    p.add_argument("--data", required=True, help=DATA_HELP)
+    p.add_argument("task_id")
+    p.add_argument("--hide-solutions", action="store_true", help="do not draw test outputs")
+    p.set_defaults(func=cmd_data_show)
+
+    p = data.add_parser("check", help="validate task files; exit 2 listing every problem")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="task JSON files, directories, challenges files")
+    p.add_argument("--require-solutions", action="store_true", help="every test input must have an output")
+    p.set_defaults(func=cmd_data_check)
+
+    p = commands.add_parser("score", help="score a Kaggle-format submission.json")
+    p.add_argument("--submission", required=True, help="submission.json")
+    p.add_argument("--data", required=True, help=DATA_HELP)
+    _add_selection(p)
+    p.add_argument("--json", action="store_true", help="also print the report as one JSON line")
+    p.set_defaults(func=cmd_score)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - sorted into user errors (exit 2) and faults (exit 1)
+        lines = _user_error_lines(exc)
+        if lines is None:
+            raise
+        for line in lines:
+            print(f"error: {line}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""End-to-end checks of `hybrid-arc data ...` and `hybrid-arc score` on real bundled tasks."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import task_json
+from hybrid_pipeline.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_entry_point_help_is_fast_and_imports_no_torch():
+    probe = ("import sys; from hybrid_pipeline.cli import main, build_parser; build_parser(); "
+             "heavy = [m for m in ('torch', 'transformers', 'datasets') if m in sys.modules]; "
+             "print(heavy)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    help_run = subprocess.run([sys.executable, "-m", "hybrid_pipeline.cli", "--help"], capture_output=True, text=True)
+    assert help_run.returncode == 0 and "data" in help_run.stdout and "score" in help_run.stdout
+
+
+def test_stats_reports_400_tasks_for_arc_agi_1_evaluation(capsys):
+    code, out, _ = run(capsys, "data", "stats", "--data", "arc-agi-1:evaluation")
+    assert code == 0
+    assert "tasks           400" in out and "test inputs     419" in out
+    assert "1: 381, 2: 19" in out
+
+
+def test_show_draws_plain_digits_with_no_color_and_ansi_otherwise(capsys, monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    code, out, _ = run(capsys, "data", "show", "--data", "arc-agi-1:evaluation", "00576224")
+    assert code == 0 and "\x1b[" not in out
+    assert "8 6  ->  8 6 8 6 8 6" in out
+    from hybrid_pipeline.arc.render import render_task
+    from hybrid_pipeline.arc.tasks import load_tasks
+    task = load_tasks("arc-agi-1:evaluation", ids=["00576224"]).tasks[0]
+    assert "\x1b[48;2;" in render_task(task, colour=True)
+
+
+def test_show_unknown_task_is_exit_2(capsys):
+    code, _, err = run(capsys, "data", "show", "--data", "arc-agi-1:evaluation", "nope")
+    assert code == 2 and err.count("\n") == 1 and "nope" in err
+
+
+def test_check_lists_each_broken_file_and_exits_2(tmp_path, write_json, capsys):
+    write_json("mix/good.json", task_json())
+    bad1 = write_json("mix/ragged.json", {"train": [{"input": [[1, 2], [3]], "output": [[1]]}],
+                                          "test": [{"input": [[1]]}]})
+    bad2 = write_json("mix/colour.json", {"train": [{"input": [[1]], "output": [[11]]}],
+                                          "test": [{"input": [[1]]}]})
+    bad3 = write_json("mix/trunc.json", '{"train": [{"input": [[1]]')
+    code, out, err = run(capsys, "data", "check", str(tmp_path / "mix"))
+    assert code == 2
+    lines = err.strip().split("\n")
+    assert lines[:-1] == [
+        f"{bad2}: task colour: train[0].output: row 0 col 0 is 11, expected an int 0..9",
+        f"{bad1}: task ragged: train[0].input: row 1 has 1 cells, expected 2 (grid must be rectangular)",
+        f"{bad3}: not valid JSON: Expecting ',' delimiter at line 1 column 27",
+    ]
+    assert lines[-1] == "1 valid tasks, 3 problems"
+    code, out, _ = run(capsys, "data", "check", str(tmp_path / "mix" / "good.json"))
+    assert code == 0 and "1 valid tasks, 0 problems" in out
+
+
+def test_score_reads_a_written_submission_and_rejects_a_broken_one(tmp_path, capsys):
+    from hybrid_pipeline.arc.scoring import write_submission
+    from hybrid_pipeline.arc.tasks import load_tasks
+
+    tasks = load_tasks("arc-agi-1:evaluation", limit=4).tasks
+    # Perfect answers on the first two tasks only.
+    attempts = {t.id: [[ex.output] for ex in t.test] for t in tasks[:2]}
+    path = tmp_path / "submission.json"
+    write_submission(path, attempts, tasks)
+    code, out, _ = run(capsys, "score", "--submission", str(path), "--data", "arc-agi-1:evaluation",
+                       "--limit", "4", "--json")
+    assert code == 0
+    report = json.loads(out.strip().split("\n")[-1])
+    assert report["task_score"] == 0.5 and report["tasks"] == 4
+    assert "per-task score     50.00%" in out
+
+    obj = json.loads(path.read_text())
+    del obj[tasks[3].id][0]["attempt_2"]
+    path.write_text(json.dumps(obj))
+    code, _, err = run(capsys, "score", "--submission", str(path), "--data", "arc-agi-1:evaluation", "--limit", "4")
+    assert code == 2
+    assert err == f"error: {path}: task {tasks[3].id}: test[0]: missing 'attempt_2'\n"
+
+
+@pytest.mark.parametrize("argv", [["data", "stats"], ["data", "stats", "--data", "x", "--limit", "0"]])
+def test_usage_errors_exit_2(argv):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
