@@ -121,3 +121,14 @@ def test_crop_at_eos_takes_largest_top_left_block_like_the_trm_evaluator():
     tokens = _canvas([[2, 3, 4, 1], [5, 6, 1], [7, 8, 1], [1, 1]])
     np.testing.assert_array_equal(crop_at_eos(tokens), [[0, 1], [3, 4], [5, 6]])
     assert crop_at_eos(_canvas([[1]])) is None
+
+
+def test_small_canvas_for_toy_experiments():
+    grid = np.array([[3, 4], [5, 6]], np.uint8)
+    tokens = encode_grid(grid, offset=(0, 0), canvas=4)
+    assert tokens.shape == (16,)
+    assert tokens.reshape(4, 4).tolist() == [[5, 6, 1, 0], [7, 8, 1, 0], [1, 1, 0, 0], [0, 0, 0, 0]]
+    np.testing.assert_array_equal(decode_grid(tokens), grid)
+    np.testing.assert_array_equal(crop_at_eos(tokens), grid)
+    with pytest.raises(GridDecodeError, match="15 tokens is not a square canvas"):
+        decode_grid(tokens[:15])

@@ -4,7 +4,7 @@ Both builders are deterministic given their config (seed included) and cache the
 under a key made from the tasks' content and the config, so a second build is a load.
 
 TRM rows (one per augmented input/output pair):
-    inputs [900] uint8, labels [900] uint8 (0 = PAD, ignored by the loss; all PAD when the output is
+    inputs [canvas**2 = 900] uint8, labels [900] uint8 (0 = PAD, ignored by the loss; all PAD when the output is
     unknown), puzzle_id int32 (one per task x augmentation, the index into the TRM's puzzle-embedding
     table), puzzle_name, task_id, split ("train"/"test"), pair_index, dihedral, colours [10],
     offset_row, offset_col. The augmentation is recorded so a prediction maps back with
@@ -26,7 +26,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from hybrid_pipeline.arc.grids import (SEQ_LEN, Augmentation, encode_grid, random_offset,
+from hybrid_pipeline.arc.grids import (Augmentation, encode_grid, random_offset,
                                        sample_augmentations)
 from hybrid_pipeline.arc.tasks import NUM_COLOURS, Task
 from hybrid_pipeline.arc.text import grid_to_text, task_to_prompt
@@ -43,6 +43,7 @@ class TRMDataConfig:
     splits: tuple[str, ...] = ("train", "test")  # which pairs of each task become rows
     translate: bool = True  # random offset in the 30x30 canvas (training); False at evaluation
     fix_background: bool = True  # colour 0 stays 0 under colour permutations
+    canvas: int = 30  # canvas side: 30 for ARC (900 tokens); smaller for toy experiments
     seed: int = 0
 
 
@@ -59,6 +60,7 @@ class TextDataConfig:
 def trm_rows(tasks: Sequence[Task], config: TRMDataConfig = TRMDataConfig()) -> dict[str, Any]:
     """Columns of the TRM dataset as numpy arrays / lists (no `datasets` import, no caching)."""
     rng = np.random.default_rng(config.seed)
+    seq_len = config.canvas * config.canvas
     cols: dict[str, list] = {k: [] for k in ("inputs", "labels", "puzzle_id", "puzzle_name", "task_id",
                                               "split", "pair_index", "dihedral", "colours",
                                               "offset_row", "offset_col")}
@@ -71,10 +73,10 @@ def trm_rows(tasks: Sequence[Task], config: TRMDataConfig = TRMDataConfig()) -> 
                     grid_in = aug.apply(ex.input)
                     grid_out = None if ex.output is None else aug.apply(ex.output)
                     shapes = [grid_in.shape] + ([grid_out.shape] if grid_out is not None else [])
-                    offset = random_offset(shapes, rng) if config.translate else (0, 0)
-                    cols["inputs"].append(encode_grid(grid_in, offset))
-                    cols["labels"].append(np.zeros(SEQ_LEN, np.uint8) if grid_out is None
-                                          else encode_grid(grid_out, offset))
+                    offset = random_offset(shapes, rng, config.canvas) if config.translate else (0, 0)
+                    cols["inputs"].append(encode_grid(grid_in, offset, config.canvas))
+                    cols["labels"].append(np.zeros(seq_len, np.uint8) if grid_out is None
+                                          else encode_grid(grid_out, offset, config.canvas))
                     cols["puzzle_id"].append(puzzle_id)
                     cols["puzzle_name"].append(f"{task.id}/{aug.name}")
                     cols["task_id"].append(task.id)
@@ -89,8 +91,8 @@ def trm_rows(tasks: Sequence[Task], config: TRMDataConfig = TRMDataConfig()) -> 
               "dihedral": np.int8, "colours": np.uint8, "offset_row": np.int8, "offset_col": np.int8}
     for key, dtype in dtypes.items():
         cols[key] = np.asarray(cols[key], dtype=dtype)
-    cols["inputs"] = cols["inputs"].reshape(-1, SEQ_LEN)
-    cols["labels"] = cols["labels"].reshape(-1, SEQ_LEN)
+    cols["inputs"] = cols["inputs"].reshape(-1, seq_len)
+    cols["labels"] = cols["labels"].reshape(-1, seq_len)
     cols["colours"] = cols["colours"].reshape(-1, NUM_COLOURS)
     return cols
 

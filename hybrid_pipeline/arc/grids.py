@@ -9,6 +9,7 @@ maps back to the original frame.
 TRM encoding: a grid becomes a 30x30 canvas flattened to 900 tokens, PAD 0, EOS 1, colour c -> c+2.
 EOS cells mark the grid's right edge (one column) and bottom edge (one row) so a prediction says
 its own size. Training may translate the grid inside the canvas; evaluation keeps it at the top left.
+The canvas side is a parameter (30 for ARC) so small experiments can run on e.g. 10x10 canvases.
 """
 
 from __future__ import annotations
@@ -130,29 +131,38 @@ def sample_augmentations(n: int, rng: np.random.Generator, *, include_identity: 
 # TRM token encoding
 
 
-def encode_grid(grid: np.ndarray, offset: tuple[int, int] = (0, 0)) -> np.ndarray:
-    """Grid [h, w] -> tokens [900] (uint8): colours +2 at `offset` in a 30x30 PAD canvas, EOS edges.
+def encode_grid(grid: np.ndarray, offset: tuple[int, int] = (0, 0), canvas: int = MAX_SIDE) -> np.ndarray:
+    """Grid [h, w] -> tokens [canvas**2] (uint8): colours +2 at `offset` in a PAD canvas, EOS edges.
 
     The EOS row/column sit just below/right of the grid when they fit inside the canvas.
     """
     h, w = grid.shape
     r, c = offset
-    if not (0 <= r and 0 <= c and r + h <= MAX_SIDE and c + w <= MAX_SIDE):
-        raise ValueError(f"grid {h}x{w} at offset {offset} does not fit in the {MAX_SIDE}x{MAX_SIDE} canvas")
-    canvas = np.full((MAX_SIDE, MAX_SIDE), PAD, dtype=np.uint8)
-    canvas[r:r + h, c:c + w] = grid + COLOUR_OFFSET
-    if r + h < MAX_SIDE:
-        canvas[r + h, c:c + w] = EOS
-    if c + w < MAX_SIDE:
-        canvas[r:r + h, c + w] = EOS
-    return canvas.reshape(SEQ_LEN)
+    if not (0 <= r and 0 <= c and r + h <= canvas and c + w <= canvas):
+        raise ValueError(f"grid {h}x{w} at offset {offset} does not fit in the {canvas}x{canvas} canvas")
+    tokens = np.full((canvas, canvas), PAD, dtype=np.uint8)
+    tokens[r:r + h, c:c + w] = grid + COLOUR_OFFSET
+    if r + h < canvas:
+        tokens[r + h, c:c + w] = EOS
+    if c + w < canvas:
+        tokens[r:r + h, c + w] = EOS
+    return tokens.reshape(canvas * canvas)
 
 
-def random_offset(shapes: list[tuple[int, int]], rng: np.random.Generator) -> tuple[int, int]:
+def random_offset(shapes: list[tuple[int, int]], rng: np.random.Generator, canvas: int = MAX_SIDE) -> tuple[int, int]:
     """A translation that keeps every grid of `shapes` inside the canvas (shared by input and output)."""
     max_h = max(h for h, _ in shapes)
     max_w = max(w for _, w in shapes)
-    return int(rng.integers(MAX_SIDE - max_h + 1)), int(rng.integers(MAX_SIDE - max_w + 1))
+    return int(rng.integers(canvas - max_h + 1)), int(rng.integers(canvas - max_w + 1))
+
+
+def _square(tokens: np.ndarray) -> np.ndarray:
+    """Flat tokens [side**2] -> [side, side]."""
+    tokens = np.asarray(tokens)
+    side = int(round(np.sqrt(tokens.size)))
+    if side * side != tokens.size:
+        raise GridDecodeError(f"{tokens.size} tokens is not a square canvas")
+    return tokens.reshape(side, side)
 
 
 class GridDecodeError(ValueError):
@@ -160,13 +170,14 @@ class GridDecodeError(ValueError):
 
 
 def decode_grid(tokens: np.ndarray) -> np.ndarray:
-    """Tokens [900] (grid at the top left, as at evaluation) -> grid [h, w], strictly.
+    """Tokens [side**2] (grid at the top left, as at evaluation) -> grid [h, w], strictly.
 
     The width is the run of colour tokens in row 0; every following row must repeat that width and
     end with EOS (or the canvas edge); the grid ends at a row that starts with EOS or at the canvas
     edge. Anything else raises GridDecodeError with the first place that is wrong.
     """
-    canvas = np.asarray(tokens).reshape(MAX_SIDE, MAX_SIDE)
+    canvas = _square(tokens)
+    side = canvas.shape[0]
     is_colour = canvas >= COLOUR_OFFSET
     if canvas.max() >= VOCAB_SIZE:
         raise GridDecodeError(f"token {int(canvas.max())} out of range, expected 0..{VOCAB_SIZE - 1}")
@@ -174,13 +185,13 @@ def decode_grid(tokens: np.ndarray) -> np.ndarray:
     if width == 0:
         raise GridDecodeError(f"row 0 starts with {_token_name(canvas[0, 0])}, expected a colour: empty grid")
     height = 0
-    for r in range(MAX_SIDE):
+    for r in range(side):
         run = _leading_run(is_colour[r])
         if run == 0 and canvas[r, 0] == EOS:
             break
         if run != width:
             raise GridDecodeError(f"row {r} has {run} colour cells, expected {width} (ragged grid)")
-        if width < MAX_SIDE and canvas[r, width] != EOS:
+        if width < side and canvas[r, width] != EOS:
             raise GridDecodeError(f"row {r} col {width} is {_token_name(canvas[r, width])}, expected EOS")
         height += 1
     return canvas[:height, :width] - COLOUR_OFFSET
@@ -193,9 +204,10 @@ def crop_at_eos(tokens: np.ndarray) -> np.ndarray | None:
     (rows, width) pair of largest area. This is what the paper's voting uses, so predictions that
     `decode_grid` would reject still get a vote for their best-formed part.
     """
-    is_colour = np.asarray(tokens).reshape(MAX_SIDE, MAX_SIDE) >= COLOUR_OFFSET
-    best, best_shape, width = 0, (0, 0), MAX_SIDE
-    for r in range(MAX_SIDE):
+    canvas = _square(tokens)
+    is_colour = canvas >= COLOUR_OFFSET
+    best, best_shape, width = 0, (0, 0), canvas.shape[1]
+    for r in range(canvas.shape[0]):
         width = min(width, _leading_run(is_colour[r]))
         if width == 0:
             break
@@ -204,7 +216,7 @@ def crop_at_eos(tokens: np.ndarray) -> np.ndarray | None:
     if best == 0:
         return None
     h, w = best_shape
-    return (np.asarray(tokens).reshape(MAX_SIDE, MAX_SIDE)[:h, :w] - COLOUR_OFFSET).astype(np.uint8)
+    return (canvas[:h, :w] - COLOUR_OFFSET).astype(np.uint8)
 
 
 def _leading_run(mask_row: np.ndarray) -> int:
