@@ -1,6 +1,6 @@
 import numpy as np
 
-from hybrid_pipeline.arc.datasets import (TextDataConfig, TRMDataConfig, build_text_dataset,
+from hybrid_pipeline.arc.datasets import (AugmentationPlan, TextDataConfig, TRMDataConfig, build_text_dataset,
                                           build_trm_dataset, trm_rows)
 from hybrid_pipeline.arc.grids import Augmentation, crop_at_eos
 from hybrid_pipeline.arc.text import parse_grid
@@ -12,7 +12,7 @@ def test_trm_rows_record_the_augmentation_so_labels_map_back(arc1_eval):
     by_id = {t.id: t for t in tasks}
     n_pairs = sum(len(t.train) + len(t.test) for t in tasks)
     assert cols["inputs"].shape == (4 * n_pairs, 900) and cols["inputs"].dtype == np.uint8
-    assert max(cols["puzzle_id"]) == 4 * len(tasks) - 1
+    assert min(cols["puzzle_id"]) == 1 and max(cols["puzzle_id"]) == 4 * len(tasks)  # 0 is the blank puzzle
     for i in range(len(cols["task_id"])):
         task = by_id[cols["task_id"][i]]
         ex = getattr(task, cols["split"][i])[cols["pair_index"][i]]
@@ -51,3 +51,16 @@ def test_text_dataset_answers_parse_back_to_the_augmented_output(arc1_eval):
         if row["test_index"] == 0 and row["prompt"].count("Example") == len(task.train):
             aug = Augmentation(row["dihedral"], tuple(row["colours"]))
             np.testing.assert_array_equal(aug.invert(parse_grid(row["answer"])), task.test[0].output)
+
+
+def test_one_plan_gives_training_and_evaluation_rows_the_same_puzzle_ids(arc1_eval):
+    tasks = arc1_eval[:4]
+    plan = AugmentationPlan.sample(tasks, 3, seed=5)
+    train = trm_rows(tasks, TRMDataConfig(splits=("train",)), plan)
+    test = trm_rows(tasks[2:], TRMDataConfig(splits=("test",), translate=False), plan)
+    name_of = dict(zip(train["puzzle_id"].tolist(), train["puzzle_name"]))
+    assert all(name_of[i] == n for i, n in zip(test["puzzle_id"].tolist(), test["puzzle_name"]))
+    assert {n.split("/")[0] for n in test["puzzle_name"]} == {t.id for t in tasks[2:]}
+    unseen = trm_rows(arc1_eval[10:11], TRMDataConfig(splits=("test",)), plan)
+    assert set(unseen["puzzle_id"].tolist()) == {0} and unseen["dihedral"].tolist() == [0] * len(unseen["dihedral"])
+    assert AugmentationPlan(plan.names).for_task(tasks[0].id) == plan.for_task(tasks[0].id)

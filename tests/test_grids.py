@@ -51,6 +51,9 @@ def test_sampled_augmentations_are_distinct_deterministic_and_keep_background():
     assert a == b and a[0].is_identity
     assert len({x.name for x in a}) == 200
     assert all(x.colours[0] == 0 for x in a)
+    assert all(Augmentation.from_name(x.name) == x for x in a)
+    with pytest.raises(ValueError, match="not an augmentation name"):
+        Augmentation.from_name("t1_c123")
 
 
 def test_every_augmentation_round_trips_every_arc_agi_1_grid(arc1_train, arc1_eval):

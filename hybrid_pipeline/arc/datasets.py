@@ -26,13 +26,13 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from hybrid_pipeline.arc.grids import (Augmentation, encode_grid, random_offset,
+from hybrid_pipeline.arc.grids import (IDENTITY, Augmentation, encode_grid, random_offset,
                                        sample_augmentations)
 from hybrid_pipeline.arc.tasks import NUM_COLOURS, Task
 from hybrid_pipeline.arc.text import grid_to_text, task_to_prompt
 
 # Bump when the row layout changes, so old caches are not read back as the new layout.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -57,17 +57,62 @@ class TextDataConfig:
     seed: int = 0
 
 
-def trm_rows(tasks: Sequence[Task], config: TRMDataConfig = TRMDataConfig()) -> dict[str, Any]:
-    """Columns of the TRM dataset as numpy arrays / lists (no `datasets` import, no caching)."""
-    rng = np.random.default_rng(config.seed)
+BLANK_PUZZLE = "<blank>"
+
+
+@dataclass
+class AugmentationPlan:
+    """Which augmentations each task gets, and the puzzle id of every (task, augmentation).
+
+    The TRM learns one embedding per puzzle id, so training rows and evaluation rows of the same
+    task must agree on ids: build the plan once and pass it to both. Id 0 is reserved for
+    `BLANK_PUZZLE`, the embedding used for tasks never seen in training. `names[i]` is
+    ``"<task_id>/<augmentation name>"``; saved beside a checkpoint, it lets evaluation rebuild the plan.
+    """
+
+    names: list[str]
+
+    @classmethod
+    def sample(cls, tasks: Sequence[Task], num_augmentations: int, *, seed: int = 0,
+               fix_background: bool = True) -> AugmentationPlan:
+        rng = np.random.default_rng(seed)
+        names = [BLANK_PUZZLE]
+        for task in tasks:
+            names += [f"{task.id}/{aug.name}"
+                      for aug in sample_augmentations(num_augmentations, rng, fix_background=fix_background)]
+        return cls(names)
+
+    @property
+    def num_puzzles(self) -> int:
+        return len(self.names)
+
+    def for_task(self, task_id: str) -> list[tuple[int, Augmentation]]:
+        """(puzzle id, augmentation) pairs of a task; empty if the plan does not know it."""
+        if not hasattr(self, "_index"):
+            self._index: dict[str, list[tuple[int, Augmentation]]] = {}
+            for i, name in enumerate(self.names[1:], 1):
+                tid, _, aug = name.rpartition("/")
+                self._index.setdefault(tid, []).append((i, Augmentation.from_name(aug)))
+        return self._index.get(task_id, [])
+
+
+def trm_rows(tasks: Sequence[Task], config: TRMDataConfig = TRMDataConfig(),
+             plan: AugmentationPlan | None = None) -> dict[str, Any]:
+    """Columns of the TRM dataset as numpy arrays / lists (no `datasets` import, no caching).
+
+    Without a `plan`, one is sampled from the config (`num_augmentations`, `seed`). Tasks the plan
+    does not know get the identity augmentation and the blank puzzle id 0.
+    """
+    if plan is None:
+        plan = AugmentationPlan.sample(tasks, config.num_augmentations, seed=config.seed,
+                                       fix_background=config.fix_background)
+    rng = np.random.default_rng([config.seed, 1])  # translations: a stream separate from the plan's
     seq_len = config.canvas * config.canvas
     cols: dict[str, list] = {k: [] for k in ("inputs", "labels", "puzzle_id", "puzzle_name", "task_id",
                                               "split", "pair_index", "dihedral", "colours",
                                               "offset_row", "offset_col")}
-    puzzle_id = 0
     for task in tasks:
-        augs = sample_augmentations(config.num_augmentations, rng, fix_background=config.fix_background)
-        for aug in augs:
+        for puzzle_id, aug in plan.for_task(task.id) or [(0, IDENTITY)]:
             for split in config.splits:
                 for index, ex in enumerate(getattr(task, split)):
                     grid_in = aug.apply(ex.input)
@@ -78,7 +123,7 @@ def trm_rows(tasks: Sequence[Task], config: TRMDataConfig = TRMDataConfig()) -> 
                     cols["labels"].append(np.zeros(seq_len, np.uint8) if grid_out is None
                                           else encode_grid(grid_out, offset, config.canvas))
                     cols["puzzle_id"].append(puzzle_id)
-                    cols["puzzle_name"].append(f"{task.id}/{aug.name}")
+                    cols["puzzle_name"].append(plan.names[puzzle_id])
                     cols["task_id"].append(task.id)
                     cols["split"].append(split)
                     cols["pair_index"].append(index)
@@ -86,7 +131,6 @@ def trm_rows(tasks: Sequence[Task], config: TRMDataConfig = TRMDataConfig()) -> 
                     cols["colours"].append(list(aug.colours))
                     cols["offset_row"].append(offset[0])
                     cols["offset_col"].append(offset[1])
-            puzzle_id += 1
     dtypes = {"inputs": np.uint8, "labels": np.uint8, "puzzle_id": np.int32, "pair_index": np.int16,
               "dihedral": np.int8, "colours": np.uint8, "offset_row": np.int8, "offset_col": np.int8}
     for key, dtype in dtypes.items():
@@ -125,11 +169,13 @@ def text_rows(tasks: Sequence[Task], config: TextDataConfig = TextDataConfig()) 
 
 
 def build_trm_dataset(tasks: Sequence[Task], config: TRMDataConfig = TRMDataConfig(), *,
-                      cache_dir: str | os.PathLike | None = None):
+                      plan: AugmentationPlan | None = None, cache_dir: str | os.PathLike | None = None):
     """`datasets.Dataset` of augmented TRM examples (torch-ready columns), cached by content hash."""
     from datasets import Dataset
 
-    return _cached("trm", tasks, config, cache_dir, lambda: Dataset(_arrow_table(trm_rows(tasks, config))))
+    key_extra = None if plan is None else plan.names
+    return _cached("trm", tasks, config, cache_dir,
+                   lambda: Dataset(_arrow_table(trm_rows(tasks, config, plan))), extra=key_extra)
 
 
 def _arrow_table(cols: dict[str, Any]):
@@ -152,22 +198,23 @@ def build_text_dataset(tasks: Sequence[Task], config: TextDataConfig = TextDataC
     return _cached("text", tasks, config, cache_dir, lambda: Dataset.from_dict(text_rows(tasks, config)))
 
 
-def dataset_key(kind: str, tasks: Sequence[Task], config: Any) -> str:
-    """Cache key: the row layout version, the config, and every task's full content (outputs too)."""
+def dataset_key(kind: str, tasks: Sequence[Task], config: Any, extra: Any = None) -> str:
+    """Cache key: the row layout version, the config, every task's full content (outputs too), and
+    `extra` (e.g. an augmentation plan's names)."""
     h = hashlib.sha256(f"{kind}/{CACHE_FORMAT}/".encode())
-    h.update(json.dumps(asdict(config), sort_keys=True).encode())
+    h.update(json.dumps([asdict(config), extra], sort_keys=True).encode())
     for task in tasks:
         h.update(json.dumps([task.id, task.to_json()], separators=(",", ":")).encode())
     return h.hexdigest()[:24]
 
 
 def _cached(kind: str, tasks: Sequence[Task], config: Any, cache_dir: str | os.PathLike | None,
-            build: Callable[[], Any]):
+            build: Callable[[], Any], extra: Any = None):
     from datasets import load_from_disk
 
     if cache_dir is None:
         return build()
-    target = Path(cache_dir) / f"{kind}-{dataset_key(kind, tasks, config)}"
+    target = Path(cache_dir) / f"{kind}-{dataset_key(kind, tasks, config, extra)}"
     if target.is_dir():
         return load_from_disk(str(target))
     dataset = build()

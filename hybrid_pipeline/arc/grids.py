@@ -90,6 +90,14 @@ class Augmentation:
 
         return Task(task.id, tuple(map(example, task.train)), tuple(map(example, task.test)), task.source)
 
+    @classmethod
+    def from_name(cls, name: str) -> Augmentation:
+        """Inverse of `name`: ``t3_c0918273645`` -> Augmentation(3, (0, 9, 1, ...))."""
+        t, _, c = name.partition("_c")
+        if not (t.startswith("t") and t[1:].isdigit() and c.isdigit() and len(c) == NUM_COLOURS):
+            raise ValueError(f"not an augmentation name: {name!r}, expected like 't3_c0123456789'")
+        return cls(int(t[1:]), tuple(int(ch) for ch in c))
+
     def to_dict(self) -> dict[str, Any]:
         return {"dihedral": self.dihedral, "colours": list(self.colours)}
 
