@@ -1,0 +1,139 @@
+"""Benchmark one TRM training step: forward over one supervision step + loss + backward + Adam-atan2 step.
+
+Batch 4, seq 900 (+16 puzzle slots), H_cycles 3, L_cycles 4, 2 layers, float32; hidden 128 (4 heads)
+and 512 (8 heads); on CPU, and on CUDA when available.
+
+Peak memory, measured from just after the model and batch exist (so activations, grads and Adam
+state count): on CUDA, torch.cuda.max_memory_allocated above what was allocated then; on CPU, the
+growth of the process's peak RSS (resource.getrusage ru_maxrss), each measurement in a fresh process
+so that earlier peaks do not hide later ones.
+
+    .venv/bin/python experiments/bench_trm.py --quick
+    PYTHONPATH=/tmp/refdeps .venv/bin/python experiments/bench_trm.py --reference /tmp/trm_ref
+
+`--reference DIR` times the public TinyRecursiveModels model (its ACT model and its stablemax loss
+head, with our Adam-atan2, as its own optimiser is a CUDA extension) from a local checkout at the same
+config, and prints our time as a ratio of its time. The checkout needs `einops` importable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import resource
+import sys
+import time
+
+BATCH, SEQ_LEN, PREFIX = 4, 900, 16
+SIZES = [(128, 4), (512, 8)]
+
+
+def build(impl: str, hidden: int, heads: int, reference_dir: str | None):
+    """(model, step_fn) where step_fn(batch) runs one training step."""
+    import torch
+
+    from hybrid_pipeline.trm import AdamAtan2, TRM, TRMConfig, act_loss
+
+    if impl == "ours":
+        config = TRMConfig(hidden_size=hidden, num_heads=heads, seq_len=SEQ_LEN, puzzle_emb_len=PREFIX,
+                           forward_dtype="float32", num_puzzle_identifiers=8)
+        model = TRM(config).train()
+
+        def loss_of(batch):
+            carry, out = model(model.initial_carry(batch), batch)
+            return act_loss(out, carry.current_data["labels"]).loss
+    else:
+        sys.path.insert(0, reference_dir)
+        from models.losses import ACTLossHead
+        from models.recursive_reasoning.trm import TinyRecursiveReasoningModel_ACTV1
+
+        model = ACTLossHead(TinyRecursiveReasoningModel_ACTV1(dict(
+            batch_size=BATCH, seq_len=SEQ_LEN, puzzle_emb_ndim=hidden, num_puzzle_identifiers=8, vocab_size=12,
+            H_cycles=3, L_cycles=4, H_layers=0, L_layers=2, hidden_size=hidden, expansion=4, num_heads=heads,
+            pos_encodings="rope", halt_max_steps=16, halt_exploration_prob=0.1, forward_dtype="float32",
+            puzzle_emb_len=PREFIX)), loss_type="stablemax_cross_entropy").train()
+
+        def loss_of(batch):
+            _, loss, *_ = model(return_keys=[], carry=model.initial_carry(batch), batch=batch)
+            return loss
+
+    optimizer = AdamAtan2(model.parameters(), lr=1e-4)
+
+    def step(batch):
+        loss_of(batch).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return model, step
+
+
+def measure(impl: str, hidden: int, heads: int, device: str, repeats: int, reference_dir: str | None) -> dict:
+    import torch
+
+    torch.manual_seed(0)
+    with torch.device(device):
+        _, step = build(impl, hidden, heads, reference_dir)
+        batch = {"inputs": torch.randint(2, 12, (BATCH, SEQ_LEN)), "labels": torch.randint(2, 12, (BATCH, SEQ_LEN)),
+                 "puzzle_identifiers": torch.randint(0, 8, (BATCH,))}
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    # the baseline is taken before the warm-up step so that optimiser state and grads count, as in training
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    step(batch)  # warm-up: allocator, optimiser state
+    sync()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step(batch)
+        sync()
+        times.append(time.perf_counter() - start)
+    if device == "cuda":
+        peak = torch.cuda.max_memory_allocated() - base
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+    return {"seconds": min(times), "peak_mib": peak / 2**20}
+
+
+def _child(queue, *args):
+    queue.put(measure(*args))
+
+
+def measure_in_fresh_process(*args) -> dict:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(queue, *args))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reference", metavar="DIR", help="checkout of SamsungSAILMontreal/TinyRecursiveModels")
+    parser.add_argument("--quick", action="store_true", help="1 timed repeat instead of 3")
+    args = parser.parse_args()
+
+    import torch
+
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    impls = ["ours"] + (["reference"] if args.reference else [])
+    repeats = 1 if args.quick else 3
+    print(f"TRM training step: batch {BATCH}, seq {SEQ_LEN}+{PREFIX}, H_cycles 3, L_cycles 4, 2 layers, float32, "
+          f"best of {repeats}; torch {torch.__version__}, {torch.get_num_threads()} threads")
+    header = f"{'device':<6} {'hidden':>6} {'heads':>5} {'impl':<9} {'step s':>8} {'peak MiB':>9} {'ours/ref':>8}"
+    print(header)
+    print("-" * len(header))
+    for device in devices:
+        for hidden, heads in SIZES:
+            results = {impl: measure_in_fresh_process(impl, hidden, heads, device, repeats, args.reference) for impl in impls}
+            for impl, r in results.items():
+                ratio = f"{results['ours']['seconds'] / results['reference']['seconds']:.2f}" if len(results) == 2 and impl == "ours" else ""
+                print(f"{device:<6} {hidden:>6} {heads:>5} {impl:<9} {r['seconds']:>8.3f} {r['peak_mib']:>9.1f} {ratio:>8}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
