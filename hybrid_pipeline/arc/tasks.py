@@ -38,7 +38,8 @@ BUNDLED_SPLITS = {
 }
 
 
-@dataclass(frozen=True)
+# eq=False: grids are arrays, so field-wise == would be ambiguous; tasks compare by identity.
+@dataclass(frozen=True, eq=False)
 class Example:
     """One input/output pair. `output` is None for a test input whose solution is not known."""
 
@@ -46,7 +47,7 @@ class Example:
     output: np.ndarray | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Task:
     """An ARC task: demonstration pairs and test inputs.
 
