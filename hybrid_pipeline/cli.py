@@ -25,6 +25,8 @@ class UsageError(Exception):
 # so that catching them never imports a heavy module the command did not use.
 USER_ERRORS = {
     "hybrid_pipeline.arc.errors": ("ARCDataError",),
+    "hybrid_pipeline.config": ("ConfigError",),
+    "hybrid_pipeline.trm.checkpoint": ("CheckpointError",),
 }
 
 
@@ -107,6 +109,40 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------------------------------
+# trm
+
+
+def cmd_trm_train(args: argparse.Namespace) -> int:
+    from hybrid_pipeline.config import load_config
+    from hybrid_pipeline.trm.train import TRMTrainConfig, train_trm
+
+    config = load_config(TRMTrainConfig, args.config, args.overrides)
+    result = train_trm(config, resume=args.resume)
+    print(f"trained {result.steps} steps; model exported to {result.final_dir}")
+    if result.eval is not None:
+        print(f"held-out tasks: pass@1 {100 * result.eval['pass_at']['1']:.2f}%, "
+              f"pass@2 {100 * result.eval['pass_at']['2']:.2f}% (per task)")
+    return EXIT_OK
+
+
+def cmd_trm_eval(args: argparse.Namespace) -> int:
+    from hybrid_pipeline.trm.evaluate import evaluate_checkpoint
+
+    tasks = _load(args)
+    summary = evaluate_checkpoint(args.checkpoint, tasks, args.out, data_label=args.data,
+                                  batch_size=args.batch_size, max_augmentations=args.views)
+    print(f"wrote {args.out}/submission.json, results.jsonl, summary.json for {summary['tasks']} tasks"
+          + (f" ({summary['skipped_too_large']} too large for the model's canvas)" if summary["skipped_too_large"] else "")
+          + (f"; {summary['unseen_in_training']} never seen in training (blank puzzle embedding)"
+             if summary["unseen_in_training"] else ""))
+    if "task_score" in summary:
+        print(f"{args.data}: per-task pass@2 {100 * summary['task_score']:.2f}%, "
+              f"per-output {100 * summary['output_score']:.2f}%, pass@1 {100 * summary['pass_at'][1]:.2f}%, "
+              f"answer among candidates {100 * summary['oracle']:.2f}%")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------------
 # parser
 
 
@@ -153,6 +189,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_selection(p)
     p.add_argument("--json", action="store_true", help="also print the report as one JSON line")
     p.set_defaults(func=cmd_score)
+
+    trm = commands.add_parser("trm", help="train and evaluate the Tiny Recursive Model").add_subparsers(
+        dest="trm_command", required=True, metavar="SUBCOMMAND")
+    p = trm.add_parser("train", help="train a TRM (also runs under `accelerate launch -m hybrid_pipeline.cli`)")
+    p.add_argument("--config", help="YAML with the values that differ from the paper's defaults")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in out_dir")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. max_steps=100 model.hidden_size=128")
+    p.set_defaults(func=cmd_trm_train)
+
+    p = trm.add_parser("eval", help="vote over augmentations; write submission.json, results.jsonl, summary.json")
+    p.add_argument("--checkpoint", required=True, help="an export dir (runs/x/final or a checkpoints/step-N dir)")
+    p.add_argument("--data", required=True, help=DATA_HELP)
+    _add_selection(p)
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--batch-size", type=_positive_int, default=64)
+    p.add_argument("--views", type=_positive_int, help="augmentations voted per task (default: all trained)")
+    p.set_defaults(func=cmd_trm_eval)
     return parser
 
 

@@ -1,0 +1,158 @@
+"""TRM training and evaluation end to end on real bundled tasks, with a model small enough for CPU.
+
+What users rely on: a killed run resumes to exactly the weights an uninterrupted run reaches; a
+checkpoint is whole or absent; `trm eval` writes a submission that `hybrid-arc score` accepts;
+bad configs and checkpoints exit 2 with one line.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from hybrid_pipeline.arc.errors import ARCDataError
+from hybrid_pipeline.arc.tasks import load_tasks
+from hybrid_pipeline.cli import main
+from hybrid_pipeline.config import config_from_dict
+from hybrid_pipeline.trm.checkpoint import load_trm
+from hybrid_pipeline.trm.evaluate import evaluate_checkpoint
+from hybrid_pipeline.trm.train import TRMTrainConfig, latest_checkpoint, load_training_data, train_trm
+
+TRAIN_IDS = ["0d3d703e", "25ff71a9"]  # every grid at most 6x6: fits an 8x8 canvas with room to translate
+EVAL_IDS = ["66e6c45b"]
+
+
+def tiny_config(out_dir, cache_dir, **overrides) -> TRMTrainConfig:
+    values = {
+        "model": {"hidden_size": 32, "num_heads": 2, "L_layers": 1, "H_cycles": 2, "L_cycles": 2,
+                  "puzzle_emb_len": 2, "halt_max_steps": 2, "forward_dtype": "float32"},
+        "data": "arc-agi-1:training", "tasks": TRAIN_IDS,
+        "eval_data": "arc-agi-1:evaluation", "eval_tasks": EVAL_IDS,
+        "canvas": 8, "num_augmentations": 2, "batch_size": 4, "max_steps": 6, "lr": 1e-3,
+        "lr_warmup_steps": 2, "checkpoint_every": 3, "log_every": 2, "keep_checkpoints": 2,
+        "out_dir": str(out_dir), "cache_dir": str(cache_dir),
+    }
+    values.update(overrides)
+    return config_from_dict(TRMTrainConfig, values)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One uninterrupted 6-step run, shared by the tests that only read its outputs."""
+    root = tmp_path_factory.mktemp("trm")
+    config = tiny_config(root / "run", root / "cache")
+    result = train_trm(config, progress=False)
+    return config, result
+
+
+def _weights(directory):
+    return load_file(str(directory / "model.safetensors"))
+
+
+def test_run_writes_export_checkpoints_log_and_summary(trained):
+    config, result = trained
+    out = result.final_dir.parent
+    assert result.steps == 6
+    assert (result.final_dir / "model.safetensors").is_file() and (result.final_dir / "config.json").is_file()
+    # Checkpoints every 3 steps, the pointer names the newest, and only `keep_checkpoints` are kept.
+    assert sorted(p.name for p in (out / "checkpoints").glob("step-*")) == ["step-0000003", "step-0000006"]
+    assert latest_checkpoint(out).name == "step-0000006"
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in log if "loss" in entry] == [2, 4, 6]
+    assert all(len(entry["loss_by_supervision_step"]) == 2 for entry in log if "loss" in entry)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 6 and set(summary["eval"]["pass_at"]) == {"1", "2", "5", "10"}
+    # The export loads as a model with the run's canvas and one puzzle row per (task, augmentation).
+    model, plan = load_trm(result.final_dir)
+    assert model.config.seq_len == 64
+    assert plan.num_puzzles == 1 + 2 * (len(TRAIN_IDS) + len(EVAL_IDS))  # row 0 is the blank puzzle
+
+
+def test_resume_after_kill_reaches_the_same_weights(trained, tmp_path):
+    config, result = trained
+    killed = tiny_config(tmp_path / "run", tmp_path / "cache")
+    # Stop after 4 steps: the last checkpoint is step 3, so step 4 is lost and redone on resume.
+    train_trm(killed, progress=False, stop_after=4)
+    assert latest_checkpoint(tmp_path / "run").name == "step-0000003"
+    resumed = train_trm(killed, resume=True, progress=False)
+    assert resumed.steps == 6
+    reference, again = _weights(result.final_dir), _weights(resumed.final_dir)
+    assert reference.keys() == again.keys()
+    for name in reference:
+        torch.testing.assert_close(again[name], reference[name], rtol=0, atol=0, msg=name)
+
+
+def test_training_moves_weights_and_the_ema_export_differs_from_raw(trained):
+    config, result = trained
+    state = torch.load(latest_checkpoint(result.final_dir.parent) / "training_state.pt", weights_only=False)
+    exported = _weights(result.final_dir)
+    raw = state["model"]
+    name = next(k for k in exported if "qkv" in k)
+    assert not torch.equal(exported[name], raw[name])  # EMA weights are exported, not the raw ones
+
+
+def test_eval_writes_a_submission_that_score_accepts(trained, tmp_path, capsys):
+    _, result = trained
+    out = tmp_path / "eval"
+    code = main(["trm", "eval", "--checkpoint", str(result.final_dir), "--data", "arc-agi-1:evaluation",
+                 "--tasks", ",".join(EVAL_IDS + ["00576224"]), "--out", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "1 never seen in training" in printed and "per-task pass@2" in printed
+    submission = json.loads((out / "submission.json").read_text())
+    assert sorted(submission) == sorted(EVAL_IDS + ["00576224"])
+    results = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert {r["task_id"]: r["seen_in_training"] for r in results} == {"66e6c45b": True, "00576224": False}
+    assert main(["score", "--submission", str(out / "submission.json"), "--data", "arc-agi-1:evaluation",
+                 "--tasks", ",".join(EVAL_IDS + ["00576224"])]) == 0
+
+
+def test_eval_does_not_read_test_outputs(trained, tmp_path):
+    _, result = trained
+    tasks = load_tasks("arc-agi-1:evaluation", ids=EVAL_IDS).tasks
+    with_solutions = evaluate_checkpoint(result.final_dir, tasks, tmp_path / "a", progress=False)
+    stripped = evaluate_checkpoint(result.final_dir, [t.without_solutions() for t in tasks], tmp_path / "b",
+                                   progress=False)
+    assert (tmp_path / "a" / "submission.json").read_text() == (tmp_path / "b" / "submission.json").read_text()
+    assert "task_score" in with_solutions and "task_score" not in stripped
+
+
+def test_leakage_between_training_and_evaluation_is_refused_by_default(tmp_path):
+    # 070dd51e (ARC-AGI-1 evaluation) has a test pair that is a pair of 40853293 (training).
+    config = tiny_config(tmp_path / "run", tmp_path / "cache", tasks=["40853293"], eval_tasks=["070dd51e"],
+                         canvas=30)
+    with pytest.raises(ARCDataError, match="070dd51e"):
+        load_training_data(config)
+    excluded = load_training_data(config.__class__(**{**config.__dict__, "leakage": "exclude"}))
+    assert excluded.eval_tasks == []
+
+
+def test_no_training_tasks_trains_on_evaluation_demonstrations_only(tmp_path):
+    config = tiny_config(tmp_path / "run", tmp_path / "cache", data=None, tasks=None)
+    data = load_training_data(config)
+    task = load_tasks("arc-agi-1:evaluation", ids=EVAL_IDS).tasks[0]
+    assert len(data.inputs) == 2 * len(task.train)  # demonstrations under 2 augmentations, no test pair
+
+
+def test_bad_config_and_checkpoint_exit_2_with_one_line(tmp_path, capsys):
+    config = tmp_path / "bad.yaml"
+    config.write_text("model:\n  hidden_sise: 64\n")
+    assert main(["trm", "train", "--config", str(config)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "hidden_sise" in err[0] and str(config) in err[0]
+
+    assert main(["trm", "train", "max_steps=zero"]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+    broken = tmp_path / "ckpt"
+    broken.mkdir()
+    (broken / "config.json").write_text("{}")
+    (broken / "model.safetensors").write_bytes(b"not safetensors")
+    assert main(["trm", "eval", "--checkpoint", str(broken), "--data", "arc-agi-1:evaluation",
+                 "--tasks", EVAL_IDS[0], "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(broken) in err[0]
+    assert not (tmp_path / "out" / "submission.json").exists()
