@@ -30,7 +30,6 @@ SIZES = [(128, 4), (512, 8)]
 
 def build(impl: str, hidden: int, heads: int, reference_dir: str | None):
     """(model, step_fn) where step_fn(batch) runs one training step."""
-    import torch
 
     from hybrid_pipeline.trm import AdamAtan2, TRM, TRMConfig, act_loss
 
