@@ -118,6 +118,8 @@ def cmd_trm_train(args: argparse.Namespace) -> int:
 
     config = load_config(TRMTrainConfig, args.config, args.overrides)
     result = train_trm(config, resume=args.resume)
+    if not result.is_main_process:
+        return EXIT_OK
     print(f"trained {result.steps} steps; model exported to {result.final_dir}")
     if result.eval is not None:
         print(f"held-out tasks: pass@1 {100 * result.eval['pass_at']['1']:.2f}%, "

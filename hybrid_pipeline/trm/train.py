@@ -205,6 +205,7 @@ class TrainResult:
     steps: int
     last_log: dict[str, Any]
     eval: dict[str, Any] | None
+    is_main_process: bool = True  # under `accelerate launch`, only one process should report
 
 
 def train_trm(config: TRMTrainConfig, *, resume: bool = False, progress: bool = True,
@@ -376,7 +377,7 @@ def train_trm(config: TRMTrainConfig, *, resume: bool = False, progress: bool = 
             save_checkpoint(step)
         if stop_after is not None and step - start_step >= stop_after:
             bar.close()
-            return TrainResult(out_dir / "checkpoints", step, last_log, None)
+            return TrainResult(out_dir / "checkpoints", step, last_log, None, accelerator.is_main_process)
     bar.close()
 
     eval_result = evaluate_now()
@@ -387,7 +388,7 @@ def train_trm(config: TRMTrainConfig, *, resume: bool = False, progress: bool = 
                    "eval": None if eval_result is None else {k: v for k, v in eval_result.items() if k != "ranks"}}
         atomic_write_json(out_dir / "summary.json", summary, indent=2)
     accelerator.wait_for_everyone()
-    return TrainResult(final_dir, step, last_log, eval_result)
+    return TrainResult(final_dir, step, last_log, eval_result, accelerator.is_main_process)
 
 
 def _gather_puzzle_rows(accelerator: Any, embedding: Any) -> None:
