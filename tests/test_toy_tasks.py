@@ -1,0 +1,184 @@
+"""Toy task families (experiments/toy_tasks.py): each rule on hand-checked grids, the generated tasks'
+invariants, and (slow) that the TRM learns the simple families on a CPU.
+
+Nothing imports `experiments` (it is not a package); the module is loaded from its file path instead
+of being run as a subprocess, because these tests assert on the arrays its pure functions return,
+which a subprocess could only hand back through files. Loading it is cheap: torch and the trainer
+are imported inside the training functions only.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hybrid_pipeline.arc.tasks import load_tasks
+
+SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "toy_tasks.py"
+
+
+def _load_module():
+    spec = importlib.util.spec_from_file_location("toy_tasks", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+toy = _load_module()
+
+
+def g(rows):
+    return np.array(rows, dtype=np.uint8)
+
+
+# --------------------------------------------------------------------------------------------------
+# rules on hand-checked grids
+
+@pytest.mark.parametrize("family, grid, expected", [
+    ("flip_lr", [[1, 2, 0], [0, 3, 4]], [[0, 2, 1], [4, 3, 0]]),
+    ("flip_ud", [[1, 2, 0], [0, 3, 4]], [[0, 3, 4], [1, 2, 0]]),
+    ("rotate90", [[1, 2, 0], [0, 3, 4]], [[0, 4], [2, 3], [1, 0]]),  # counter-clockwise
+    ("transpose", [[1, 2, 0], [0, 3, 4]], [[1, 0], [2, 3], [0, 4]]),
+    ("gravity", [[5, 0, 7], [0, 6, 0], [8, 0, 0]], [[0, 0, 0], [5, 0, 0], [8, 6, 7]]),
+])
+def test_transform_rules(family, grid, expected):
+    np.testing.assert_array_equal(toy.TRANSFORMS[family](g(grid)), g(expected))
+
+
+def test_map_colours_keeps_background():
+    mapping = g([0, 2, 3, 4, 5, 6, 7, 8, 9, 1])  # c -> c + 1, 9 -> 1
+    np.testing.assert_array_equal(toy.map_colours(g([[0, 1], [9, 4]]), mapping), g([[0, 2], [1, 5]]))
+
+
+def test_mirror_left_half():
+    grid = g([[1, 2, 0, 0],
+              [0, 3, 0, 0]])
+    np.testing.assert_array_equal(toy.mirror_left_half(grid), g([[1, 2, 2, 1],
+                                                                [0, 3, 3, 0]]))
+
+
+def test_fill_enclosed_fills_only_what_the_border_cannot_reach():
+    grid = g([[2, 2, 2, 2, 0, 0],
+              [2, 0, 0, 2, 0, 3],
+              [2, 2, 2, 2, 0, 3],
+              [0, 0, 0, 0, 0, 3],
+              [0, 3, 3, 3, 3, 3]])  # the 3-shape is open to the top: nothing inside it is enclosed
+    expected = grid.copy()
+    expected[1, 1:3] = 7
+    np.testing.assert_array_equal(toy.fill_enclosed(grid, 7), expected)
+
+
+# --------------------------------------------------------------------------------------------------
+# generated tasks
+
+@pytest.mark.parametrize("family", toy.FAMILIES)
+def test_generated_pairs_follow_the_family_rule(family):
+    task = toy.make_task(family, n_train=40, n_test=10, seed=3)
+    pairs = task.train + task.test
+    if family in toy.TRANSFORMS:
+        for ex in pairs:
+            np.testing.assert_array_equal(ex.output, toy.TRANSFORMS[family](ex.input))
+    elif family == "colour_map":
+        mapping = {}  # one permutation for the whole task, background fixed
+        for ex in pairs:
+            assert ex.output.shape == ex.input.shape
+            for a, b in zip(ex.input.ravel().tolist(), ex.output.ravel().tolist()):
+                assert mapping.setdefault(a, b) == b
+        assert mapping.get(0, 0) == 0
+        assert len(set(mapping.values())) == len(mapping)
+    elif family == "object_copy":
+        for ex in pairs:
+            w = ex.input.shape[1]
+            assert w % 2 == 0 and not ex.input[:, w // 2:].any()
+            np.testing.assert_array_equal(ex.output, toy.mirror_left_half(ex.input))
+    elif family == "fill_enclosed":
+        fills = {int(c) for ex in pairs for c in ex.output[(ex.input == 0) & (ex.output != 0)]}
+        assert len(fills) == 1  # one fill colour for the whole task
+        colour = fills.pop()
+        for ex in pairs:
+            assert colour not in ex.input
+            np.testing.assert_array_equal(ex.output, toy.fill_enclosed(ex.input, colour))
+
+
+@pytest.mark.parametrize("family", toy.FAMILIES)
+def test_grids_fit_the_canvas_and_tests_are_unseen(family):
+    task = toy.make_task(family, n_train=200, n_test=30, seed=0)
+    assert (len(task.train), len(task.test)) == (200, 30)
+    for ex in task.train + task.test:
+        for grid in (ex.input, ex.output):
+            assert grid.dtype == np.uint8 and grid.ndim == 2
+            assert 1 <= min(grid.shape) and max(grid.shape) <= 10
+            assert grid.max() <= 9
+        assert ex.input.any()
+    seen = {(ex.input.shape, ex.input.tobytes()) for ex in task.train}
+    assert not any((ex.input.shape, ex.input.tobytes()) in seen for ex in task.test)
+
+
+def test_object_copy_input_holds_one_connected_object():
+    for ex in toy.make_task("object_copy", n_train=50, n_test=1, seed=1).train:
+        cells = set(zip(*np.nonzero(ex.input)))
+        stack, reached = [next(iter(cells))], set()
+        while stack:
+            r, c = stack.pop()
+            if (r, c) in cells and (r, c) not in reached:
+                reached.add((r, c))
+                stack += [(r + 1, c), (r - 1, c), (r, c + 1), (r, c - 1)]
+        assert reached == cells
+
+
+def _same_task(a, b):
+    return a.id == b.id and a.to_json() == b.to_json()
+
+
+def test_tasks_are_deterministic_per_seed_and_family():
+    assert _same_task(toy.make_task("colour_map", 20, 5, seed=7), toy.make_task("colour_map", 20, 5, seed=7))
+    assert not _same_task(toy.make_task("colour_map", 20, 5, seed=7), toy.make_task("colour_map", 20, 5, seed=8))
+
+
+def test_a_family_does_not_depend_on_the_others(tmp_path):
+    alone = toy.write_toy_tasks(tmp_path / "a", ["gravity"], n_train=10, n_test=2, seed=0)
+    together = toy.write_toy_tasks(tmp_path / "b", ["flip_lr", "gravity"], n_train=10, n_test=2, seed=0)
+    assert alone[0].read_text() == together[1].read_text()
+
+
+def test_written_tasks_load_back(tmp_path):
+    paths = toy.write_toy_tasks(tmp_path, toy.FAMILIES, n_train=12, n_test=3, seed=0)
+    assert [p.name for p in paths] == [f"{f}.json" for f in toy.FAMILIES]
+    result = load_tasks(tmp_path, require_solutions=True)
+    assert result.problems == []
+    loaded = {t.id: t for t in result.tasks}
+    assert sorted(loaded) == sorted(toy.FAMILIES)
+    for family in toy.FAMILIES:
+        assert _same_task(loaded[family], toy.make_task(family, 12, 3, seed=0))
+
+
+def test_unknown_family_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        toy.main(["--families", "flip_lr,spin", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "spin" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------------
+# learning
+
+@pytest.mark.slow
+def test_trm_learns_a_per_cell_rule_on_cpu(tmp_path):
+    """A TRM that cannot learn a fixed recolouring from 1000 pairs in 500 steps has a bug.
+
+    Steps, not minutes, bound the run so that the result does not depend on the machine's load.
+
+    Measured on the 2-core CPU: colour_map alone reaches 1.000 pass@1 in these 500 steps (162 s).
+    In a 10-minute run of all simple families (~800 steps) the geometric ones (flips, rotation,
+    transpose) stayed near 0, so they are reported by the script, not asserted here.
+    """
+    run = subprocess.run([sys.executable, str(SCRIPT), "--families", "colour_map", "--check", "0.9",
+                          "--minutes", "30", "--quiet", "--out", str(tmp_path), "max_steps=500"],
+                         check=False, capture_output=True, text=True, timeout=30 * 60)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
