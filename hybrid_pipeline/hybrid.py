@@ -1,0 +1,640 @@
+"""`HybridModel`: a frozen language model, a text->latent adapter, the TRM and a refiner, as one module.
+
+One training step (`forward`), shapes with B batch, T prompt tokens, A answer tokens, L grid cells,
+P TRM prefix slots, D TRM width, K prefix tokens:
+
+    prompt [B,T] --backbone (frozen)--> hidden [B,T,D_llm]   (or precomputed: the backbone is frozen,
+                                                                so cached states are exact)
+    hidden --TextToLatentAdapter--> z_H, z_L [B,L,D] (--VAE bottleneck, optional--)
+        -> init_z_H / init_z_L (injected after the TRM's reset) and `conditioning` (added to the input
+           injection of every z_L update, the only path with grad at H_cycles > 1)
+    test input [B,L] --TRM, `supervision_steps` ACT steps--> logits [B,L,12], q_halt [B], latents [B,P+L,D]
+        -> grid loss (stablemax CE per cell) + halting loss (BCE: "exactly right now")
+    latents' L cells --refiner (attention pooling | slot refiner)--> prefix [B,K,D_llm] (+1 feedback token)
+    backbone forward with inputs_embeds = [prefix ; prompt ; answer], weights frozen, grad on the
+        prefix -> LM loss on answer tokens only (causal: shifted CE; diffusion: masked positions, no shift)
+
+The loss is lm_weight * lm + grid_weight * grid + halt_weight * halt + kl_weight * kl. Grid and halt
+losses are means over sequences and over supervision steps, so the weights compare with the LM's
+per-token mean.
+
+Batches are dicts of tensors (`encode_examples` builds them from text and grids):
+    prompt_ids [B,T] long, prompt_mask [B,T] (left-padded, so generation continues from column T),
+    answer_ids [B,A] long, answer_mask [B,A] (right-padded; EOS included),
+    inputs [B,L] long (TRM tokens of the test input), labels [B,L] long (of its answer; PAD ignored),
+    puzzle_identifiers [B] long (optional, default 0: the blank puzzle),
+    prompt_hidden [B,T,D_llm] (optional, precomputed backbone states),
+    feedback [B, num_kinds] (optional problem counts, adds one prefix token; see adapters.feedback).
+
+`save_pretrained` writes only what trains (adapters, TRM, refiner, feedback embedder, LoRA through
+peft); the backbone is named in config.json by name or path and loaded again by `from_pretrained`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from adapters import (
+    FeedbackEmbedder,
+    FeedbackEmbedderConfig,
+    LatentToTextAdapter,
+    LatentToTextConfig,
+    SlotRefiner,
+    SlotRefinerConfig,
+    TextToLatentAdapter,
+    TextToLatentConfig,
+    VAEAdapter,
+)
+from adapters.text_to_latent import check_width
+from hybrid_pipeline.arc.grids import GridDecodeError, decode_grid, encode_grid
+from hybrid_pipeline.arc.text import AnswerParseError, grid_to_text, parse_grid
+from hybrid_pipeline.backbones import BackboneConfig, load_backbone
+from hybrid_pipeline.trm import TRM, TRMConfig, act_loss
+from hybrid_pipeline.trm.checkpoint import CheckpointError, write_dir_atomically
+from hybrid_pipeline.trm.losses import LOSS_FUNCTIONS, PAD_ID
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+LORA_DIR = "lora"
+REFINERS = ("attention", "slot")
+CONDITIONINGS = ("sum", "z_H", "z_L", "none")
+IGNORE_INDEX = -100  # Hugging Face's label for "no loss here"
+
+
+@dataclass
+class HybridConfig:
+    """Everything needed to rebuild a `HybridModel` (the backbone by name or path, never its weights).
+
+    The width fields of the adapter sections (llm_hidden, trm_hidden, num_positions, grid_side) are
+    set by `HybridModel.from_config` from the loaded backbone and `trm`; values written there are
+    replaced. A saved model keeps the widths it was built with, and `from_pretrained` refuses a
+    backbone of another width, naming both. The layer whose hidden states feed the adapter is
+    `backbone.hidden_layer`.
+    """
+
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    trm: TRMConfig = field(default_factory=TRMConfig)
+    text_to_latent: TextToLatentConfig = field(default_factory=TextToLatentConfig)
+    refiner: str = "attention"  # "attention" (LatentToTextAdapter) | "slot" (SlotRefiner)
+    latent_to_text: LatentToTextConfig = field(default_factory=LatentToTextConfig)
+    slot_refiner: SlotRefinerConfig = field(default_factory=SlotRefinerConfig)
+    use_vae: bool = False  # variational bottleneck on each cell's (z_H, z_L) from the adapter
+    vae_latent_dim: int = 256
+    feedback: bool = False  # a FeedbackEmbedder adds one prefix token when a batch carries `feedback`
+    feedback_embedder: FeedbackEmbedderConfig = field(default_factory=FeedbackEmbedderConfig)
+    # What the adapter adds to the TRM's input injection. The initial latents alone get no gradient at
+    # H_cycles > 1 (their rounds run without grad); "sum" trains both halves of the adapter's output.
+    conditioning: str = "sum"
+    supervision_steps: int = 1  # TRM ACT steps per forward (carry detached between them, as the paper)
+    loss_type: str = "stablemax"
+    lm_weight: float = 1.0
+    grid_weight: float = 1.0
+    halt_weight: float = 0.5  # the paper's weight on the halting BCE
+    kl_weight: float = 1e-3  # per-cell KL summed over the latent, averaged over cells; only with use_vae
+    seed: int = 0  # initial weights of the trainable parts
+
+    def __post_init__(self):
+        if self.refiner not in REFINERS:
+            raise ValueError(f"HybridConfig.refiner must be one of {', '.join(REFINERS)}, got {self.refiner!r}")
+        if self.conditioning not in CONDITIONINGS:
+            raise ValueError(f"HybridConfig.conditioning must be one of {', '.join(CONDITIONINGS)}, "
+                             f"got {self.conditioning!r}")
+        if self.loss_type not in LOSS_FUNCTIONS:
+            raise ValueError(f"HybridConfig.loss_type must be one of {', '.join(LOSS_FUNCTIONS)}, "
+                             f"got {self.loss_type!r}")
+        if isinstance(self.supervision_steps, bool) or self.supervision_steps < 1:
+            raise ValueError(f"HybridConfig.supervision_steps must be a positive integer, got {self.supervision_steps!r}")
+        for name in ("lm_weight", "grid_weight", "halt_weight", "kl_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"HybridConfig.{name} must be >= 0, got {getattr(self, name)!r}")
+
+    @property
+    def canvas(self) -> int:
+        """Side of the TRM's square grid canvas (30 for ARC's 900 cells)."""
+        side = math.isqrt(self.trm.seq_len)
+        if side * side != self.trm.seq_len:
+            raise ValueError(f"trm.seq_len {self.trm.seq_len} is not a square canvas; ARC grids need side**2 cells")
+        return side
+
+    def with_widths(self, llm_hidden: int) -> HybridConfig:
+        """A copy whose adapter sections have the backbone's width and the TRM's width and length.
+
+        Only the refiner in use is touched: the other's config may not accept this TRM width.
+        """
+        D, L = self.trm.hidden_size, self.trm.seq_len
+        changes: dict[str, Any] = {
+            "text_to_latent": dataclasses.replace(self.text_to_latent, llm_hidden=llm_hidden, trm_hidden=D,
+                                                  num_positions=L),
+            "feedback_embedder": dataclasses.replace(self.feedback_embedder, llm_hidden=llm_hidden),
+        }
+        if self.refiner == "slot":
+            changes["slot_refiner"] = dataclasses.replace(self.slot_refiner, llm_hidden=llm_hidden, trm_hidden=D)
+        else:
+            changes["latent_to_text"] = dataclasses.replace(self.latent_to_text, llm_hidden=llm_hidden, trm_hidden=D,
+                                                            grid_side=self.canvas)
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        from hybrid_pipeline.config import config_to_dict
+
+        return config_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "HybridConfig") -> HybridConfig:
+        from hybrid_pipeline.config import config_from_dict
+
+        return config_from_dict(cls, values, source=source)
+
+
+@dataclass
+class HybridOutput:
+    loss: torch.Tensor           # scalar: the weighted sum below
+    lm_loss: torch.Tensor        # scalar: mean over answer tokens (causal) / LLaDA's masked loss (diffusion)
+    grid_loss: torch.Tensor      # scalar: TRM cell loss, mean over sequences and supervision steps
+    halt_loss: torch.Tensor      # scalar: halting BCE, mean over sequences and supervision steps
+    kl: torch.Tensor             # scalar: VAE KL (0 without the VAE)
+    logits: torch.Tensor         # [B,L,V] TRM logits of the last supervision step
+    q_halt_logits: torch.Tensor  # [B]
+    prefix_embeds: torch.Tensor  # [B,K(+1),D_llm] what the LM was given
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class HybridPrediction:
+    trm_tokens: torch.Tensor            # [B,L] argmax of the TRM's last step
+    q_halt_logits: torch.Tensor         # [B]
+    trm_grids: list[np.ndarray | None]  # decoded strictly by the data layer; None when malformed
+    trm_errors: list[str | None]        # why a TRM grid is None
+    answer_texts: list[str]             # the LM's answer, up to its EOS
+    answer_grids: list[np.ndarray | None]
+    answer_errors: list[str | None]     # why an answer grid is None
+    prefix_embeds: torch.Tensor         # [B,K(+1),D_llm]
+
+
+@dataclass
+class ParameterReport:
+    """Trainable vs frozen parameter counts per part of the hybrid."""
+
+    rows: list[tuple[str, int, int]]  # (part, trainable, frozen)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def trainable(self) -> int:
+        return sum(r[1] for r in self.rows)
+
+    @property
+    def frozen(self) -> int:
+        return sum(r[2] for r in self.rows)
+
+    def to_dict(self) -> dict[str, dict[str, int]]:
+        return {part: {"trainable": t, "frozen": f} for part, t, f in self.rows}
+
+    def __str__(self) -> str:
+        rows = self.rows + [("total", self.trainable, self.frozen)]
+        width = max(len(r[0]) for r in rows)
+        lines = [f"{'part':<{width}}  {'trainable':>13}  {'frozen':>13}"]
+        lines += [f"{part:<{width}}  {t:>13,}  {f:>13,}" for part, t, f in rows]
+        return "\n".join(lines + self.notes)
+
+
+class HybridModel(nn.Module):
+    """backbone + text_to_latent + trm + refiner (+ vae, + feedback embedder) with one training forward."""
+
+    def __init__(self, backbone: nn.Module, text_to_latent: TextToLatentAdapter, trm: TRM,
+                 refiner: LatentToTextAdapter | SlotRefiner, vae: VAEAdapter | None = None,
+                 feedback: FeedbackEmbedder | None = None, *, config: HybridConfig | None = None):
+        super().__init__()
+        llm, D = backbone.hidden_size, trm.config.hidden_size
+        # widths are checked here, at build time, so a mismatch names both widths before any forward
+        text_to_latent.check_width(llm)
+        refiner.check_width(llm)
+        check_width(text_to_latent.config.trm_hidden, D, "TextToLatentAdapter TRM hidden size")
+        check_width(refiner.config.trm_hidden, D, f"{type(refiner).__name__} TRM hidden size")
+        if text_to_latent.config.num_positions not in (trm.config.seq_len, trm.config.total_len):
+            raise ValueError(f"TextToLatentAdapter has {text_to_latent.config.num_positions} positions, the TRM "
+                             f"{trm.config.seq_len} grid cells ({trm.config.total_len} with its prefix slots)")
+        if vae is not None and vae.mu.in_features != 2 * D:
+            raise ValueError(f"VAEAdapter input width {vae.mu.in_features} should be 2 x TRM hidden = {2 * D}")
+        if feedback is not None:
+            check_width(feedback.config.llm_hidden, llm, "FeedbackEmbedder LLM hidden size")
+
+        self.backbone = backbone
+        self.text_to_latent = text_to_latent
+        self.trm = trm
+        self.refiner = refiner
+        self.vae = vae
+        self.feedback = feedback
+        kind = "slot" if isinstance(refiner, SlotRefiner) else "attention"
+        config = config or HybridConfig()
+        # the stored config describes the parts actually held, so save_pretrained rebuilds them
+        self.config = dataclasses.replace(
+            config, backbone=backbone.config, trm=trm.config, text_to_latent=text_to_latent.config, refiner=kind,
+            latent_to_text=refiner.config if kind == "attention" else config.latent_to_text,
+            slot_refiner=refiner.config if kind == "slot" else config.slot_refiner,
+            use_vae=vae is not None, vae_latent_dim=vae.mu.out_features if vae is not None else config.vae_latent_dim,
+            feedback=feedback is not None,
+            feedback_embedder=feedback.config if feedback is not None else config.feedback_embedder)
+
+    # ---- building -----------------------------------------------------------------------------
+
+    @classmethod
+    def from_config(cls, config: HybridConfig, *, backbone: nn.Module | None = None) -> HybridModel:
+        """Load the backbone (unless given) and build fresh trainable parts, seeded by `config.seed`."""
+        backbone = backbone if backbone is not None else load_backbone(config.backbone)
+        return cls._build(config.with_widths(backbone.hidden_size), backbone)
+
+    @classmethod
+    def _build(cls, config: HybridConfig, backbone: nn.Module) -> HybridModel:
+        D = config.trm.hidden_size
+        with torch.random.fork_rng(devices=[]):  # same seed, same weights; the caller's RNG is untouched
+            torch.manual_seed(config.seed)
+            text_to_latent = TextToLatentAdapter(config.text_to_latent)
+            trm = TRM(config.trm)
+            refiner = (SlotRefiner(config.slot_refiner) if config.refiner == "slot"
+                       else LatentToTextAdapter(config.latent_to_text))
+            # beta 1: the KL's weight is config.kl_weight alone
+            vae = VAEAdapter(2 * D, config.vae_latent_dim, 2 * D, beta=1.0) if config.use_vae else None
+            feedback = FeedbackEmbedder(config.feedback_embedder) if config.feedback else None
+        model = cls(backbone, text_to_latent, trm, refiner, vae, feedback, config=config)
+        return model._place_trainable_parts()
+
+    def _place_trainable_parts(self) -> HybridModel:
+        device = self.backbone.device
+        for part in self._trainable_parts().values():
+            part.to(device)
+        return self
+
+    def _trainable_parts(self) -> dict[str, nn.Module]:
+        parts = {"text_to_latent": self.text_to_latent, "vae": self.vae, "trm": self.trm,
+                 "refiner": self.refiner, "feedback": self.feedback}
+        return {name: part for name, part in parts.items() if part is not None}
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """What an optimiser should get: every parameter with requires_grad (LoRA weights included)."""
+        return [p for p in self.parameters() if p.requires_grad]
+
+    @property
+    def backbone_trains(self) -> bool:
+        return any(p.requires_grad for p in self.backbone.parameters())
+
+    # ---- the pieces of a forward ------------------------------------------------------------
+
+    def encode_prompt(self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Backbone hidden states [B,T,D_llm] of the prompt at layer `backbone.config.hidden_layer`.
+
+        Without LoRA the backbone is frozen, so this runs without grad and may be cached.
+        """
+        backbone = self.backbone
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.backbone_trains):
+            if backbone.config.kind == "causal":
+                return backbone.hidden_states(prompt_ids, prompt_mask)
+            if backbone.config.hidden_layer != -1:
+                raise ValueError(f"the diffusion backbone gives only its last layer's hidden states; set "
+                                 f"backbone.hidden_layer=-1 (got {backbone.config.hidden_layer})")
+            _, hidden = backbone(prompt_ids, attention_mask=prompt_mask, output_hidden_states=True)
+            return hidden
+
+    def _prompt_hidden(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if "prompt_hidden" in batch:
+            if self.backbone_trains:
+                raise ValueError("precomputed prompt_hidden is exact only for a frozen backbone; with LoRA the "
+                                 "hidden states change as it trains, so leave prompt_hidden out of the batch")
+            return batch["prompt_hidden"]
+        return self.encode_prompt(batch["prompt_ids"], batch.get("prompt_mask"))
+
+    def _reason(self, batch: dict[str, torch.Tensor], hidden: torch.Tensor, steps: int,
+                generator: torch.Generator | None, with_loss: bool) -> dict[str, Any]:
+        """Adapter -> TRM for `steps` supervision steps -> refiner prefix; losses when `with_loss`."""
+        cfg = self.config
+        z_H, z_L = self.text_to_latent(hidden, batch.get("prompt_mask"))  # each [B,L,D]
+        kl = hidden.new_zeros((), dtype=torch.float32)
+        if self.vae is not None:
+            bottleneck = self.vae(torch.cat([z_H, z_L], dim=-1), generator=generator)  # [B,L,2D]
+            z_H, z_L = bottleneck.sample.chunk(2, dim=-1)
+            kl = bottleneck.kl
+        conditioning = {"sum": lambda: z_H + z_L, "z_H": lambda: z_H, "z_L": lambda: z_L,
+                        "none": lambda: None}[cfg.conditioning]()
+
+        inputs = batch["inputs"]
+        B = inputs.shape[0]
+        trm_batch = {"inputs": inputs, "puzzle_identifiers": batch.get(
+            "puzzle_identifiers", torch.zeros(B, dtype=torch.long, device=inputs.device))}
+        if with_loss:
+            trm_batch["labels"] = batch["labels"]
+        carry = self.trm.initial_carry(trm_batch)
+        grid_loss = halt_loss = kl.new_zeros(())
+        for _ in range(steps):
+            # Every call passes the injection: sequences that halted restart from it, the rest ignore it.
+            carry, out = self.trm(carry, trm_batch, init_z_H=z_H, init_z_L=z_L, conditioning=conditioning,
+                                  generator=generator)
+            if with_loss:
+                labels = carry.current_data["labels"]
+                step = act_loss(out, labels, loss_type=cfg.loss_type, halt_loss_weight=0.0)
+                grid_loss = grid_loss + step.loss / B
+                halt_target = exactly_right(out["logits"], labels).to(out["q_halt_logits"].dtype)
+                halt_loss = halt_loss + F.binary_cross_entropy_with_logits(out["q_halt_logits"], halt_target)
+
+        P = self.trm.config.prefix_len
+        dtype = next(self.refiner.parameters()).dtype
+        cells_H, cells_L = out["z_H"][:, P:].to(dtype), out["z_L"][:, P:].to(dtype)  # each [B,L,D]
+        stats = None
+        if isinstance(self.refiner, SlotRefiner):
+            prefix, stats = self.refiner(cells_H, cells_L, return_stats=True)  # [B,K,D_llm]
+        else:
+            prefix = self.refiner(cells_H, cells_L)  # [B,K,D_llm]
+        if self.feedback is not None and "feedback" in batch:
+            prefix = torch.cat([prefix, self.feedback(batch["feedback"]).to(prefix.dtype)], dim=1)  # [B,K+1,D_llm]
+        return {"out": out, "prefix": prefix, "grid_loss": grid_loss / steps, "halt_loss": halt_loss / steps,
+                "kl": kl, "slot_stats": stats}
+
+    def _lm_loss(self, batch: dict[str, torch.Tensor], prefix: torch.Tensor,
+                 generator: torch.Generator | None) -> torch.Tensor:
+        """LM loss on the answer tokens with the prefix in front; grad reaches the prefix, not the weights."""
+        prompt_ids, answer_ids = batch["prompt_ids"], batch["answer_ids"]
+        prompt_mask = batch.get("prompt_mask", torch.ones_like(prompt_ids))
+        answer_mask = batch.get("answer_mask", torch.ones_like(answer_ids))
+        ids = torch.cat([prompt_ids, answer_ids], dim=1)  # [B,T+A]
+        mask = torch.cat([prompt_mask, answer_mask.to(prompt_mask.dtype)], dim=1)
+        if self.backbone.config.kind == "causal":
+            labels = torch.cat([torch.full_like(prompt_ids, IGNORE_INDEX),
+                                answer_ids.masked_fill(~answer_mask.bool(), IGNORE_INDEX)], dim=1)
+            return self.backbone.forward_with_prefix(prefix, ids, mask, labels=labels).loss
+        # masked diffusion: only answer tokens may be masked, and each is scored at its own position
+        eligible = torch.cat([torch.zeros_like(prompt_ids, dtype=torch.bool), answer_mask.bool()], dim=1)
+        return self.backbone.diffusion_loss(ids, answer_mask=eligible, prefix_embeds=prefix, attention_mask=mask,
+                                            generator=generator).loss
+
+    # ---- training forward -------------------------------------------------------------------
+
+    def forward(self, batch: dict[str, torch.Tensor], *, generator: torch.Generator | None = None) -> HybridOutput:
+        """One joint step's losses. `generator` drives the TRM's halting exploration, the VAE sample and
+        the diffusion masking, so a seeded generator makes the step reproducible."""
+        cfg = self.config
+        needed = {"inputs", "labels"}
+        if cfg.lm_weight or "prompt_hidden" not in batch:
+            needed.add("prompt_ids")
+        if cfg.lm_weight:
+            needed.add("answer_ids")
+        missing = sorted(needed - set(batch))
+        if missing:
+            raise ValueError(f"HybridModel.forward: batch lacks {', '.join(missing)} (has {', '.join(sorted(batch))})")
+
+        hidden = self._prompt_hidden(batch)
+        parts = self._reason(batch, hidden, cfg.supervision_steps, generator, with_loss=True)
+        out, prefix = parts["out"], parts["prefix"]
+        lm_loss = self._lm_loss(batch, prefix, generator) if cfg.lm_weight else prefix.new_zeros(())
+
+        terms = [(cfg.lm_weight, lm_loss), (cfg.grid_weight, parts["grid_loss"]),
+                 (cfg.halt_weight, parts["halt_loss"]), (cfg.kl_weight if self.vae is not None else 0.0, parts["kl"])]
+        # a zero weight leaves its term out entirely, so it can neither add gradient nor propagate a NaN
+        loss = sum((w * t.float() for w, t in terms if w), start=prefix.new_zeros((), dtype=torch.float32))
+
+        with torch.no_grad():
+            labels = batch["labels"]
+            valid = labels != PAD_ID
+            right = out["logits"].argmax(-1) == labels
+            metrics = {
+                "loss": float(loss), "lm_loss": float(lm_loss), "grid_loss": float(parts["grid_loss"]),
+                "halt_loss": float(parts["halt_loss"]), "kl": float(parts["kl"]),
+                "cell_accuracy": float((right & valid).sum() / valid.sum().clamp(min=1)),
+                "exact_accuracy": float(exactly_right(out["logits"], labels).float().mean()),
+                "q_halt_mean": float(out["q_halt_logits"].mean()),
+                "prefix_tokens": float(prefix.shape[1]),
+            }
+            if parts["slot_stats"] is not None:
+                metrics["refiner_confidence"] = float(parts["slot_stats"].final_confidence.mean())
+                metrics["refiner_steps"] = float(parts["slot_stats"].steps_taken.float().mean())
+        return HybridOutput(loss=loss, lm_loss=lm_loss, grid_loss=parts["grid_loss"], halt_loss=parts["halt_loss"],
+                            kl=parts["kl"], logits=out["logits"], q_halt_logits=out["q_halt_logits"],
+                            prefix_embeds=prefix, metrics=metrics)
+
+    # ---- inference ----------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def predict(self, batch: dict[str, torch.Tensor], *, supervision_steps: int | None = None,
+                max_new_tokens: int | None = None, constrain_to_grid: bool = True, block_length: int = 32,
+                diffusion_steps: int | None = None, generator: torch.Generator | None = None,
+                **generate_kwargs) -> HybridPrediction:
+        """The TRM's grid and the LM's answer for each row of `batch` (prompt_ids, prompt_mask, inputs).
+
+        The TRM runs `supervision_steps` steps (default `halt_max_steps`, as the paper evaluates); the
+        LM answers with the refiner's prefix in front: greedy causal generation of at most
+        `max_new_tokens` (default: a full canvas with newlines and EOS), or LLaDA-style unmasking of
+        that many tokens rounded up to `block_length`, in `diffusion_steps` steps (default one per
+        token). Reads no labels or answers.
+        """
+        was_training = self.training
+        self.eval()
+        try:
+            hidden = self._prompt_hidden(batch)
+            steps = supervision_steps or self.trm.config.halt_max_steps
+            parts = self._reason(batch, hidden, steps, generator, with_loss=False)
+            out, prefix = parts["out"], parts["prefix"]
+            tokens = self._generate(batch, prefix, max_new_tokens, constrain_to_grid, block_length,
+                                    diffusion_steps, generator, generate_kwargs)
+        finally:
+            self.train(was_training)
+
+        trm_tokens = out["logits"].argmax(-1)  # [B,L]
+        trm_grids, trm_errors = [], []
+        for row in trm_tokens.cpu().numpy():
+            try:
+                trm_grids.append(decode_grid(row).astype(np.uint8))
+                trm_errors.append(None)
+            except GridDecodeError as e:
+                trm_grids.append(None)
+                trm_errors.append(str(e))
+        texts = self._decode_answers(tokens)
+        answer_grids, answer_errors = [], []
+        for text in texts:
+            try:
+                answer_grids.append(parse_grid(text))
+                answer_errors.append(None)
+            except AnswerParseError as e:
+                answer_grids.append(None)
+                answer_errors.append(str(e))
+        return HybridPrediction(trm_tokens=trm_tokens, q_halt_logits=out["q_halt_logits"], trm_grids=trm_grids,
+                                trm_errors=trm_errors, answer_texts=texts, answer_grids=answer_grids,
+                                answer_errors=answer_errors, prefix_embeds=prefix)
+
+    def _generate(self, batch, prefix, max_new_tokens, constrain_to_grid, block_length, diffusion_steps,
+                  generator, generate_kwargs) -> torch.Tensor:
+        """New answer tokens [B,N]."""
+        side = self.config.canvas
+        n = max_new_tokens or side * (side + 1) + 1  # every row and its newline, then EOS
+        prompt_ids, prompt_mask = batch["prompt_ids"], batch.get("prompt_mask")
+        if self.backbone.config.kind == "causal":
+            return self.backbone.generate(prompt_ids, prefix, attention_mask=prompt_mask, max_new_tokens=n,
+                                          constrain_to_grid=constrain_to_grid, **generate_kwargs)
+        gen_length = -(-n // block_length) * block_length
+        sample = self.backbone.generate(prompt_ids, prefix, attention_mask=prompt_mask, gen_length=gen_length,
+                                        block_length=block_length, steps=diffusion_steps or gen_length,
+                                        constrain_to_grid=constrain_to_grid, generator=generator, **generate_kwargs)
+        return sample.tokens[:, :n]  # the block rounding added positions nobody asked for
+
+    def _decode_answers(self, tokens: torch.Tensor) -> list[str]:
+        tokenizer = self.backbone.tokenizer
+        eos = tokenizer.eos_token_id
+        texts = []
+        for row in tokens.tolist():
+            if eos is not None and eos in row:
+                row = row[:row.index(eos)]
+            texts.append(tokenizer.decode(row, skip_special_tokens=True))
+        return texts
+
+    def encode(self, prompts: Sequence[str], test_inputs: Sequence[np.ndarray], *,
+               test_outputs: Sequence[np.ndarray] | None = None, answers: Sequence[str] | None = None,
+               puzzle_ids: Sequence[int] | None = None) -> dict[str, torch.Tensor]:
+        """`encode_examples` with this model's tokenizer, canvas and device."""
+        return encode_examples(self.backbone.tokenizer, prompts, test_inputs, test_outputs=test_outputs,
+                               answers=answers, puzzle_ids=puzzle_ids, canvas=self.config.canvas,
+                               device=self.backbone.device)
+
+    # ---- persistence --------------------------------------------------------------------------
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """State of every part but the backbone (buffers such as the TRM's fixed initial latents included)."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("backbone.")}
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write config.json, model.safetensors (trained parts) and lora/ (peft adapter, when present),
+        atomically: a reader sees the old directory or the new one."""
+        from safetensors.torch import save_file
+
+        state = {k: v.detach().contiguous().cpu() for k, v in self.trainable_state_dict().items()}
+        config = self.config.to_dict()
+
+        def write(scratch: Path) -> None:
+            (scratch / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+            save_file(state, str(scratch / WEIGHTS_NAME), metadata={"format": "pt"})
+            if self.backbone.config.lora:
+                self.backbone.model.save_pretrained(str(scratch / LORA_DIR))  # peft writes the adapter only
+
+        write_dir_atomically(directory, write)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, *, backbone: nn.Module | None = None) -> HybridModel:
+        """Rebuild from `save_pretrained` output; the backbone is loaded from the config's name or path
+        unless one is given (it must have the width the adapters were trained with)."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
+        if not config_path.is_file():
+            raise CheckpointError(f"{config_path}: missing (a hybrid checkpoint holds {CONFIG_NAME} and {WEIGHTS_NAME})")
+        try:
+            values = json.loads(config_path.read_text())
+        except json.JSONDecodeError as e:
+            raise CheckpointError(f"{config_path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+        config = HybridConfig.from_dict(values, source=str(config_path))
+        try:
+            state = load_file(str(weights_path))
+        except FileNotFoundError:
+            raise CheckpointError(f"{weights_path}: missing (a hybrid checkpoint holds {CONFIG_NAME} and "
+                                  f"{WEIGHTS_NAME})") from None
+        except (SafetensorError, OSError, ValueError) as e:
+            raise CheckpointError(f"{weights_path}: corrupt or truncated safetensors file ({e})") from None
+
+        backbone = backbone if backbone is not None else load_backbone(config.backbone)
+        if config.backbone.lora and not backbone.config.lora:
+            raise CheckpointError(f"{config_path}: the saved backbone has LoRA adapters, the given backbone has none; "
+                                  "load it with lora=True or let from_pretrained load it")
+        model = cls._build(config, backbone)  # saved widths as they are: a different backbone fails here
+        expected = model.trainable_state_dict()
+        missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+        mismatched = [f"{k} {tuple(v.shape)} in the file, {tuple(expected[k].shape)} for {CONFIG_NAME}"
+                      for k, v in state.items() if k in expected and v.shape != expected[k].shape]
+        if missing or unexpected or mismatched:
+            detail = "; ".join(mismatched[:3] + [f"missing {k}" for k in missing[:3]]
+                               + [f"unexpected {k}" for k in unexpected[:3]])
+            raise CheckpointError(f"{weights_path}: weights do not match {CONFIG_NAME}: {detail}")
+        model.load_state_dict(state, strict=False)  # strict over the trained parts, checked above
+        lora = directory / LORA_DIR
+        if config.backbone.lora:
+            if not lora.is_dir():
+                raise CheckpointError(f"{lora}: missing; config.json says the backbone has LoRA adapters")
+            from peft import set_peft_model_state_dict
+            from peft.utils import load_peft_weights
+
+            set_peft_model_state_dict(model.backbone.model, load_peft_weights(str(lora), device=str(model.backbone.device)))
+        return model
+
+    # ---- reporting ----------------------------------------------------------------------------
+
+    def parameter_report(self) -> ParameterReport:
+        def counts(module: nn.Module) -> tuple[int, int]:
+            trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+            return trainable, sum(p.numel() for p in module.parameters()) - trainable
+
+        rows = [("backbone", *counts(self.backbone))]
+        rows += [(name, *counts(part)) for name, part in self._trainable_parts().items()]
+        notes = []
+        if self.backbone.config.quantized:
+            notes.append("backbone counts are of stored (quantised, packed) elements")
+        if self.trm.puzzle_emb is not None:
+            rows.append(("trm puzzle table*", self.trm.puzzle_emb.weight.numel(), 0))
+            notes.append("* a buffer trained by sparse sign-SGD on the rows a batch uses, not by the dense optimiser")
+        return ParameterReport(rows, notes)
+
+
+def exactly_right(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """[B] bool: every non-PAD cell predicted right (what the halting head learns to recognise)."""
+    return ((logits.argmax(-1) == labels) | (labels == PAD_ID)).all(dim=-1)
+
+
+def encode_examples(tokenizer: Any, prompts: Sequence[str], test_inputs: Sequence[np.ndarray], *,
+                    test_outputs: Sequence[np.ndarray] | None = None, answers: Sequence[str] | None = None,
+                    puzzle_ids: Sequence[int] | None = None, canvas: int = 30,
+                    device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
+    """A `HybridModel` batch from prompt texts and test grids (see the module docstring for the keys).
+
+    Answers default to the test outputs as text (`grid_to_text`); the answer tokens end with EOS so
+    the LM learns to stop. Without outputs or answers the batch is for `predict` only.
+    """
+    B = len(prompts)
+    if len(test_inputs) != B:
+        raise ValueError(f"{B} prompts but {len(test_inputs)} test inputs")
+    if answers is None and test_outputs is not None:
+        answers = [grid_to_text(g) for g in test_outputs]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+    def padded(rows: list[list[int]], left: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(map(len, rows))
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            span = slice(width - len(row), width) if left else slice(0, len(row))
+            ids[i, span] = torch.tensor(row, dtype=torch.long)
+            mask[i, span] = 1
+        return ids, mask
+
+    batch: dict[str, torch.Tensor] = {}
+    batch["prompt_ids"], batch["prompt_mask"] = padded([tokenizer(p)["input_ids"] for p in prompts], left=True)
+    if answers is not None:
+        eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+        rows = [tokenizer(a, add_special_tokens=False)["input_ids"] + eos for a in answers]
+        batch["answer_ids"], batch["answer_mask"] = padded(rows, left=False)
+    batch["inputs"] = torch.from_numpy(np.stack([encode_grid(np.asarray(g, dtype=np.uint8), canvas=canvas)
+                                                 for g in test_inputs]).astype(np.int64))
+    if test_outputs is not None:
+        batch["labels"] = torch.from_numpy(np.stack([encode_grid(np.asarray(g, dtype=np.uint8), canvas=canvas)
+                                                     for g in test_outputs]).astype(np.int64))
+    batch["puzzle_identifiers"] = torch.tensor(list(puzzle_ids) if puzzle_ids is not None else [0] * B,
+                                               dtype=torch.long)
+    return {k: v.to(device) for k, v in batch.items()} if device is not None else batch
+
+
+__all__ = ["HybridConfig", "HybridModel", "HybridOutput", "HybridPrediction", "ParameterReport", "encode_examples",
+           "exactly_right"]
