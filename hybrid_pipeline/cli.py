@@ -145,6 +145,32 @@ def cmd_trm_eval(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------------------------------
+# sandbox
+
+
+def cmd_sandbox_run(args: argparse.Namespace) -> int:
+    import json
+
+    from verifier.sandbox import SandboxError, program_report_json
+
+    try:
+        report = program_report_json(args.program, args.data, args.task, time_limit_s=args.time_limit,
+                                     memory_limit_mb=args.memory_limit)
+    except SandboxError as e:  # the sandbox itself could not run: a fault of this machine, not the input
+        print(f"error: sandbox failed: {e}", file=sys.stderr)
+        return EXIT_FAULT
+    print(_compact_rows(json.dumps(report, indent=2)))
+    return EXIT_OK
+
+
+def _compact_rows(text: str) -> str:
+    """Indented JSON with each grid row on one line ([1, 8, 2]) instead of one number per line."""
+    import re
+
+    return re.sub(r"\[\s+(-?\d+(?:,\s+-?\d+)*)\s+\]", lambda m: "[" + re.sub(r",\s+", ", ", m.group(1)) + "]", text)
+
+
+# --------------------------------------------------------------------------------------------------
 # parser
 
 
@@ -208,6 +234,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive_int, default=64)
     p.add_argument("--views", type=_positive_int, help="augmentations voted per task (default: all trained)")
     p.set_defaults(func=cmd_trm_eval)
+
+    sandbox = commands.add_parser("sandbox", help="run untrusted candidate programs safely").add_subparsers(
+        dest="sandbox_command", required=True, metavar="SUBCOMMAND")
+    p = sandbox.add_parser("run", help="run transform(grid) from FILE on a task's inputs; print the report as JSON")
+    p.add_argument("--program", required=True, help="Python source defining transform(grid) -> grid")
+    p.add_argument("--data", required=True, help=DATA_HELP)
+    p.add_argument("--task", required=True, help="task id")
+    p.add_argument("--time-limit", type=float, default=2.0, help="seconds per grid (default 2)")
+    p.add_argument("--memory-limit", type=int, default=512, help="MiB for the child process (default 512)")
+    p.set_defaults(func=cmd_sandbox_run)
     return parser
 
 
