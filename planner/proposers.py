@@ -1,0 +1,128 @@
+"""Proposers the planner can ask for candidates. Each sees the task without its test outputs.
+
+- `TRMProposer`: the TRM's voted candidates over augmentations, best first; a retry takes the next
+  distinct one (the TRM is deterministic, so feedback cannot change its prediction).
+- `LLMProposer`: the language model answers a prompt with every demonstration, the test input and
+  the earlier attempts with the verifier's feedback.
+- `ProgramProposer`: the language model writes `transform(grid)`; the sandbox runs it on the train
+  pairs (its score there is the candidate's consistency) and on the test input.
+- `HybridProposer`: the hybrid model's TRM grid, conditioned on the language model's reading.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+from hybrid_pipeline.arc.scoring import grids_equal
+from hybrid_pipeline.arc.tasks import Task
+from planner.trace import Attempt, Proposal
+
+
+class TRMProposer:
+    name = "trm"
+
+    def __init__(self, model, plan, *, max_augmentations: int | None = 8, batch_size: int = 16,
+                 random_weights: bool = False):
+        self.model = model.eval()
+        self.plan = plan
+        self.canvas = math.isqrt(model.config.seq_len)
+        self.max_augmentations = max_augmentations
+        self.batch_size = batch_size
+        self.random_weights = random_weights
+        self._boxes: dict[str, object] = {}
+
+    @classmethod
+    def from_checkpoint(cls, directory, **kwargs) -> "TRMProposer":
+        from hybrid_pipeline.trm.checkpoint import load_trm
+
+        model, plan = load_trm(directory)
+        return cls(model, plan, **kwargs)
+
+    @classmethod
+    def untrained(cls, *, seed: int = 0, **kwargs) -> "TRMProposer":
+        """A small randomly initialised TRM on the full 30x30 canvas: the offline default, so the loop
+        runs end to end before any training. Its answers are noise, and it says so."""
+        import torch
+
+        from hybrid_pipeline.arc.datasets import AugmentationPlan
+        from hybrid_pipeline.trm.config import TRMConfig
+        from hybrid_pipeline.trm.model import TRM
+
+        torch.manual_seed(seed)
+        config = TRMConfig(hidden_size=64, num_heads=4, L_layers=2, H_cycles=2, L_cycles=2, halt_max_steps=2,
+                           forward_dtype="float32", num_puzzle_identifiers=1)
+        return cls(TRM(config), AugmentationPlan.sample([], 1, seed=seed), random_weights=True, **kwargs)
+
+    def _box(self, task: Task):
+        if task.id not in self._boxes:
+            from hybrid_pipeline.trm.evaluate import vote_predictions
+
+            self._boxes[task.id] = vote_predictions(self.model, [task], self.plan, canvas=self.canvas,
+                                                    batch_size=self.batch_size,
+                                                    max_augmentations=self.max_augmentations)
+        return self._boxes[task.id]
+
+    def propose(self, task: Task, test_index: int, history: Sequence[Attempt]) -> Proposal:
+        side = max(max(ex.input.shape) for ex in (*task.train, *task.test))
+        if side > self.canvas:
+            return Proposal(None, error=f"task grids up to {side}x{side} do not fit the TRM's "
+                                        f"{self.canvas}x{self.canvas} canvas")
+        ranked = self._box(task).ranked(task.id, test_index)
+        seen = [a.grid for a in history if a.grid is not None]
+        for candidate in ranked:
+            if not any(grids_equal(candidate.grid, g) for g in seen):
+                return Proposal(candidate.grid, confidence=float(candidate.votes))
+        return Proposal(None, error=f"no further distinct TRM candidate ({len(ranked)} in all, all proposed"
+                                    f"{' or none decodable' if not ranked else ''})")
+
+
+def prompt_with_feedback(task: Task, test_index: int, history: Sequence[Attempt], *, max_shown: int = 3) -> str:
+    """The task prompt (every demonstration, the test input) with the last few attempts and what the
+    verifier said about each, so a retry can avoid the same mistakes. Ends where the answer goes."""
+    from hybrid_pipeline.arc.text import OUTPUT_MARKER, grid_to_text, task_to_prompt
+
+    prompt = task_to_prompt(task, test_index)
+    shown = [a for a in history if a.duplicate_of is None][-max_shown:]
+    if not shown:
+        return prompt
+    notes = ["Earlier attempts at this test input were wrong:"]
+    for attempt in shown:
+        answer = grid_to_text(attempt.grid) if attempt.grid is not None else "(no grid)\n"
+        notes.append(f"Attempt {attempt.index + 1}:\n{answer}Feedback: {attempt.feedback}")
+    head, marker, _ = prompt.rpartition(OUTPUT_MARKER)
+    return head + "\n".join(notes) + "\n" + marker + "\n"
+
+
+class HybridProposer:
+    """The hybrid model: the LM reads the prompt (with feedback), the TRM reasons from its latents,
+    the LM answers with the TRM's latents as prefix tokens. Proposes the LM's answer, then the TRM's
+    grid, whichever is new."""
+
+    name = "hybrid"
+
+    def __init__(self, model, *, random_weights: bool = False):
+        self.model = model.eval()
+        self.random_weights = random_weights or getattr(model.backbone, "random_weights", False)
+
+    def propose(self, task: Task, test_index: int, history: Sequence[Attempt]) -> Proposal:
+        side = max(max(ex.input.shape) for ex in (*task.train, *task.test))
+        canvas = self.model.config.canvas
+        if side > canvas:
+            return Proposal(None, error=f"task grids up to {side}x{side} do not fit the hybrid's "
+                                        f"{canvas}x{canvas} canvas")
+        prompt = prompt_with_feedback(task, test_index, history)
+        batch = self.model.encode([prompt], [task.test[test_index].input])
+        if self.model.feedback is not None and history:
+            from adapters.feedback import problem_counts
+
+            batch["feedback"] = problem_counts([history[-1].verdict.problems], device=self.model.backbone.device)
+        prediction = self.model.predict(batch)
+        seen = [a.grid for a in history if a.grid is not None]
+        options = [(prediction.answer_grids[0], prediction.answer_texts[0]), (prediction.trm_grids[0], None)]
+        for grid, text in options:
+            if grid is not None and not any(grids_equal(grid, g) for g in seen):
+                return Proposal(grid, text=text, confidence=float(prediction.q_halt_logits[0]))
+        errors = [e for e in (prediction.answer_errors[0], prediction.trm_errors[0]) if e]
+        return Proposal(None, text=prediction.answer_texts[0],
+                        error="; ".join(errors) or "the hybrid repeated earlier answers")

@@ -1,0 +1,70 @@
+"""What the planner did, attempt by attempt: JSON-friendly records for results.jsonl and the report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from verifier.verdict import Verdict
+
+
+@dataclass
+class Proposal:
+    """One candidate from a proposer.
+
+    grid: the answer, or None when the proposer produced nothing usable (then `error` says why).
+    text: what the proposer wrote (LM answer text, program source), kept for the trace.
+    problems/consistency: what the proposer itself found out; a program proposer runs its program on
+    the train pairs, and `consistency` is the fraction it got exactly right (1.0 when not applicable).
+    """
+
+    grid: np.ndarray | None
+    text: str | None = None
+    error: str | None = None
+    confidence: float = 0.0
+    problems: tuple = ()
+    consistency: float = 1.0
+
+
+@dataclass
+class Attempt:
+    proposer: str
+    index: int  # 0-based within its test input
+    grid: np.ndarray | None
+    text: str | None
+    error: str | None
+    verdict: Verdict
+    feedback: str  # what the next attempt is told about this one
+    seconds: float
+    duplicate_of: int | None = None  # index of the earlier attempt that proposed the same grid
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"proposer": self.proposer, "index": self.index,
+                "grid": None if self.grid is None else self.grid.tolist(), "text": self.text,
+                "error": self.error, "verdict": self.verdict.to_dict(), "feedback": self.feedback,
+                "seconds": round(self.seconds, 4), "duplicate_of": self.duplicate_of}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Attempt":
+        grid = None if data["grid"] is None else np.asarray(data["grid"], dtype=np.uint8)
+        return cls(data["proposer"], data["index"], grid, data.get("text"), data.get("error"),
+                   Verdict.from_dict(data["verdict"]), data.get("feedback", ""), data.get("seconds", 0.0),
+                   data.get("duplicate_of"))
+
+
+@dataclass
+class TestInputResult:
+    """The attempts made for one test input and the (up to) two answers chosen from them."""
+
+    answers: list[np.ndarray] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"answers": [a.tolist() for a in self.answers], "attempts": [a.to_dict() for a in self.attempts]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TestInputResult":
+        return cls([np.asarray(a, dtype=np.uint8) for a in data["answers"]],
+                   [Attempt.from_dict(a) for a in data["attempts"]])
