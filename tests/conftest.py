@@ -7,11 +7,16 @@ import os
 
 import numpy as np
 import pytest
+import torch
 
 # Tests never touch the network: model and dataset hubs stay offline.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+# One intra-op thread for torch: the models in tests are tiny, so a second thread buys nothing, and
+# when another process holds the other core torch's spinning threads slow tiny ops down 10x or more.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
