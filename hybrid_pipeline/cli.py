@@ -27,6 +27,9 @@ USER_ERRORS = {
     "hybrid_pipeline.arc.errors": ("ARCDataError",),
     "hybrid_pipeline.config": ("ConfigError",),
     "hybrid_pipeline.trm.checkpoint": ("CheckpointError",),
+    "hybrid_pipeline.backbones.config": ("BackboneLoadError",),
+    "hybrid_pipeline.baseline": ("BaselineError",),
+    "planner.run": ("PlanError",),
 }
 
 
@@ -145,6 +148,52 @@ def cmd_trm_eval(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------------------------------
+# plan
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from hybrid_pipeline.arc.tasks import load_tasks
+    from planner.build import PlanSetup, build_planner
+    from planner.run import run_plan
+
+    try:
+        setup = PlanSetup(proposers=tuple(args.proposers.split(",")), backbone=args.backbone,
+                          backbone_kind=args.backbone_kind, trm=args.trm, hybrid=args.hybrid,
+                          attempts=args.attempts, seed=args.seed)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    ids = args.tasks.split(",") if args.tasks else None
+    loaded = load_tasks(args.data, ids=ids, limit=args.limit)
+    for problem in loaded.problems:  # reported now and again at the end; the good tasks still run
+        print(f"error: {problem}", file=sys.stderr)
+    if not loaded.tasks:
+        raise UsageError(f"{args.data}: no task to run")
+    planner, meta = build_planner(setup)
+    if meta["random_weights"]:
+        print(f"NOTE: random weights in {', '.join(meta['random_weights'])}: this run checks the pipeline, "
+              "its answers are noise. Pass --backbone PATH, --trm DIR or --hybrid DIR for trained models.")
+    meta["data"] = args.data
+    try:
+        run = run_plan(planner, loaded.tasks, args.out, resume=args.resume, task_timeout_s=args.task_timeout,
+                       meta=meta, progress=not args.quiet)
+    except KeyboardInterrupt:
+        print(f"interrupted: every file in {args.out} is valid; rerun with --resume to continue", file=sys.stderr)
+        return 130
+    summary = run.summary
+    print(f"{args.data}: {summary['finished']} of {summary['tasks']} tasks, {summary['test_inputs']} test inputs, "
+          f"{summary['attempts']} attempts, {summary['errors']} task errors, {summary['seconds']:.1f} s")
+    if "task_score" in summary:
+        print(f"  per-task score    {100 * summary['task_score']:6.2f}%  ({summary['solved_tasks']} tasks solved)")
+        print(f"  per-output score  {100 * summary['output_score']:6.2f}%")
+    print(f"wrote {args.out}/submission.json, results.jsonl, summary.json, report.html")
+    if loaded.problems:
+        print(f"error: {len(loaded.problems)} problems in the input (listed above); those tasks did not run",
+              file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------------
 # sandbox
 
 
@@ -234,6 +283,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive_int, default=64)
     p.add_argument("--views", type=_positive_int, help="augmentations voted per task (default: all trained)")
     p.set_defaults(func=cmd_trm_eval)
+
+    p = commands.add_parser("plan", help="attempt tasks: propose, verify, retry with feedback; write a report")
+    p.add_argument("--data", required=True, help=DATA_HELP)
+    _add_selection(p)
+    p.add_argument("--backbone", default="tiny-random",
+                   help="local path or hub id of a causal LM (default: tiny-random, offline, random weights)")
+    p.add_argument("--backbone-kind", choices=("causal", "diffusion"), default="causal")
+    p.add_argument("--trm", metavar="DIR", help="TRM export from `hybrid-arc trm train` (default: untrained)")
+    p.add_argument("--hybrid", metavar="DIR", help="hybrid export from joint training (default: untrained)")
+    p.add_argument("--proposers", default="hybrid,llm,trm", help="comma-separated: hybrid, llm, trm, program")
+    p.add_argument("--attempts", type=_positive_int, default=4, help="attempts per test input (default 4)")
+    p.add_argument("--task-timeout", type=float, metavar="SECONDS", help="record a task as failed after this")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--resume", action="store_true", help="skip tasks already in OUT/results.jsonl")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_plan)
 
     sandbox = commands.add_parser("sandbox", help="run untrusted candidate programs safely").add_subparsers(
         dest="sandbox_command", required=True, metavar="SUBCOMMAND")

@@ -126,3 +126,81 @@ class HybridProposer:
         errors = [e for e in (prediction.answer_errors[0], prediction.trm_errors[0]) if e]
         return Proposal(None, text=prediction.answer_texts[0],
                         error="; ".join(errors) or "the hybrid repeated earlier answers")
+
+
+class LLMProposer:
+    """The language model answers the task prompt, with the earlier attempts and their feedback.
+
+    Decoding is greedy: each retry's prompt differs (it carries the new feedback), so greedy
+    answers differ too, and a run is reproducible without seeds.
+    """
+
+    name = "llm"
+
+    def __init__(self, answer_model, *, max_new_tokens: int | None = None):
+        from hybrid_pipeline.baseline import MAX_ANSWER_TOKENS
+
+        self.model = answer_model
+        self.max_new_tokens = max_new_tokens or MAX_ANSWER_TOKENS
+        self.random_weights = bool(getattr(answer_model, "random_weights", False))
+
+    def propose(self, task: Task, test_index: int, history: Sequence[Attempt]) -> Proposal:
+        from hybrid_pipeline.arc.text import AnswerParseError, parse_grid
+
+        prompt = prompt_with_feedback(task, test_index, history)
+        text = self.model.generate_answers(prompt, 1, temperature=0.0, max_new_tokens=self.max_new_tokens,
+                                           seed=0)[0]
+        try:
+            return Proposal(parse_grid(text), text=text)
+        except AnswerParseError as e:
+            return Proposal(None, text=text, error=f"the answer is not a grid: {e}")
+
+
+PROGRAM_INSTRUCTIONS = (
+    "Write a Python function `transform(grid)` that maps every example input above to its output. "
+    "`grid` is a list of rows of ints 0-9; return the output grid the same way. Answer with the code only.\n")
+
+
+def extract_program(text: str) -> str | None:
+    """The Python source in an LM answer: a fenced ```python block if any, else everything from the
+    first `def transform`; None when there is no `transform` function."""
+    import re
+
+    fenced = re.search(r"```(?:python)?\n(.*?)```", text, flags=re.S)
+    source = fenced.group(1) if fenced else text[text.find("def transform"):] if "def transform" in text else None
+    if source is None or "def transform" not in source:
+        return None
+    return source
+
+
+class ProgramProposer:
+    """The language model writes `transform(grid)`; the sandbox runs it on every train input (its
+    exact-match share there is the candidate's consistency) and on the test input (the candidate)."""
+
+    name = "program"
+
+    def __init__(self, answer_model, *, max_new_tokens: int = 512, time_limit_s: float = 2.0,
+                 memory_limit_mb: int = 512):
+        self.model = answer_model
+        self.max_new_tokens = max_new_tokens
+        self.time_limit_s = time_limit_s
+        self.memory_limit_mb = memory_limit_mb
+        self.random_weights = bool(getattr(answer_model, "random_weights", False))
+
+    def propose(self, task: Task, test_index: int, history: Sequence[Attempt]) -> Proposal:
+        from verifier.sandbox import check_program, program_problems
+
+        prompt = prompt_with_feedback(task, test_index, history)
+        prompt = prompt[:prompt.rfind("Output:")] + PROGRAM_INSTRUCTIONS
+        text = self.model.generate_answers(prompt, 1, temperature=0.0, max_new_tokens=self.max_new_tokens,
+                                           seed=0)[0]
+        source = extract_program(text)
+        if source is None:
+            return Proposal(None, text=text, error="the answer holds no `def transform(grid)`")
+        report = check_program(source, task, time_limit_s=self.time_limit_s, memory_limit_mb=self.memory_limit_mb)
+        outputs = report.test_outputs()
+        grid = outputs[test_index] if test_index < len(outputs) else None
+        problems = tuple(program_problems(report))
+        consistency = report.n_train_exact / len(report.train) if report.train else 0.0
+        error = None if grid is not None else "the program gave no grid for the test input"
+        return Proposal(grid, text=source, error=error, problems=problems, consistency=consistency)
