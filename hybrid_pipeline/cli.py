@@ -148,6 +148,31 @@ def cmd_trm_eval(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------------------------------
+# baseline
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from hybrid_pipeline.backbones.config import BackboneConfig
+    from hybrid_pipeline.baseline import BaselineConfig, format_table, run_baseline
+
+    kind = args.kind or ("diffusion" if args.backbone == "tiny-random-diffusion" else "causal")
+    try:  # the configs check their values; a ValueError here is a bad flag
+        backbone = BackboneConfig(kind=kind, name_or_path=args.backbone, dtype=args.dtype,
+                                  load_in_4bit=args.load_in_4bit, load_in_8bit=args.load_in_8bit,
+                                  trust_remote_code=args.trust_remote_code)
+        config = BaselineConfig(data=args.data, out_dir=args.out, tasks=args.tasks, limit=args.limit,
+                                backbone=backbone, attempts=args.attempts, augment=args.augment,
+                                temperature=args.temperature, max_new_tokens=args.max_new_tokens,
+                                seed=args.seed, resume=args.resume)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    summary = run_baseline(config)
+    print(format_table(summary))
+    print(f"wrote {args.out}/submission.json, results.jsonl, summary.json")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------------
 # plan
 
 
@@ -283,6 +308,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive_int, default=64)
     p.add_argument("--views", type=_positive_int, help="augmentations voted per task (default: all trained)")
     p.set_defaults(func=cmd_trm_eval)
+
+    p = commands.add_parser("baseline", help="LLM-only baseline: few-shot answers, optional augmentation voting")
+    p.add_argument("--data", required=True, help=DATA_HELP)
+    _add_selection(p)
+    p.add_argument("--backbone", required=True, help="tiny-random | tiny-random-diffusion | local dir | hub id")
+    p.add_argument("--kind", choices=("causal", "diffusion"), default=None,
+                   help="default: diffusion for tiny-random-diffusion, else causal")
+    p.add_argument("--attempts", type=_positive_int, default=2, help="answers per prompt: greedy, then sampled")
+    p.add_argument("--augment", type=int, default=0, help="random augmentations voted besides the original")
+    p.add_argument("--temperature", type=float, default=0.7, help="for the sampled answers")
+    p.add_argument("--max-new-tokens", type=_positive_int, help="default: enough for a 30x30 grid")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dtype", default="float32", help="torch dtype of the backbone, or auto")
+    p.add_argument("--load-in-4bit", action="store_true")
+    p.add_argument("--load-in-8bit", action="store_true")
+    p.add_argument("--trust-remote-code", action="store_true", help="needed by LLaDA checkpoints")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--resume", action="store_true", help="skip tasks already in OUT/results.jsonl")
+    p.set_defaults(func=cmd_baseline)
 
     p = commands.add_parser("plan", help="attempt tasks: propose, verify, retry with feedback; write a report")
     p.add_argument("--data", required=True, help=DATA_HELP)

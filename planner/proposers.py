@@ -105,6 +105,17 @@ class HybridProposer:
         self.model = model.eval()
         self.random_weights = random_weights or getattr(model.backbone, "random_weights", False)
 
+    def _stop_kwargs(self) -> dict:
+        """Causal generation stops once more tokens cannot change the parsed grid (an untrained LM
+        otherwise writes a whole 30x31 canvas every time)."""
+        if self.model.config.backbone.kind != "causal":
+            return {}
+        from transformers import StoppingCriteriaList
+
+        from hybrid_pipeline.baseline import grid_end_stop
+
+        return {"stopping_criteria": StoppingCriteriaList([grid_end_stop(self.model.backbone.tokenizer)])}
+
     def propose(self, task: Task, test_index: int, history: Sequence[Attempt]) -> Proposal:
         side = max(max(ex.input.shape) for ex in (*task.train, *task.test))
         canvas = self.model.config.canvas
@@ -117,7 +128,7 @@ class HybridProposer:
             from adapters.feedback import problem_counts
 
             batch["feedback"] = problem_counts([history[-1].verdict.problems], device=self.model.backbone.device)
-        prediction = self.model.predict(batch)
+        prediction = self.model.predict(batch, **self._stop_kwargs())
         seen = [a.grid for a in history if a.grid is not None]
         options = [(prediction.answer_grids[0], prediction.answer_texts[0]), (prediction.trm_grids[0], None)]
         for grid, text in options:
