@@ -63,3 +63,35 @@ def test_usage_errors_exit_2_with_one_line(tmp_path, capsys):
     assert main(args) == 2  # would overwrite results.jsonl
     assert "--resume" in capsys.readouterr().err
     assert main(args + ["--resume"]) == 0
+
+
+def test_a_killed_run_resumes_to_the_same_submission(tmp_path):
+    """SIGKILL (no chance to clean up) after the first task, then --resume: same files as one run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    tasks = "3c9b0459,6150a2bd,67a3c6ac,0d3d703e,25ff71a9"
+
+    def command(out):
+        return [sys.executable, "-m", "hybrid_pipeline.cli", "plan", "--data", "arc-agi-1:training", "--tasks", tasks,
+                "--proposers", "trm", "--attempts", "2", "--out", str(out), "--quiet"]
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    whole = tmp_path / "whole"
+    assert subprocess.run(command(whole), env=env, capture_output=True, timeout=300).returncode == 0
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(command(killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (killed / "results.jsonl").exists():
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len((killed / "results.jsonl").read_text().splitlines())
+    assert 1 <= done < 5, "the kill should land mid-run"
+    assert subprocess.run(command(killed) + ["--resume"], env=env, capture_output=True, timeout=300).returncode == 0
+    assert (killed / "submission.json").read_text() == (whole / "submission.json").read_text()
+    assert len((killed / "results.jsonl").read_text().splitlines()) == 5
