@@ -118,6 +118,25 @@ def test_prompt_cache_reuse_matches_re_encoding(causal):
         causal.generate(ids, prompt_cache=cache)
 
 
+def test_left_padding_changes_nothing_with_a_prefix_in_front(causal):
+    """A left-padded row must see the positions it would see unpadded, in the loss forward, in the
+    prompt cache and in generation (which counts positions from the mask)."""
+    ids = encode(causal, [PROMPT]).input_ids  # [1,T]
+    pad = torch.full((1, 3), causal.tokenizer.pad_token_id, dtype=ids.dtype)
+    padded, mask = torch.cat([pad, ids], 1), torch.cat([torch.zeros(1, 3), torch.ones_like(ids)], 1).long()
+    prefix = torch.randn(1, 2, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        plain = causal.forward_with_prefix(prefix, ids).logits[:, -ids.shape[1]:]
+        shifted = causal.forward_with_prefix(prefix, padded, mask).logits[:, -ids.shape[1]:]
+    torch.testing.assert_close(shifted, plain, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(causal.hidden_states(padded, mask)[:, 3:], causal.hidden_states(ids),
+                               rtol=1e-5, atol=1e-5)
+    fresh = causal.generate(ids, prefix, max_new_tokens=12, constrain_to_grid=True)
+    cached = causal.generate(prompt_cache=causal.encode_prompt(padded, prefix, mask), max_new_tokens=12,
+                             constrain_to_grid=True)
+    assert torch.equal(cached, fresh)
+
+
 def test_saved_tiny_model_loads_through_from_pretrained(causal, tmp_path):
     save_tiny(tmp_path / "tiny")
     loaded = load_backbone(BackboneConfig(name_or_path=str(tmp_path / "tiny")))

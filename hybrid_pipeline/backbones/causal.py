@@ -53,6 +53,12 @@ class AllowedTokensLogitsProcessor(LogitsProcessor):
         return masked
 
 
+def positions(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Position ids [B,T] that skip padding, as `generate` counts them: a left-padded row then sees
+    the same positions in training, in a cached prompt and in generation as it would unpadded."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
 @dataclass
 class PromptCache:
     """A prompt encoded once: the KV cache of all its positions but the last, and the inputs to continue.
@@ -106,8 +112,9 @@ class CausalBackbone(nn.Module):
     def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                       layer: int | None = None) -> torch.Tensor:
         """Hidden states [B,T] -> [B,T,D] of `layer` (default `config.hidden_layer`; 0 is the embeddings)."""
-        out = self.model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True,
-                         use_cache=False)
+        position_ids = None if attention_mask is None else positions(attention_mask)
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                         output_hidden_states=True, use_cache=False)
         return out.hidden_states[self.config.hidden_layer if layer is None else layer]
 
     def _with_prefix(self, prefix_embeds: torch.Tensor | None, input_ids: torch.Tensor,
@@ -138,7 +145,8 @@ class CausalBackbone(nn.Module):
         if labels is not None and prefix_embeds is not None:
             ignore = labels.new_full(prefix_embeds.shape[:2], -100)
             labels = torch.cat([ignore, labels], dim=1)  # [B,K+T]
-        return self.model(inputs_embeds=inputs_embeds, attention_mask=mask, labels=labels, use_cache=False)
+        return self.model(inputs_embeds=inputs_embeds, attention_mask=mask, position_ids=positions(mask),
+                          labels=labels, use_cache=False)
 
     @torch.no_grad()
     def encode_prompt(self, prompt_ids: torch.Tensor, prefix_embeds: torch.Tensor | None = None,
@@ -146,8 +154,8 @@ class CausalBackbone(nn.Module):
         """Encode `[prefix ; prompt]` once; pass the result to `generate(prompt_cache=...)` per attempt."""
         inputs_embeds, mask = self._with_prefix(prefix_embeds, prompt_ids, attention_mask)
         cache = DynamicCache(config=self.model.config)
-        self.model(inputs_embeds=inputs_embeds[:, :-1], attention_mask=mask[:, :-1], past_key_values=cache,
-                   use_cache=True)
+        self.model(inputs_embeds=inputs_embeds[:, :-1], attention_mask=mask[:, :-1],
+                   position_ids=positions(mask[:, :-1]), past_key_values=cache, use_cache=True)
         return PromptCache(cache, inputs_embeds, mask)
 
     def grid_logits_processor(self) -> AllowedTokensLogitsProcessor:
