@@ -115,6 +115,10 @@ class HybridConfig:
                              f"got {self.loss_type!r}")
         if isinstance(self.supervision_steps, bool) or self.supervision_steps < 1:
             raise ValueError(f"HybridConfig.supervision_steps must be a positive integer, got {self.supervision_steps!r}")
+        if self.supervision_steps > self.trm.halt_max_steps:
+            # A step past halt_max_steps restarts every row from the injected latents, silently undoing it.
+            raise ValueError(f"HybridConfig.supervision_steps ({self.supervision_steps}) must be <= "
+                             f"trm.halt_max_steps ({self.trm.halt_max_steps})")
         for name in ("lm_weight", "grid_weight", "halt_weight", "kl_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"HybridConfig.{name} must be >= 0, got {getattr(self, name)!r}")
@@ -439,6 +443,9 @@ class HybridModel(nn.Module):
         try:
             hidden = self._prompt_hidden(batch)
             steps = supervision_steps or self.trm.config.halt_max_steps
+            if steps > self.trm.config.halt_max_steps:
+                raise ValueError(f"supervision_steps ({steps}) must be <= the TRM's halt_max_steps "
+                                 f"({self.trm.config.halt_max_steps}): a further step restarts from the reset")
             parts = self._reason(batch, hidden, steps, generator, with_loss=False)
             out, prefix = parts["out"], parts["prefix"]
             tokens = self._generate(batch, prefix, max_new_tokens, constrain_to_grid, block_length,

@@ -283,3 +283,11 @@ def test_tiny_yaml_config_runs_a_real_task(backbones, arc1_eval):
     batch = model.encode([task_to_prompt(task)], [task.test[0].input], test_outputs=[task.test[0].output])
     out = model(batch, generator=seeded())
     assert out.logits.shape == (1, 900, 12) and torch.isfinite(out.loss)
+
+
+def test_supervision_steps_past_halt_max_steps_are_refused():
+    from hybrid_pipeline.hybrid import HybridConfig
+    from hybrid_pipeline.trm.config import TRMConfig
+
+    with pytest.raises(ValueError, match="halt_max_steps"):
+        HybridConfig(trm=TRMConfig(halt_max_steps=2), supervision_steps=3)
