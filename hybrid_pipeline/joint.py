@@ -1,0 +1,715 @@
+"""Joint training of the hybrid (frozen LM -> adapters -> TRM -> refiner -> LM loss) with `accelerate`.
+
+Reads top to bottom: config, data (with the optional hidden-state cache), model, optimiser and
+schedule, checkpoints, the loop, evaluation.
+
+    python experiments/run_joint_training.py --config experiments/configs/joint_tiny.yaml
+    accelerate launch experiments/run_joint_training.py --config ...            (DDP, mixed precision, FSDP)
+    ACCELERATE_USE_CPU=1 torchrun --standalone --nproc_per_node 2 experiments/run_joint_training.py ...
+
+Data. Every task of `data` (minus the held-out ones) trains, under `num_augmentations`
+augmentations (identity first): each test pair as (prompt with every demonstration + test input,
+test output), and with `leave_one_out` each demonstration pair k as the "test" with the other
+demonstrations in the prompt. ARC tasks have 2-5 demonstrations and 1-2 test inputs, so leave-one-out
+gives 3-5x the rows of test pairs alone, which is what makes a handful of tasks enough to train on.
+The rows are the data layer's text dataset (`build_text_dataset`, cached by content hash); the TRM's
+grids are read back from each row's own text with the data layer's parser, so the TRM and the LM see
+the same grids by construction. Grids sit at the top left of a `canvas` x `canvas` TRM canvas (no
+random translation: `HybridModel.encode` and `predict` place them there too).
+
+Held-out evaluation. `eval_data` tasks are never trained on, demonstrations included: the hybrid
+reads demonstrations in its prompt, and has no per-task embedding that could learn from them (every
+row uses the TRM's blank puzzle id 0). An evaluation task whose test input is a grid of the training
+tasks is refused by content (`find_leakage`) unless `leakage` is exclude or allow.
+`evaluate_hybrid` predicts each test input under `eval_augmentations` views, maps every grid back by
+the inverse augmentation, votes, and submits the top two: once for the TRM's grids and once for the
+LM's answers, each scored per task and per test output.
+
+Hidden-state cache. The backbone is frozen, so the hidden states of a prompt never change: with
+`cache_hidden_states`, they are computed once per training prompt (one prompt at a time, unpadded)
+into an Arrow file of the datasets cache, keyed by the prompts and the backbone, and fed to the model
+as `prompt_hidden`. They equal the recomputed states bit for bit when the batch has one prompt; in a
+larger batch the recomputed states come from a left-padded batch whose different matmul shapes and
+RoPE angles round differently (relative positions, hence the maths, are the same): about 1e-6.
+Under mixed precision the cache holds the backbone's own-dtype states, where the recomputing path
+would run under autocast. Refused with LoRA, where the backbone trains and its states change. The cache skips only the prompt's
+encoding: the LM loss still runs the backbone forward and backward over [prefix ; prompt ; answer].
+
+Loop. `batch_size` is global (split over processes); `gradient_accumulation_steps` micro-batches make
+one optimiser step; `max_steps` counts optimiser steps. The rows of micro-batch i are a pure function
+of (seed, i) and the TRM's halting-exploration draws use a generator seeded from (seed, i, rank), so a
+resumed run computes exactly what the uninterrupted one would. AdamW on the parts named in
+`trainable_parts` (plus LoRA weights when the backbone has them), warmup then cosine decay,
+gradient clipping, accelerate's mixed precision.
+
+Checkpoints. `out_dir/checkpoints/step-NNNNNNN/` is `accelerator.save_state` (model, optimiser,
+scheduler, RNG and grad-scaler state) plus `joint_state.json` (step and config); it is written under
+a temporary name and renamed, and `latest.json` moves after, so a kill never leaves a partial
+checkpoint where `--resume` looks. Only trained weights are saved (the frozen backbone is reloaded
+from its source; under FSDP accelerate saves its own sharded state, backbone included). A resume
+refuses a config that would change the run, naming the key. At the end, the trained parts are
+exported with `HybridModel.save_pretrained` to `out_dir/final`.
+
+FSDP (experiments/configs/accelerate_fsdp.yaml) is written for large backbones but has not been run
+here (no multi-GPU machine): the export gathers the full state first, LoRA is refused, and the
+held-out evaluation is skipped (evaluate the export instead).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from hybrid_pipeline.arc.datasets import TextDataConfig, build_text_dataset
+from hybrid_pipeline.arc.errors import ARCDataError, Problem
+from hybrid_pipeline.arc.files import append_jsonl, atomic_write_json
+from hybrid_pipeline.arc.grids import sample_augmentations
+from hybrid_pipeline.arc.scoring import score_submission, write_submission
+from hybrid_pipeline.arc.tasks import Task, find_leakage, load_tasks
+from hybrid_pipeline.arc.text import INPUT_MARKER, TEST_MARKER, parse_grid, task_to_prompt
+from hybrid_pipeline.arc.voting import VoteBox
+from hybrid_pipeline.config import ConfigError, config_to_dict
+from hybrid_pipeline.hybrid import HybridConfig, HybridModel
+from hybrid_pipeline.trm.checkpoint import CheckpointError, write_dir_atomically
+
+LATEST_NAME = "latest.json"
+STATE_NAME = "joint_state.json"
+MIXED_PRECISION = ("no", "bf16", "fp16")
+PARTS = ("text_to_latent", "vae", "trm", "refiner", "feedback")
+# Keys a resume may change: they decide what is logged, evaluated and kept, not what is computed.
+RESUME_FREE_KEYS = ("time_limit_s", "log_every", "eval_every", "eval_augmentations", "eval_batch_size",
+                    "eval_max_new_tokens", "checkpoint_every", "keep_checkpoints", "log_with", "cache_dir")
+
+
+@dataclass
+class JointTrainConfig:
+    """A joint training run. `experiments/configs/joint_tiny.yaml` holds the few values that make it a
+    minutes-long CPU run; `joint_llama.yaml` a real LLaMA in 4-bit with LoRA."""
+
+    model: HybridConfig = field(default_factory=HybridConfig)  # model.trm.seq_len is set to canvas**2
+    data: str = "arc-agi-1:training"
+    tasks: tuple[str, ...] | None = None  # ids / globs selecting from `data`
+    limit: int | None = None
+    eval_data: str | None = "arc-agi-1:evaluation"  # held out: never trained on
+    eval_tasks: tuple[str, ...] | None = None
+    eval_limit: int | None = None
+    leakage: str = "refuse"  # evaluation tasks found in the training data: refuse | exclude | allow
+    canvas: int = 30  # TRM canvas side; tasks with a larger grid are skipped (with a note)
+    num_augmentations: int = 8  # per training task, identity included
+    leave_one_out: bool = True  # demonstration k asked from the others, besides the test pairs
+    max_prompt_tokens: int | None = None  # drop rows with longer prompts (memory), with a note
+    trainable_parts: tuple[str, ...] = PARTS  # the rest is frozen; LoRA trains when model.backbone.lora
+    cache_hidden_states: bool = False
+    batch_size: int = 8  # global per micro-batch, over all processes
+    gradient_accumulation_steps: int = 1
+    max_steps: int = 1000  # optimiser steps
+    time_limit_s: float | None = None  # stop (checkpoint, evaluate, export) after this wall-clock time
+    lr: float = 1e-4
+    warmup_steps: int = 100
+    betas: tuple[float, float] = (0.9, 0.95)
+    weight_decay: float = 0.01
+    grad_clip: float | None = 1.0
+    mixed_precision: str | None = None  # no | bf16 | fp16; None: accelerate's (`accelerate launch --mixed_precision`, default no)
+    ddp_find_unused_parameters: bool = False  # needed when a part gets no gradient (a loss weight 0)
+    log_with: tuple[str, ...] = ("tensorboard",)  # accelerate trackers; missing ones are skipped with a note
+    log_every: int = 10
+    eval_every: int = 0  # optimiser steps; 0: only at the end
+    eval_augmentations: int = 2  # views voted per test input, identity first
+    eval_batch_size: int = 8
+    eval_max_new_tokens: int | None = None  # LM answer length; None: a full canvas
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 2
+    out_dir: str = "runs/joint"
+    cache_dir: str | None = ".cache/datasets"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for key in ("canvas", "num_augmentations", "batch_size", "gradient_accumulation_steps", "max_steps",
+                    "log_every", "eval_augmentations", "eval_batch_size", "checkpoint_every", "keep_checkpoints"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{key} must be a positive integer, got {value!r}")
+        if not 1 <= self.canvas <= 30:
+            raise ValueError(f"canvas must be 1..30, got {self.canvas}")
+        if self.warmup_steps < 0 or self.eval_every < 0:
+            raise ValueError("warmup_steps and eval_every must be >= 0")
+        if self.leakage not in ("refuse", "exclude", "allow"):
+            raise ValueError(f"leakage must be refuse, exclude or allow, got {self.leakage!r}")
+        if self.mixed_precision is not None and self.mixed_precision not in MIXED_PRECISION:
+            raise ValueError(f"mixed_precision must be one of {', '.join(MIXED_PRECISION)}, got {self.mixed_precision!r}")
+        unknown = [p for p in self.trainable_parts if p not in PARTS]
+        if unknown:
+            raise ValueError(f"trainable_parts: unknown part {unknown[0]!r}; parts are {', '.join(PARTS)}")
+        if self.cache_hidden_states and self.model.backbone.lora:
+            raise ValueError("cache_hidden_states needs a frozen backbone, but model.backbone.lora is on: LoRA "
+                             "changes the hidden states as it trains; turn one of them off")
+
+
+# --------------------------------------------------------------------------------------------------
+# data
+
+
+@dataclass
+class JointData:
+    """Training rows (prompt, test input grid, answer grid), the optional hidden-state cache, and the
+    held-out tasks."""
+
+    prompts: list[str]
+    inputs: list[np.ndarray]   # test input of each row, in the row's augmented frame
+    outputs: list[np.ndarray]  # its expected answer
+    task_ids: list[str]
+    train_tasks: list[Task]
+    eval_tasks: list[Task]
+    hidden: Any = None         # datasets.Dataset with "hidden" [T_i, D_llm] float32 per row, or None
+    hidden_dtype: torch.dtype = torch.float32  # what the backbone produced (float32 holds it exactly)
+
+    def __len__(self) -> int:
+        return len(self.prompts)
+
+    def batch_rows(self, index: int, batch_size: int, seed: int) -> np.ndarray:
+        """Rows of global micro-batch `index`: consecutive slices of one seeded permutation per epoch,
+        so that any micro-batch can be found from its index alone (a resume needs no loader state)."""
+        n = len(self)
+        positions = np.arange(index * batch_size, (index + 1) * batch_size)
+        epochs, offsets = np.divmod(positions, n)
+        rows = np.empty(batch_size, dtype=np.int64)
+        for epoch in np.unique(epochs):
+            order = np.random.default_rng([seed, int(epoch)]).permutation(n)
+            rows[epochs == epoch] = order[offsets[epochs == epoch]]
+        return rows
+
+    def batch(self, rows: Sequence[int], model: HybridModel) -> dict[str, torch.Tensor]:
+        """A `HybridModel` batch of these rows on the model's device (with `prompt_hidden` when cached)."""
+        rows = [int(r) for r in rows]
+        batch = model.encode([self.prompts[r] for r in rows], [self.inputs[r] for r in rows],
+                             test_outputs=[self.outputs[r] for r in rows])
+        if self.hidden is not None:
+            mask = batch["prompt_mask"]  # [B,T], left-padded
+            B, T = mask.shape
+            states = self.hidden.with_format("torch")[rows]["hidden"]  # B tensors [T_i, D_llm]
+            hidden = torch.zeros(B, T, states[0].shape[-1], dtype=self.hidden_dtype)
+            for i, state in enumerate(states):
+                hidden[i, T - state.shape[0]:] = state.to(self.hidden_dtype)  # exact: float32 held it
+            batch["prompt_hidden"] = hidden.to(mask.device)  # [B,T,D_llm]; padding cells are masked out
+        return batch
+
+
+def load_joint_tasks(config: JointTrainConfig, say: Callable[[str], Any] = print) -> tuple[list[Task], list[Task]]:
+    """(training tasks, held-out tasks) that fit the canvas, after refusing leakage between them.
+    Notes (skipped tasks, allowed leakage) go to `say`."""
+    train = load_tasks(config.data, ids=config.tasks, limit=config.limit,
+                       require_solutions=True).raise_if_problems().tasks
+    held_out: list[Task] = []
+    if config.eval_data:
+        held_out = load_tasks(config.eval_data, ids=config.eval_tasks, limit=config.eval_limit,
+                              require_solutions=True).raise_if_problems().tasks
+        # the same task under both ids (one spec and selection for both) would be trained on and scored
+        held_ids = {t.id for t in held_out} if config.eval_data == config.data else set()
+        train = [t for t in train if t.id not in held_ids]
+        leaks = find_leakage(held_out, train)
+        if leaks:
+            shown = ", ".join(f"{e} (in {t})" for e, t in leaks[:3])
+            message = (f"{len(leaks)} held-out tasks of {config.eval_data} have a test input that is a grid of "
+                       f"the training tasks of {config.data}, e.g. {shown}")
+            if config.leakage == "refuse":
+                raise ARCDataError(Problem(f"{message}; set leakage=exclude to drop them from evaluation, "
+                                           "or leakage=allow to keep them"))
+            say(f"WARNING: {message}; leakage={config.leakage}: "
+                + ("dropped from evaluation" if config.leakage == "exclude" else "kept, scores are inflated"))
+            if config.leakage == "exclude":
+                leaked = {e for e, _ in leaks}
+                held_out = [t for t in held_out if t.id not in leaked]
+    train, held_out = fitting(train, config.canvas, say), fitting(held_out, config.canvas, say)
+    if not train:
+        raise ARCDataError(Problem(f"no training task of {config.data!r} (tasks={config.tasks}, limit={config.limit}) "
+                                   f"fits the {config.canvas}x{config.canvas} canvas"))
+    return train, held_out
+
+
+def fitting(tasks: list[Task], canvas: int, say: Callable[[str], Any] = print) -> list[Task]:
+    """Tasks whose every grid fits the canvas; says how many were skipped (a small canvas is a
+    deliberate choice for small experiments, so this is a note, not an error)."""
+    fits = [t for t in tasks if all(max(g.shape) <= canvas for ex in (*t.train, *t.test)
+                                    for g in (ex.input, ex.output) if g is not None)]
+    if len(fits) < len(tasks):
+        say(f"note: skipped {len(tasks) - len(fits)} of {len(tasks)} tasks with grids larger than the "
+            f"{canvas}x{canvas} canvas")
+    return fits
+
+
+def build_joint_data(config: JointTrainConfig, train_tasks: list[Task], eval_tasks: list[Task],
+                     tokenizer: Any, say: Callable[[str], Any] = print) -> JointData:
+    """Training rows from the data layer's text dataset (cached by content hash)."""
+    text = build_text_dataset(train_tasks, TextDataConfig(num_augmentations=config.num_augmentations,
+                                                          leave_one_out=config.leave_one_out, seed=config.seed),
+                              cache_dir=config.cache_dir)
+    prompts, answers, task_ids = text["prompt"], text["answer"], text["task_id"]
+    keep = list(range(len(prompts)))
+    if config.max_prompt_tokens is not None:
+        keep = [i for i in keep if len(tokenizer(prompts[i])["input_ids"]) <= config.max_prompt_tokens]
+        if len(keep) < len(prompts):
+            say(f"note: dropped {len(prompts) - len(keep)} of {len(prompts)} rows with prompts longer than "
+                f"max_prompt_tokens={config.max_prompt_tokens}")
+        if not keep:
+            raise ARCDataError(Problem(f"every training prompt is longer than max_prompt_tokens={config.max_prompt_tokens}"))
+    test_header = f"{TEST_MARKER}\n{INPUT_MARKER}\n"
+    return JointData(prompts=[prompts[i] for i in keep],
+                     inputs=[parse_grid(prompts[i].rpartition(test_header)[2]) for i in keep],
+                     outputs=[parse_grid(answers[i]) for i in keep],
+                     task_ids=[task_ids[i] for i in keep], train_tasks=train_tasks, eval_tasks=eval_tasks)
+
+
+def backbone_fingerprint(model: HybridModel) -> dict[str, Any]:
+    """What decides a prompt's hidden states: the backbone config (not where it runs), the device type
+    (kernels differ) and, for a local checkpoint, its files' sizes and modification times."""
+    backbone = model.backbone.config
+    values = {k: v for k, v in config_to_dict(backbone).items() if k != "device"}
+    values["device_type"] = model.backbone.device.type
+    path = Path(backbone.name_or_path).expanduser()
+    if path.is_dir():
+        values["files"] = sorted((p.name, p.stat().st_size, int(p.stat().st_mtime)) for p in path.iterdir()
+                                 if p.is_file())
+    return values
+
+
+def cache_prompt_hidden(model: HybridModel, prompts: Sequence[str], cache_dir: str | os.PathLike | None,
+                        *, progress: bool = True) -> tuple[Any, torch.dtype]:
+    """Hidden states of each prompt (encoded alone, so with no padding) as a `datasets.Dataset`
+    memory-mapped from `cache_dir`, and the dtype the backbone produced them in.
+
+    Keyed by the prompts and `backbone_fingerprint`, so a second run (or another process) loads it.
+    Written row by row (a real LLM's states are GBs) into a scratch directory that is then renamed.
+    """
+    from datasets import Array2D, Dataset, Features
+    from datasets.arrow_writer import ArrowWriter
+    from tqdm.auto import tqdm
+
+    key = hashlib.sha256(json.dumps(backbone_fingerprint(model), sort_keys=True).encode())
+    for prompt in prompts:
+        key.update(prompt.encode() + b"\0")
+    target = Path(cache_dir or ".cache/datasets") / f"joint-hidden-{key.hexdigest()[:24]}"
+    if not (target / "data.arrow").is_file():
+        features = Features({"hidden": Array2D(shape=(None, model.backbone.hidden_size), dtype="float32")})
+
+        def write(scratch: Path) -> None:
+            dtypes = set()
+            with ArrowWriter(features=features, path=str(scratch / "data.arrow")) as writer:
+                for prompt in tqdm(prompts, desc="cache hidden states", disable=not progress):
+                    batch = model.encode([prompt], [np.zeros((1, 1), np.uint8)])  # the grid is not read
+                    with torch.no_grad():
+                        hidden = model.encode_prompt(batch["prompt_ids"], batch["prompt_mask"])[0]  # [T,D_llm]
+                    dtypes.add(str(hidden.dtype).removeprefix("torch."))
+                    writer.write({"hidden": hidden.float().cpu().numpy()})
+                writer.finalize()
+            atomic_write_json(scratch / "meta.json", {"rows": len(prompts), "dtype": dtypes.pop() if dtypes else "float32"})
+
+        write_dir_atomically(target, write)
+    meta = json.loads((target / "meta.json").read_text())
+    return Dataset.from_file(str(target / "data.arrow")), getattr(torch, meta["dtype"])
+
+
+# --------------------------------------------------------------------------------------------------
+# checkpoints
+
+
+def latest_checkpoint(out_dir: str | os.PathLike) -> Path | None:
+    """The checkpoint `latest.json` names; None when there is none. A pointer to a missing directory
+    is a CheckpointError (someone deleted it: resuming elsewhere would silently restart)."""
+    pointer = Path(out_dir) / "checkpoints" / LATEST_NAME
+    if not pointer.is_file():
+        return None
+    try:
+        name = json.loads(pointer.read_text())["name"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise CheckpointError(f"{pointer}: not a checkpoint pointer (expected {{\"name\": \"step-...\"}})") from None
+    path = pointer.parent / name
+    if not (path / STATE_NAME).is_file():
+        raise CheckpointError(f"{pointer}: names {name}, but {path / STATE_NAME} is missing")
+    return path
+
+
+def check_resumable(checkpoint: Path, config: JointTrainConfig) -> int:
+    """The checkpoint's step, after refusing a config that would make the resumed run a different run."""
+    state = json.loads((checkpoint / STATE_NAME).read_text())
+    saved, now = flat_scalars(state["config"]), flat_scalars(config_to_dict(config))
+    for key in sorted(set(saved) | set(now)):
+        if key.split(".")[0] not in RESUME_FREE_KEYS and saved.get(key) != now.get(key):
+            raise CheckpointError(f"{checkpoint}: was trained with {key}={saved.get(key)}, the config now says "
+                                  f"{key}={now.get(key)}; resume with the same value or use a new out_dir")
+    return int(state["step"])
+
+
+def checkpoint_keys(model: HybridModel) -> set[str]:
+    """Keys of `model.state_dict()` a checkpoint holds: everything but the frozen backbone (LoRA kept)."""
+    lora = {f"backbone.{n}" for n, p in model.backbone.named_parameters() if p.requires_grad}
+    return {k for k in model.state_dict() if not k.startswith("backbone.") or k in lora}
+
+
+# --------------------------------------------------------------------------------------------------
+# the run
+
+
+@dataclass
+class TrainResult:
+    final_dir: Path
+    steps: int
+    last_log: dict[str, Any]
+    eval: dict[str, Any] | None
+    is_main_process: bool = True  # under `accelerate launch`, only one process should report
+    model: HybridModel | None = None  # the trained model (unwrapped), for callers in the same process
+
+
+def train_joint(config: JointTrainConfig, *, resume: bool = False, progress: bool = True,
+                stop_after: int | None = None) -> TrainResult:
+    """Train (or resume) the hybrid; returns where the export is.
+
+    Everything that can be wrong with the input (config, data, backbone, checkpoint) raises before the
+    first step. `stop_after` ends this call after that many optimiser steps, with no final export
+    (tests use it to simulate a kill between checkpoints).
+    """
+    from accelerate import Accelerator
+    from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs, DistributedType, gather_object
+    from tqdm.auto import tqdm
+    from transformers import get_cosine_schedule_with_warmup
+
+    out_dir = Path(config.out_dir)
+    start_step, checkpoint = 0, None
+    if resume:
+        checkpoint = latest_checkpoint(out_dir)
+        if checkpoint is not None:
+            start_step = check_resumable(checkpoint, config)
+    trackers, missing_trackers = available_trackers(config.log_with)
+    accelerator = Accelerator(
+        mixed_precision=config.mixed_precision, gradient_accumulation_steps=config.gradient_accumulation_steps,
+        log_with=trackers or None, project_dir=str(out_dir),
+        # the global batch is split over processes, so the schedule steps once per optimiser step
+        dataloader_config=DataLoaderConfiguration(split_batches=True),
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=config.ddp_find_unused_parameters)])
+    world, rank, main = accelerator.num_processes, accelerator.process_index, accelerator.is_main_process
+    if config.batch_size % world:
+        raise ConfigError(f"batch_size {config.batch_size} must divide evenly over {world} processes")
+    local_batch = config.batch_size // world
+    say: Callable[[str], Any] = print if main else (lambda message: None)
+
+    # ---- data and model: every user error surfaces here, before any step ----
+    train_tasks, eval_tasks = load_joint_tasks(config, say)
+    backbone = config.model.backbone
+    model_config = dataclasses.replace(
+        config.model, trm=dataclasses.replace(config.model.trm, seq_len=config.canvas ** 2),
+        backbone=dataclasses.replace(backbone, device=backbone.device or str(accelerator.device)))
+    model = HybridModel.from_config(model_config)  # BackboneLoadError when the backbone cannot load
+    fsdp = accelerator.distributed_type == DistributedType.FSDP
+    if fsdp and model.backbone_trains:
+        raise ConfigError("LoRA under FSDP is not supported by the export (peft would save sharded adapter "
+                          "weights); use DDP, or FSDP without model.backbone.lora")
+    for name in PARTS:
+        part = getattr(model, name)
+        if part is not None and name not in config.trainable_parts:
+            part.requires_grad_(False)
+    trainable = model.trainable_parameters()
+    if not trainable:
+        raise ConfigError(f"nothing to train: trainable_parts={list(config.trainable_parts)} and no LoRA")
+    with accelerator.main_process_first():  # one process builds the caches, the others load them
+        data = build_joint_data(config, train_tasks, eval_tasks, model.backbone.tokenizer, say)
+        if config.cache_hidden_states:
+            data.hidden, data.hidden_dtype = cache_prompt_hidden(model, data.prompts, config.cache_dir,
+                                                                 progress=progress and main)
+
+    # ---- optimiser, schedule, accelerate ----
+    optimizer = torch.optim.AdamW(trainable, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, config.warmup_steps, config.max_steps)
+    ddp_model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    keys = checkpoint_keys(model)
+
+    def save_trained_only(models: list, weights: list, output_dir: str) -> None:
+        # a real LLM's frozen weights are GBs per checkpoint; the backbone reloads from its source
+        for i, m in enumerate(models):
+            state = accelerator.unwrap_model(m).state_dict()
+            weights[i] = {k: v for k, v in state.items() if k in keys}
+
+    def load_trained_only(models: list, input_dir: str) -> None:
+        from accelerate.utils import SAFE_WEIGHTS_NAME
+        from safetensors.torch import load_file
+
+        while models:  # popped: accelerate would otherwise load the file strictly, backbone expected
+            target = accelerator.unwrap_model(models.pop())
+            path = Path(input_dir) / SAFE_WEIGHTS_NAME
+            state = load_file(str(path), device=str(accelerator.device))
+            missing, unexpected = sorted(keys - set(state)), sorted(set(state) - keys)
+            if missing or unexpected:
+                raise CheckpointError(f"{path}: weights do not match the model: "
+                                      + ", ".join([f"missing {k}" for k in missing[:3]]
+                                                  + [f"unexpected {k}" for k in unexpected[:3]]))
+            target.load_state_dict(state, strict=False)  # strict over the trained keys, checked above
+
+    accelerator.register_save_state_pre_hook(save_trained_only)
+    accelerator.register_load_state_pre_hook(load_trained_only)
+    if checkpoint is not None:
+        accelerator.load_state(str(checkpoint))
+
+    config_dict = config_to_dict(config)
+    if main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out_dir / "train_config.json", config_dict, indent=2)
+    if trackers:
+        accelerator.init_trackers("joint", config=flat_scalars(config_dict))
+    say(f"joint training: {len(data):,} rows from {len(train_tasks)} tasks x {config.num_augmentations} augmentations"
+        f"{' (test pairs and leave-one-out)' if config.leave_one_out else ''}, {len(eval_tasks)} held-out tasks, "
+        f"{world} process(es), hidden states {'cached' if data.hidden is not None else 'recomputed each step'}"
+        + (f"; resuming at step {start_step} from {checkpoint}" if checkpoint is not None else "")
+        + (f"; --resume found no checkpoint in {out_dir}, starting at step 0" if resume and checkpoint is None else ""))
+    say(str(model.parameter_report()))
+    if missing_trackers:
+        say(f"note: tracker(s) {', '.join(missing_trackers)} not installed; logging to "
+            f"{out_dir / 'train_log.jsonl'} only")
+    if fsdp and eval_tasks:
+        say("note: no held-out evaluation under FSDP (predict would bypass the sharded forward); evaluate "
+            f"{out_dir / 'final'} afterwards with hybrid_pipeline.joint.evaluate_hybrid")
+
+    def save_checkpoint(step: int) -> None:
+        checkpoints = out_dir / "checkpoints"
+        name = f"step-{step:07d}"
+        scratch = checkpoints / f".{name}.partial"  # the same name on every process: save_state is collective
+        if main:
+            shutil.rmtree(scratch, ignore_errors=True)  # left by a kill during an earlier save
+        accelerator.wait_for_everyone()
+        accelerator.save_state(str(scratch))
+        accelerator.wait_for_everyone()
+        if not main:
+            return
+        atomic_write_json(scratch / STATE_NAME, {"step": step, "config": config_dict}, indent=2)
+        if (checkpoints / name).exists():
+            shutil.rmtree(checkpoints / name)
+        os.replace(scratch, checkpoints / name)
+        atomic_write_json(checkpoints / LATEST_NAME, {"name": name, "step": step})
+        for old in sorted(checkpoints.glob("step-*"))[:-config.keep_checkpoints]:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def evaluate_now(write_to: Path | None = None) -> dict[str, Any] | None:
+        # every process predicts its shard of the tasks (no one idles into a collective timeout on a
+        # long evaluation); the main process scores them all
+        if not data.eval_tasks or fsdp:
+            return None
+        ddp_model.eval()
+        with accelerator.autocast():
+            mine = predict_attempts(accelerator.unwrap_model(ddp_model), data.eval_tasks[rank::world],
+                                    augmentations=config.eval_augmentations, seed=config.seed,
+                                    batch_size=config.eval_batch_size, max_new_tokens=config.eval_max_new_tokens,
+                                    progress=progress and main)
+        ddp_model.train()
+        parts = gather_object([mine]) if world > 1 else [mine]
+        return score_attempts(merge_attempts(parts), data.eval_tasks, write_to=write_to) if main else None
+
+    def forward_generator(index: int) -> torch.Generator:
+        # halting exploration (and VAE / diffusion draws) as a function of the micro-batch and rank
+        seed = int(np.random.SeedSequence([config.seed, index, rank]).generate_state(1)[0])
+        return torch.Generator(device=accelerator.device).manual_seed(seed)
+
+    # ---- the loop ----
+    log_path = out_dir / "train_log.jsonl"
+    names = ("loss", "lm_loss", "grid_loss", "halt_loss", "kl", "cell_accuracy", "exact_accuracy", "q_halt_mean")
+    sums = torch.zeros(len(names) + 1, dtype=torch.float64)  # the metrics, then the micro-batch count
+    grad_norm = None
+    last_log: dict[str, Any] = {}
+    started = time.perf_counter()
+    bar = tqdm(total=config.max_steps, initial=start_step, desc="joint training", disable=not (progress and main))
+    accum = config.gradient_accumulation_steps
+    step, max_steps = start_step, config.max_steps
+    ddp_model.train()
+    while step < max_steps:
+        for micro in range(accum):
+            index = step * accum + micro
+            rows = data.batch_rows(index, config.batch_size, config.seed)[rank * local_batch:(rank + 1) * local_batch]
+            batch = data.batch(rows, model)
+            with accelerator.accumulate(ddp_model):
+                out = ddp_model(batch, generator=forward_generator(index))
+                accelerator.backward(out.loss)
+                if accelerator.sync_gradients and config.grad_clip:
+                    grad_norm = accelerator.clip_grad_norm_(trainable, config.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            sums += torch.tensor([out.metrics[n] for n in names] + [1.0], dtype=torch.float64)
+        step += 1
+        bar.update(1)
+
+        if config.time_limit_s is not None:  # every process must agree, or one would wait for the other forever
+            late = torch.tensor([float(time.perf_counter() - started >= config.time_limit_s)], device=accelerator.device)
+            if accelerator.reduce(late, "sum").item() > 0:
+                max_steps = step  # out of time: finish like a completed run
+        if step % config.log_every == 0 or step == max_steps:
+            mean = accelerator.reduce(sums.to(accelerator.device), "mean").cpu()
+            metrics = {n: float(mean[i] / mean[-1]) for i, n in enumerate(names)}
+            last_log = {"step": step, "lr": scheduler.get_last_lr()[0], **metrics,
+                        "grad_norm": None if grad_norm is None else float(grad_norm),
+                        "elapsed_s": round(time.perf_counter() - started, 2)}
+            if main:
+                append_jsonl(log_path, last_log)
+                bar.set_postfix(loss=f"{metrics['loss']:.4f}", exact=f"{metrics['exact_accuracy']:.2f}")
+            if trackers:
+                accelerator.log({f"train/{k}": v for k, v in last_log.items() if isinstance(v, float)}, step=step)
+            sums.zero_()
+        if step % config.checkpoint_every == 0 or step == max_steps:
+            save_checkpoint(step)
+        if config.eval_every and step % config.eval_every == 0 and step < max_steps:
+            result = evaluate_now()
+            if result is not None:
+                log_eval(log_path, step, result, accelerator if trackers else None)
+        if stop_after is not None and step - start_step >= stop_after:
+            bar.close()
+            accelerator.end_training()
+            return TrainResult(out_dir / "checkpoints", step, last_log, None, main, accelerator.unwrap_model(ddp_model))
+    bar.close()
+
+    # ---- the end: evaluate, export ----
+    eval_result = evaluate_now(write_to=out_dir / "eval")
+    final_dir = out_dir / "final"
+    unwrapped = accelerator.unwrap_model(ddp_model)
+    if fsdp:
+        export_fsdp(accelerator, ddp_model, final_dir)
+    elif main:
+        unwrapped.save_pretrained(final_dir)
+    if main:
+        if eval_result is not None:
+            log_eval(log_path, step, eval_result, accelerator if trackers else None)
+        atomic_write_json(out_dir / "summary.json", {
+            "steps": step, "final_dir": str(final_dir), "rows": len(data), "train_tasks": len(train_tasks),
+            "eval_tasks": [t.id for t in eval_tasks], "last_log": last_log, "eval": eval_result,
+            "parameters": model.parameter_report().to_dict(),
+            "elapsed_s": round(time.perf_counter() - started, 2)}, indent=2)
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return TrainResult(final_dir, step, last_log, eval_result, main, unwrapped)
+
+
+def export_fsdp(accelerator: Any, ddp_model: Any, directory: Path) -> None:
+    """FSDP shards the trained parts with the backbone: gather the full state (a collective), then
+    build the same parts around the unwrapped backbone on the main process and export those."""
+    state = accelerator.get_state_dict(ddp_model)
+    if not accelerator.is_main_process:
+        return
+    unwrapped = accelerator.unwrap_model(ddp_model)
+    export = HybridModel.from_config(unwrapped.config, backbone=unwrapped.backbone)
+    export.load_state_dict({k: v for k, v in state.items() if not k.startswith("backbone.")}, strict=False)
+    export.save_pretrained(directory)
+
+
+def available_trackers(names: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(trackers accelerate can use here, the ones asked for that are not installed)."""
+    from accelerate.utils import is_tensorboard_available, is_wandb_available
+
+    checks = {"tensorboard": is_tensorboard_available, "wandb": is_wandb_available}
+    have = [n for n in names if n in checks and checks[n]()]
+    return have, [n for n in names if n not in have]
+
+
+def flat_scalars(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested config -> {"a.b": scalar}: trackers' hparams take numbers, strings and bools only."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out.update(flat_scalars(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value if isinstance(value, (int, float, str, bool)) else json.dumps(value)
+    return out
+
+
+def log_eval(path: Path, step: int, result: dict[str, Any], accelerator: Any | None) -> None:
+    record = {"step": step, "eval": {source: {k: v for k, v in scores.items() if k != "per_task"}
+                                     for source, scores in result.items()}}
+    append_jsonl(path, record)
+    if accelerator is not None:
+        accelerator.log({f"eval/{source}_{k}": v for source, scores in record["eval"].items()
+                         for k, v in scores.items() if isinstance(v, float)}, step=step)
+
+
+# --------------------------------------------------------------------------------------------------
+# evaluation
+
+
+def evaluate_hybrid(model: HybridModel, tasks: Sequence[Task], *, augmentations: int = 2, seed: int = 0,
+                    batch_size: int = 8, max_new_tokens: int | None = None, write_to: str | os.PathLike | None = None,
+                    progress: bool = False) -> dict[str, dict[str, Any]]:
+    """ARC scores (2 attempts) of the TRM's grids and of the LM's answers on `tasks`: `predict_attempts`
+    then `score_attempts` (see them)."""
+    predicted = predict_attempts(model, tasks, augmentations=augmentations, seed=seed, batch_size=batch_size,
+                                 max_new_tokens=max_new_tokens, progress=progress)
+    return score_attempts(predicted, tasks, write_to=write_to)
+
+
+def predict_attempts(model: HybridModel, tasks: Sequence[Task], *, augmentations: int = 2, seed: int = 0,
+                     batch_size: int = 8, max_new_tokens: int | None = None, progress: bool = False) -> dict[str, Any]:
+    """Two attempts per test input from the TRM's grids and from the LM's answers.
+
+    Each test input is predicted under `augmentations` views (identity first, then random ones seeded
+    by `seed` and the task id, so a task gets the same views in any shard of the task list); every grid
+    is mapped back by the inverse augmentation and voted per source, TRM votes tie-broken by q_halt;
+    the top two are the attempts. Prompts are built from the tasks with their solutions removed: nothing
+    here reads an expected output. Returns {"trm": {task id: [attempts per test input]}, "lm": {...},
+    "views": number of views, "decoded": {source: views that gave a readable grid}}.
+    """
+    from tqdm.auto import tqdm
+
+    views = []  # (task, test index, augmentation, prompt, augmented test input)
+    for task in tasks:
+        blind = task.without_solutions()
+        rng = np.random.default_rng([seed, int.from_bytes(hashlib.sha256(task.id.encode()).digest()[:4], "little")])
+        for aug in sample_augmentations(augmentations, rng):
+            seen = aug.apply_task(blind)
+            views += [(task, j, aug, task_to_prompt(seen, j), seen.test[j].input) for j in range(len(seen.test))]
+    boxes = {"trm": VoteBox(), "lm": VoteBox()}
+    decoded = {"trm": 0, "lm": 0}
+    generator = torch.Generator(device=model.backbone.device).manual_seed(seed)
+    for start in tqdm(range(0, len(views), batch_size), desc="evaluate", disable=not progress):
+        chunk = views[start:start + batch_size]
+        batch = model.encode([v[3] for v in chunk], [v[4] for v in chunk])
+        prediction = model.predict(batch, max_new_tokens=max_new_tokens, generator=generator)
+        for k, (task, j, aug, _, _) in enumerate(chunk):
+            for source, grid, confidence in (("trm", prediction.trm_grids[k], float(prediction.q_halt_logits[k])),
+                                             ("lm", prediction.answer_grids[k], 0.0)):
+                if grid is not None:
+                    decoded[source] += 1
+                    boxes[source].add(task.id, j, aug.invert(grid), confidence)
+    out: dict[str, Any] = {source: {t.id: [box.top(t.id, j, 2) for j in range(len(t.test))] for t in tasks}
+                           for source, box in boxes.items()}
+    return {**out, "views": len(views), "decoded": decoded}
+
+
+def merge_attempts(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """`predict_attempts` results of disjoint task shards (one per process) as one."""
+    merged: dict[str, Any] = {"trm": {}, "lm": {}, "views": 0, "decoded": {"trm": 0, "lm": 0}}
+    for part in parts:
+        for source in ("trm", "lm"):
+            merged[source].update(part[source])
+            merged["decoded"][source] += part["decoded"][source]
+        merged["views"] += part["views"]
+    return merged
+
+
+def score_attempts(predicted: dict[str, Any], tasks: Sequence[Task], *,
+                   write_to: str | os.PathLike | None = None) -> dict[str, dict[str, Any]]:
+    """{"trm": score, "lm": score}, each `ScoreReport.to_dict()` (per task and per test output) plus
+    "decoded", the fraction of views that gave a readable grid. With `write_to`, `trm_submission.json`
+    and `lm_submission.json` go there (Kaggle format: `hybrid-arc score` reads them)."""
+    result = {}
+    for source in ("trm", "lm"):
+        report = score_submission(predicted[source], tasks).to_dict()
+        result[source] = {**report, "decoded": predicted["decoded"][source] / max(predicted["views"], 1)}
+        if write_to is not None:
+            write_submission(Path(write_to) / f"{source}_submission.json", predicted[source], tasks)
+    return result
+
+
+__all__ = ["JointData", "JointTrainConfig", "TrainResult", "build_joint_data", "cache_prompt_hidden",
+           "evaluate_hybrid", "latest_checkpoint", "load_joint_tasks", "predict_attempts", "score_attempts",
+           "train_joint"]
