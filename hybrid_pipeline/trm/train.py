@@ -355,8 +355,12 @@ def train_trm(config: TRMTrainConfig, *, resume: bool = False, progress: bool = 
         step += 1
         bar.update(1)
 
-        if config.time_limit_s is not None and time.perf_counter() - started >= config.time_limit_s:
-            max_steps = step  # out of time: finish like a completed run
+        if config.time_limit_s is not None:
+            # Every process must agree to stop, or the others would wait for it forever.
+            late = torch.tensor([float(time.perf_counter() - started >= config.time_limit_s)],
+                                device=accelerator.device)
+            if float(accelerator.reduce(late, reduction="max")) > 0:
+                max_steps = step  # out of time: finish like a completed run
         if step % config.log_every == 0 or step == max_steps:
             summary = summarize_metrics(sums) if sums.get("count") else {}
             per_step = [round(float(t / c), 5) if c else None for t, c in zip(step_loss, step_count)]
