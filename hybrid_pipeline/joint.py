@@ -75,7 +75,7 @@ from hybrid_pipeline.arc.errors import ARCDataError, Problem
 from hybrid_pipeline.arc.files import append_jsonl, atomic_write_json
 from hybrid_pipeline.arc.grids import sample_augmentations
 from hybrid_pipeline.arc.scoring import score_submission, write_submission
-from hybrid_pipeline.arc.tasks import Task, find_leakage, load_tasks
+from hybrid_pipeline.arc.tasks import Task, apply_leakage_policy, fitting, load_tasks
 from hybrid_pipeline.arc.text import INPUT_MARKER, TEST_MARKER, parse_grid, task_to_prompt
 from hybrid_pipeline.arc.voting import VoteBox
 from hybrid_pipeline.config import ConfigError, config_to_dict
@@ -216,35 +216,13 @@ def load_joint_tasks(config: JointTrainConfig, say: Callable[[str], Any] = print
         # the same task under both ids (one spec and selection for both) would be trained on and scored
         held_ids = {t.id for t in held_out} if config.eval_data == config.data else set()
         train = [t for t in train if t.id not in held_ids]
-        leaks = find_leakage(held_out, train)
-        if leaks:
-            shown = ", ".join(f"{e} (in {t})" for e, t in leaks[:3])
-            message = (f"{len(leaks)} held-out tasks of {config.eval_data} have a test input that is a grid of "
-                       f"the training tasks of {config.data}, e.g. {shown}")
-            if config.leakage == "refuse":
-                raise ARCDataError(Problem(f"{message}; set leakage=exclude to drop them from evaluation, "
-                                           "or leakage=allow to keep them"))
-            say(f"WARNING: {message}; leakage={config.leakage}: "
-                + ("dropped from evaluation" if config.leakage == "exclude" else "kept, scores are inflated"))
-            if config.leakage == "exclude":
-                leaked = {e for e, _ in leaks}
-                held_out = [t for t in held_out if t.id not in leaked]
+        held_out = apply_leakage_policy(held_out, train, config.leakage, held_out_label=config.eval_data,
+                                        train_label=f"the training tasks of {config.data}", say=say)
     train, held_out = fitting(train, config.canvas, say), fitting(held_out, config.canvas, say)
     if not train:
         raise ARCDataError(Problem(f"no training task of {config.data!r} (tasks={config.tasks}, limit={config.limit}) "
                                    f"fits the {config.canvas}x{config.canvas} canvas"))
     return train, held_out
-
-
-def fitting(tasks: list[Task], canvas: int, say: Callable[[str], Any] = print) -> list[Task]:
-    """Tasks whose every grid fits the canvas; says how many were skipped (a small canvas is a
-    deliberate choice for small experiments, so this is a note, not an error)."""
-    fits = [t for t in tasks if all(max(g.shape) <= canvas for ex in (*t.train, *t.test)
-                                    for g in (ex.input, ex.output) if g is not None)]
-    if len(fits) < len(tasks):
-        say(f"note: skipped {len(tasks) - len(fits)} of {len(tasks)} tasks with grids larger than the "
-            f"{canvas}x{canvas} canvas")
-    return fits
 
 
 def build_joint_data(config: JointTrainConfig, train_tasks: list[Task], eval_tasks: list[Task],

@@ -20,7 +20,7 @@ import json
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -116,6 +116,44 @@ def find_leakage(evaluation: Iterable[Task], training: Iterable[Task]) -> list[t
         if hit is not None:
             leaks.append((task.id, hit))
     return leaks
+
+
+LEAKAGE_POLICIES = ("refuse", "exclude", "allow")
+
+
+def apply_leakage_policy(held_out: list[Task], train: list[Task], policy: str, *, held_out_label: str,
+                         train_label: str, say: Callable[[str], Any] = print) -> list[Task]:
+    """The held-out tasks to evaluate, given those whose test input is a grid of the training tasks.
+
+    refuse: raise `ARCDataError` naming them; exclude: drop them, with a warning; allow: keep them,
+    warning that scores are inflated.
+    """
+    leaks = find_leakage(held_out, train)
+    if not leaks:
+        return held_out
+    shown = ", ".join(f"{e} (in {t})" for e, t in leaks[:3])
+    message = (f"{len(leaks)} held-out tasks of {held_out_label} have a test input that is a grid of "
+               f"the training data {train_label}, e.g. {shown}")
+    if policy == "refuse":
+        raise ARCDataError(Problem(f"{message}; set leakage=exclude to drop them from evaluation, "
+                                   "or leakage=allow to keep them"))
+    say(f"WARNING: {message}; leakage={policy}: "
+        + ("dropped from evaluation" if policy == "exclude" else "kept, scores are inflated"))
+    if policy != "exclude":
+        return held_out
+    leaked = {e for e, _ in leaks}
+    return [t for t in held_out if t.id not in leaked]
+
+
+def fitting(tasks: list[Task], canvas: int, say: Callable[[str], Any] = print) -> list[Task]:
+    """Tasks whose every grid fits a canvas of side `canvas`; says how many were skipped (a small
+    canvas is a deliberate choice for small experiments, so this is a note, not an error)."""
+    fits = [t for t in tasks if all(max(g.shape) <= canvas for ex in (*t.train, *t.test)
+                                    for g in (ex.input, ex.output) if g is not None)]
+    if len(fits) < len(tasks):
+        say(f"note: skipped {len(tasks) - len(fits)} of {len(tasks)} tasks with grids larger than the "
+            f"{canvas}x{canvas} canvas")
+    return fits
 
 
 @dataclass

@@ -38,7 +38,7 @@ import torch
 from hybrid_pipeline.arc.datasets import AugmentationPlan, TRMDataConfig, build_trm_dataset
 from hybrid_pipeline.arc.errors import ARCDataError, Problem
 from hybrid_pipeline.arc.files import append_jsonl, atomic_write_json
-from hybrid_pipeline.arc.tasks import Task, find_leakage, load_tasks
+from hybrid_pipeline.arc.tasks import Task, apply_leakage_policy, fitting, load_tasks
 from hybrid_pipeline.trm.checkpoint import save_export, write_dir_atomically
 from hybrid_pipeline.trm.config import TRMConfig
 from hybrid_pipeline.trm.losses import SUPERVISION_PRESETS, SupervisionWeighting, act_loss, loss_by_step, summarize_metrics
@@ -138,20 +138,9 @@ def load_training_data(config: TRMTrainConfig) -> TRMData:
     if config.eval_data:
         eval_tasks = load_tasks(config.eval_data, ids=config.eval_tasks,
                                 limit=config.eval_limit).raise_if_problems().tasks
-        leaks = find_leakage(eval_tasks, train_tasks)
-        if leaks:
-            shown = ", ".join(f"{e} (in {t})" for e, t in leaks[:3])
-            message = (f"{len(leaks)} evaluation tasks of {config.eval_data} have a test input that is a grid of "
-                       f"the training data {config.data}, e.g. {shown}")
-            if config.leakage == "refuse":
-                raise ARCDataError(Problem(f"{message}; set leakage=exclude to drop them from evaluation, "
-                                           "or leakage=allow to keep them"))
-            print(f"WARNING: {message}; leakage={config.leakage}: "
-                  + ("dropped from evaluation" if config.leakage == "exclude" else "kept, scores are inflated"))
-            if config.leakage == "exclude":
-                leaked = {e for e, _ in leaks}
-                eval_tasks = [t for t in eval_tasks if t.id not in leaked]
-    train_tasks, eval_tasks = _fitting(train_tasks, config.canvas), _fitting(eval_tasks, config.canvas)
+        eval_tasks = apply_leakage_policy(eval_tasks, train_tasks, config.leakage,
+                                          held_out_label=config.eval_data, train_label=str(config.data))
+    train_tasks, eval_tasks = fitting(train_tasks, config.canvas), fitting(eval_tasks, config.canvas)
     if not train_tasks and not eval_tasks:
         raise ARCDataError(Problem(f"no training data: data={config.data!r}, eval_data={config.eval_data!r} "
                                    f"give no task that fits the {config.canvas}x{config.canvas} canvas"))
@@ -170,17 +159,6 @@ def load_training_data(config: TRMTrainConfig) -> TRMData:
                    labels=np.concatenate([c["labels"] for c in columns]),
                    puzzle_ids=np.concatenate([c["puzzle_id"] for c in columns]),
                    plan=plan, eval_tasks=eval_tasks)
-
-
-def _fitting(tasks: list[Task], canvas: int) -> list[Task]:
-    """Tasks whose every grid fits the canvas; says how many were skipped (a smaller canvas is a
-    deliberate choice for small experiments, so this is a note, not an error)."""
-    fits = [t for t in tasks if all(max(g.shape) <= canvas for ex in (*t.train, *t.test)
-                                    for g in (ex.input, ex.output) if g is not None)]
-    if len(fits) < len(tasks):
-        print(f"note: skipped {len(tasks) - len(fits)} of {len(tasks)} tasks with grids larger than the "
-              f"{canvas}x{canvas} canvas")
-    return fits
 
 
 # --------------------------------------------------------------------------------------------------
