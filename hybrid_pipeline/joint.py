@@ -75,7 +75,7 @@ from hybrid_pipeline.arc.errors import ARCDataError, Problem
 from hybrid_pipeline.arc.files import append_jsonl, atomic_write_json
 from hybrid_pipeline.arc.grids import sample_augmentations
 from hybrid_pipeline.arc.scoring import score_submission, write_submission
-from hybrid_pipeline.arc.tasks import Task, apply_leakage_policy, fitting, load_tasks
+from hybrid_pipeline.arc.tasks import LEAKAGE_POLICIES, Task, apply_leakage_policy, fitting, load_tasks
 from hybrid_pipeline.arc.text import INPUT_MARKER, TEST_MARKER, parse_grid, task_to_prompt
 from hybrid_pipeline.arc.voting import VoteBox
 from hybrid_pipeline.config import ConfigError, config_to_dict
@@ -143,7 +143,7 @@ class JointTrainConfig:
             raise ValueError(f"canvas must be 1..30, got {self.canvas}")
         if self.warmup_steps < 0 or self.eval_every < 0:
             raise ValueError("warmup_steps and eval_every must be >= 0")
-        if self.leakage not in ("refuse", "exclude", "allow"):
+        if self.leakage not in LEAKAGE_POLICIES:
             raise ValueError(f"leakage must be refuse, exclude or allow, got {self.leakage!r}")
         if self.mixed_precision is not None and self.mixed_precision not in MIXED_PRECISION:
             raise ValueError(f"mixed_precision must be one of {', '.join(MIXED_PRECISION)}, got {self.mixed_precision!r}")

@@ -38,7 +38,7 @@ import torch
 from hybrid_pipeline.arc.datasets import AugmentationPlan, TRMDataConfig, build_trm_dataset
 from hybrid_pipeline.arc.errors import ARCDataError, Problem
 from hybrid_pipeline.arc.files import append_jsonl, atomic_write_json
-from hybrid_pipeline.arc.tasks import Task, apply_leakage_policy, fitting, load_tasks
+from hybrid_pipeline.arc.tasks import LEAKAGE_POLICIES, Task, apply_leakage_policy, fitting, load_tasks
 from hybrid_pipeline.trm.checkpoint import save_export, write_dir_atomically
 from hybrid_pipeline.trm.config import TRMConfig
 from hybrid_pipeline.trm.losses import SUPERVISION_PRESETS, SupervisionWeighting, act_loss, loss_by_step, summarize_metrics
@@ -100,7 +100,7 @@ class TRMTrainConfig:
             raise ValueError(f"optimizer must be adam_atan2 or adamw, got {self.optimizer!r}")
         if self.supervision not in SUPERVISION_PRESETS:
             raise ValueError(f"supervision must be one of {', '.join(SUPERVISION_PRESETS)}, got {self.supervision!r}")
-        if self.leakage not in ("refuse", "exclude", "allow"):
+        if self.leakage not in LEAKAGE_POLICIES:
             raise ValueError(f"leakage must be refuse, exclude or allow, got {self.leakage!r}")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in (0, 1) or null, got {self.ema_decay}")
