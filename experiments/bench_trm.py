@@ -23,6 +23,7 @@ import multiprocessing as mp
 import resource
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 BATCH, SEQ_LEN, PREFIX = 4, 900, 16
 SIZES = [(128, 4), (512, 8)]
@@ -70,65 +71,69 @@ def measure(impl: str, hidden: int, heads: int, device: str, repeats: int, refer
     import torch
 
     torch.manual_seed(0)
+    # the reference makes its carry on the default device (its trainer runs under `with torch.device("cuda")`),
+    # so the whole measurement runs under it
     with torch.device(device):
         _, step = build(impl, hidden, heads, reference_dir)
         batch = {"inputs": torch.randint(2, 12, (BATCH, SEQ_LEN)), "labels": torch.randint(2, 12, (BATCH, SEQ_LEN)),
                  "puzzle_identifiers": torch.randint(0, 8, (BATCH,))}
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    # the baseline is taken before the warm-up step so that optimiser state and grads count, as in training
-    if device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-    else:
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    step(batch)  # warm-up: allocator, optimiser state
-    sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step(batch)
+        sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+        # the baseline is taken before the warm-up step so that optimiser state and grads count, as in training
+        if device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+            base = torch.cuda.memory_allocated()
+        else:
+            base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        step(batch)  # warm-up: allocator, optimiser state
         sync()
-        times.append(time.perf_counter() - start)
-    if device == "cuda":
-        peak = torch.cuda.max_memory_allocated() - base
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
-    return {"seconds": min(times), "peak_mib": peak / 2**20}
-
-
-def _child(queue, *args):
-    queue.put(measure(*args))
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            step(batch)
+            sync()
+            times.append(time.perf_counter() - start)
+        if device == "cuda":
+            peak = torch.cuda.max_memory_allocated() - base
+        else:
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+        return {"seconds": min(times), "peak_mib": peak / 2**20}
 
 
 def measure_in_fresh_process(*args) -> dict:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(queue, *args))
-    proc.start()
-    result = queue.get()
-    proc.join()
-    return result
+    """`measure(*args)` in a new process; an exception (or the death) of that process is raised here."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
+        return pool.submit(measure, *args).result()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reference", metavar="DIR", help="checkout of SamsungSAILMontreal/TinyRecursiveModels")
     parser.add_argument("--quick", action="store_true", help="1 timed repeat instead of 3")
+    parser.add_argument("--devices", default=None,
+                        help="comma-separated, from cpu,cuda (default: cpu, and cuda when available)")
     args = parser.parse_args()
 
     import torch
 
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    if args.devices:
+        devices = [d.strip() for d in args.devices.split(",") if d.strip()]
+        if unknown := [d for d in devices if d not in ("cpu", "cuda")]:
+            parser.error(f"unknown devices {', '.join(unknown)}; known: cpu, cuda")
+        if "cuda" in devices and not torch.cuda.is_available():
+            parser.error("--devices names cuda, but torch sees no CUDA device")
     impls = ["ours"] + (["reference"] if args.reference else [])
     repeats = 1 if args.quick else 3
     print(f"TRM training step: batch {BATCH}, seq {SEQ_LEN}+{PREFIX}, H_cycles 3, L_cycles 4, 2 layers, float32, "
-          f"best of {repeats}; torch {torch.__version__}, {torch.get_num_threads()} threads")
+          f"best of {repeats}; torch {torch.__version__}, {torch.get_num_threads()} threads"
+          + (f", {torch.cuda.get_device_name()}" if "cuda" in devices else ""))
     header = f"{'device':<6} {'hidden':>6} {'heads':>5} {'impl':<9} {'step s':>8} {'peak MiB':>9} {'ours/ref':>8}"
     print(header)
     print("-" * len(header))
     for device in devices:
         for hidden, heads in SIZES:
-            results = {impl: measure_in_fresh_process(impl, hidden, heads, device, repeats, args.reference) for impl in impls}
+            n = repeats if device == "cpu" else max(repeats, 10)  # a GPU step is short: more repeats, same cost
+            results = {impl: measure_in_fresh_process(impl, hidden, heads, device, n, args.reference) for impl in impls}
             for impl, r in results.items():
                 ratio = f"{results['ours']['seconds'] / results['reference']['seconds']:.2f}" if len(results) == 2 and impl == "ours" else ""
                 print(f"{device:<6} {hidden:>6} {heads:>5} {impl:<9} {r['seconds']:>8.3f} {r['peak_mib']:>9.1f} {ratio:>8}", flush=True)
