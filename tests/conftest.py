@@ -13,6 +13,9 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Training runs through accelerate, which would take a GPU when one is present; the suite's exact
+# assertions (bit-identical resume, frozen weights, tensors compared with CPU copies) are CPU facts.
+os.environ.setdefault("ACCELERATE_USE_CPU", "1")
 
 # One intra-op thread for torch: the models in tests are tiny, so a second thread buys nothing, and
 # when another process holds the other core torch's spinning threads slow tiny ops down 10x or more.
