@@ -5,9 +5,11 @@
 Runs `hybrid-arc plan`'s library path (`build_planner` + `run_plan`) on the first `--limit`
 ARC-AGI-1 evaluation tasks whose grids are at most 10x10, then prints one table:
 - proposer time: the sum, over attempts, of the time spent inside `propose` (model calls, program runs);
-- planner overhead: everything else in the run's wall time (verifier checks, feedback text, choosing
-  answers, scoring, writing results.jsonl / submission.json / summary.json / report.html), as a
-  fraction of proposer time (issue target: under 5%);
+- verifier time: the sum of the time spent checking candidates, with the consistency checks'
+  predictions (leave-one-out and augmentations; model calls of the hybrid and LLM proposers);
+- planner overhead: everything else in the run's wall time (feedback text, choosing answers,
+  scoring, writing results.jsonl / submission.json / summary.json / report.html), as a fraction of
+  proposer time (issue target: under 5%);
 - sandbox start-up: wall time of `run_program` for a trivial program on one grid (a fresh isolated
   interpreter each time), median of `--repeats`;
 - tasks per minute of the whole run.
@@ -32,6 +34,7 @@ def main() -> None:
     parser.add_argument("--attempts", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--no-consistency-checks", action="store_true", help="as `hybrid-arc plan`'s flag")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -42,14 +45,16 @@ def main() -> None:
 
     tasks = [t for t in load_tasks("arc-agi-1:evaluation").tasks
              if all(max(g.shape) <= 10 for ex in (*t.train, *t.test) for g in (ex.input, ex.output))][:args.limit]
-    planner, meta = build_planner(PlanSetup(proposers=tuple(args.proposers.split(",")), attempts=args.attempts))
+    planner, meta = build_planner(PlanSetup(proposers=tuple(args.proposers.split(",")), attempts=args.attempts,
+                                            consistency_checks=not args.no_consistency_checks))
     with tempfile.TemporaryDirectory() as out:
         started = time.perf_counter()
         run = run_plan(planner, tasks, out, meta=meta, progress=False)
         wall = time.perf_counter() - started
     attempts = [a for r in run.records for t in r["test"] for a in t["attempts"]]
     proposer_s = sum(a["seconds"] for a in attempts)
-    overhead_s = wall - proposer_s
+    verifier_s = sum(a["check_seconds"] for a in attempts)
+    overhead_s = wall - proposer_s - verifier_s
 
     grid = np.zeros((3, 3), dtype=np.uint8)
     startup = []
@@ -60,9 +65,10 @@ def main() -> None:
 
     print(f"planner with {args.proposers} (offline defaults, random weights), {len(tasks)} tasks of "
           f"arc-agi-1:evaluation (grids <= 10x10), {len(attempts)} attempts; {platform.processor() or platform.machine()}, "
-          f"torch threads {args.threads}")
+          f"torch threads {args.threads}, consistency checks {'off' if args.no_consistency_checks else 'on'}")
     rows = [("run wall time", f"{wall:.2f} s"),
             ("proposer time (inside propose)", f"{proposer_s:.2f} s"),
+            ("verifier time (checks, predictions)", f"{verifier_s:.2f} s"),
             ("planner overhead (the rest)", f"{overhead_s:.3f} s"),
             ("overhead / proposer time", f"{100 * overhead_s / proposer_s:.2f} %"),
             ("sandbox start-up per program", f"{statistics.median(startup):.3f} s"),

@@ -184,7 +184,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     try:
         setup = PlanSetup(proposers=tuple(args.proposers.split(",")), backbone=args.backbone,
                           backbone_kind=args.backbone_kind, trm=args.trm, hybrid=args.hybrid,
-                          attempts=args.attempts, seed=args.seed)
+                          attempts=args.attempts, consistency_checks=not args.no_consistency_checks,
+                          seed=args.seed)
     except ValueError as e:
         raise UsageError(str(e)) from None
     ids = args.tasks.split(",") if args.tasks else None
@@ -338,6 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hybrid", metavar="DIR", help="hybrid export from joint training (default: untrained)")
     p.add_argument("--proposers", default="hybrid,llm,trm", help="comma-separated: hybrid, llm, trm, program")
     p.add_argument("--attempts", type=_positive_int, default=4, help="attempts per test input (default 4)")
+    p.add_argument("--no-consistency-checks", action="store_true",
+                   help="skip the verifier's leave-one-out and augmentation checks (fewer model calls)")
     p.add_argument("--task-timeout", type=float, metavar="SECONDS", help="record a task as failed after this")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output directory")

@@ -30,6 +30,7 @@ class PlanSetup:
     trm: str | None = None  # a TRM export dir (hybrid-arc trm train); None: an untrained TRM
     hybrid: str | None = None  # a hybrid export dir (joint training); None: untrained adapters and TRM
     attempts: int = 4  # per test input
+    consistency_checks: bool = True  # leave-one-out and augmentation checks for the hybrid and LLM proposers
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -75,8 +76,9 @@ def build_planner(setup: PlanSetup) -> tuple[ARCPlanner, dict[str, Any]]:
     random_parts = [f"{p.name} proposer" for p in built if getattr(p, "random_weights", False)]
     meta = {"proposers": list(setup.proposers), "backbone": setup.backbone, "backbone_kind": setup.backbone_kind,
             "trm": setup.trm, "hybrid": setup.hybrid, "attempts_per_input": setup.attempts,
-            "random_weights": random_parts}
-    planner = ARCPlanner(built, GridVerifier(), FeedbackFormatter(), PlannerConfig(attempts_per_input=setup.attempts))
+            "consistency_checks": setup.consistency_checks, "random_weights": random_parts}
+    config = PlannerConfig(attempts_per_input=setup.attempts, consistency_checks=setup.consistency_checks)
+    planner = ARCPlanner(built, GridVerifier(), FeedbackFormatter(), config)
     return planner, meta
 
 

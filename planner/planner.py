@@ -7,6 +7,13 @@ that every later attempt sees, with the earlier candidates. Identical candidates
 repeat is a vote, not a new check). It stops early once it has two distinct candidates with no
 problem found, or when a whole round of proposers only repeated earlier candidates. The two answers are the best distinct candidates by verifier score, then votes.
 
+Consistency checks: a proposer that can also answer a task from any set of demonstrations (it has
+`predict(train_pairs, test_input)`) is run once per test input on the train pairs with one left out
+and on the task under dihedral transforms; the verifier compares those predictions with the known
+train outputs and with each of that proposer's candidates. A proposer without `predict` (the TRM,
+whose puzzle embedding has seen every train pair; a program, which the sandbox already runs on the
+train pairs) gets the other checks only.
+
 No peeking: the planner hands proposers and the verifier `task.without_solutions()` only, so a
 run with or without the expected outputs makes the same attempts.
 """
@@ -15,7 +22,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -26,7 +33,10 @@ from verifier.verdict import Problem, Verdict
 
 
 class Proposer(Protocol):
-    """Anything that proposes an answer for one test input of a task, seeing the earlier attempts."""
+    """Anything that proposes an answer for one test input of a task, seeing the earlier attempts.
+
+    It may also have `predict(train_pairs, test_input) -> grid | None`, which the consistency checks use.
+    """
 
     name: str
 
@@ -34,7 +44,9 @@ class Proposer(Protocol):
 
 
 class Checker(Protocol):
-    def check(self, task: Task, test_index: int, candidate) -> Verdict: ...
+    def check(self, task: Task, test_index: int, candidate, *, predictions=None) -> Verdict: ...
+
+    def predictions(self, task: Task, test_index: int, predict: Callable): ...
 
 
 class Formatter(Protocol):
@@ -47,6 +59,9 @@ class PlannerConfig:
     # Stop before the budget is spent once two distinct candidates pass every check, or once a whole
     # round of proposers only repeated earlier candidates.
     stop_early: bool = True
+    # Run the leave-one-out and augmentation checks for proposers that have `predict` (costs about
+    # train pairs + 3 extra predictions per test input and proposer).
+    consistency_checks: bool = True
 
     def __post_init__(self) -> None:
         if self.attempts_per_input < 1:
@@ -71,6 +86,7 @@ class ARCPlanner:
     def solve_input(self, task: Task, test_index: int) -> TestInputResult:
         task = task.without_solutions()  # also when called directly
         result = TestInputResult()
+        predictions: dict[str, object] = {}  # proposer name -> its consistency predictions, made once
         for index in range(self.config.attempts_per_input):
             proposer = self.proposers[index % len(self.proposers)]
             started = time.perf_counter()
@@ -78,8 +94,9 @@ class ARCPlanner:
                 proposal = proposer.propose(task, test_index, tuple(result.attempts))
             except Exception as e:  # a proposer's failure is a failed attempt, fed back like any other
                 proposal = Proposal(None, error=f"{type(e).__name__}: {e}")
-            result.attempts.append(self._judge(task, test_index, proposer.name, index, proposal, result.attempts,
-                                               time.perf_counter() - started))
+            seconds = time.perf_counter() - started
+            result.attempts.append(self._judge(task, test_index, proposer, index, proposal, result.attempts,
+                                               seconds, predictions))
             if self.config.stop_early and self._done(result.attempts, index):
                 break
         result.answers = choose_answers(result.attempts)
@@ -92,8 +109,25 @@ class ARCPlanner:
         # Every proposer repeated itself: more asking would only repeat again.
         return round_over and all(a.duplicate_of is not None for a in attempts[-len(self.proposers):])
 
-    def _judge(self, task: Task, test_index: int, name: str, index: int, proposal: Proposal,
-               earlier: Sequence[Attempt], seconds: float) -> Attempt:
+    def _predictions(self, task: Task, test_index: int, proposer: Proposer, cache: dict[str, object]):
+        """The proposer's consistency predictions for this test input (made on its first new candidate),
+        or None when it cannot predict or the checks are off. A prediction that raises counts as none."""
+        predict = getattr(proposer, "predict", None)
+        if not self.config.consistency_checks or predict is None:
+            return None
+        if proposer.name not in cache:
+            def safe_predict(pairs, test_input):
+                try:
+                    return predict(pairs, test_input)
+                except Exception:
+                    return None
+
+            cache[proposer.name] = self.verifier.predictions(task, test_index, safe_predict)
+        return cache[proposer.name]
+
+    def _judge(self, task: Task, test_index: int, proposer: Proposer, index: int, proposal: Proposal,
+               earlier: Sequence[Attempt], seconds: float, predictions: dict[str, object]) -> Attempt:
+        name = proposer.name
         if proposal.grid is None:
             problem = Problem("no_candidate", f"test {test_index}", expected="a grid",
                               got=None, detail=proposal.error or "the proposer returned nothing")
@@ -106,12 +140,14 @@ class ARCPlanner:
             return Attempt(name, index, grid, proposal.text, proposal.error, same.verdict,
                            "same answer as attempt " + str(same.index + 1) + "; " + same.feedback,
                            seconds, duplicate_of=same.index)
-        verdict = self.verifier.check(task, test_index, grid)
+        started = time.perf_counter()
+        verdict = self.verifier.check(task, test_index, grid,
+                                      predictions=self._predictions(task, test_index, proposer, predictions))
         if proposal.problems or proposal.consistency < 1.0:
             verdict = Verdict(False, verdict.score * proposal.consistency,
                               tuple(proposal.problems) + tuple(verdict.problems))
         return Attempt(name, index, grid, proposal.text, proposal.error, verdict,
-                       self.formatter.to_text(verdict.problems), seconds)
+                       self.formatter.to_text(verdict.problems), seconds, check_seconds=time.perf_counter() - started)
 
 
 def _passing(attempts: Sequence[Attempt]) -> list[Attempt]:

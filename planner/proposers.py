@@ -7,6 +7,9 @@
 - `ProgramProposer`: the language model writes `transform(grid)`; the sandbox runs it on the train
   pairs (its score there is the candidate's consistency) and on the test input.
 - `HybridProposer`: the hybrid model's TRM grid, conditioned on the language model's reading.
+
+The LLM and hybrid proposers also have `predict(train_pairs, test_input)`: an answer from any set of
+demonstrations, which the planner's consistency checks (leave-one-out, augmentations) use.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+import numpy as np
+
 from hybrid_pipeline.arc.scoring import grids_equal
-from hybrid_pipeline.arc.tasks import Task
+from hybrid_pipeline.arc.tasks import Example, Task
 from planner.trace import Attempt, Proposal
 
 
@@ -77,6 +82,11 @@ class TRMProposer:
                                     f"{' or none decodable' if not ranked else ''})")
 
 
+def task_from_pairs(pairs: Sequence[tuple[np.ndarray, np.ndarray]], test_input: np.ndarray) -> Task:
+    """A one-test-input task made of demonstration pairs, as the consistency checks hand them over."""
+    return Task("consistency", tuple(Example(i, o) for i, o in pairs), (Example(test_input),))
+
+
 def prompt_with_feedback(task: Task, test_index: int, history: Sequence[Attempt], *, max_shown: int = 3) -> str:
     """The task prompt (every demonstration, the test input) with the last few attempts and what the
     verifier said about each, so a retry can avoid the same mistakes. Ends where the answer goes."""
@@ -116,19 +126,34 @@ class HybridProposer:
 
         return {"stopping_criteria": StoppingCriteriaList([grid_end_stop(self.model.backbone.tokenizer)])}
 
-    def propose(self, task: Task, test_index: int, history: Sequence[Attempt]) -> Proposal:
+    def _too_big(self, task: Task) -> str | None:
         side = max(max(ex.input.shape) for ex in (*task.train, *task.test))
         canvas = self.model.config.canvas
         if side > canvas:
-            return Proposal(None, error=f"task grids up to {side}x{side} do not fit the hybrid's "
-                                        f"{canvas}x{canvas} canvas")
+            return f"task grids up to {side}x{side} do not fit the hybrid's {canvas}x{canvas} canvas"
+        return None
+
+    def _predict(self, task: Task, test_index: int, history: Sequence[Attempt]):
         prompt = prompt_with_feedback(task, test_index, history)
         batch = self.model.encode([prompt], [task.test[test_index].input])
         if self.model.feedback is not None and history:
             from adapters.feedback import problem_counts
 
             batch["feedback"] = problem_counts([history[-1].verdict.problems], device=self.model.backbone.device)
-        prediction = self.model.predict(batch, **self._stop_kwargs())
+        return self.model.predict(batch, **self._stop_kwargs())
+
+    def predict(self, pairs, test_input: np.ndarray) -> np.ndarray | None:
+        """The LM's answer from these demonstrations (the TRM's grid when the answer is not a grid)."""
+        task = task_from_pairs(pairs, test_input)
+        if self._too_big(task):
+            return None
+        prediction = self._predict(task, 0, ())
+        return prediction.answer_grids[0] if prediction.answer_grids[0] is not None else prediction.trm_grids[0]
+
+    def propose(self, task: Task, test_index: int, history: Sequence[Attempt]) -> Proposal:
+        if error := self._too_big(task):
+            return Proposal(None, error=error)
+        prediction = self._predict(task, test_index, history)
         seen = [a.grid for a in history if a.grid is not None]
         options = [(prediction.answer_grids[0], prediction.answer_texts[0]), (prediction.trm_grids[0], None)]
         for grid, text in options:
@@ -155,16 +180,27 @@ class LLMProposer:
         self.max_new_tokens = max_new_tokens or MAX_ANSWER_TOKENS
         self.random_weights = bool(getattr(answer_model, "random_weights", False))
 
+    def _answer(self, prompt: str) -> str:
+        return self.model.generate_answers(prompt, 1, temperature=0.0, max_new_tokens=self.max_new_tokens,
+                                           seed=0)[0]
+
     def propose(self, task: Task, test_index: int, history: Sequence[Attempt]) -> Proposal:
         from hybrid_pipeline.arc.text import AnswerParseError, parse_grid
 
-        prompt = prompt_with_feedback(task, test_index, history)
-        text = self.model.generate_answers(prompt, 1, temperature=0.0, max_new_tokens=self.max_new_tokens,
-                                           seed=0)[0]
+        text = self._answer(prompt_with_feedback(task, test_index, history))
         try:
             return Proposal(parse_grid(text), text=text)
         except AnswerParseError as e:
             return Proposal(None, text=text, error=f"the answer is not a grid: {e}")
+
+    def predict(self, pairs, test_input: np.ndarray) -> np.ndarray | None:
+        """The LM's greedy answer from these demonstrations; None when it is not a grid."""
+        from hybrid_pipeline.arc.text import AnswerParseError, parse_grid, task_to_prompt
+
+        try:
+            return parse_grid(self._answer(task_to_prompt(task_from_pairs(pairs, test_input))))
+        except AnswerParseError:
+            return None
 
 
 PROGRAM_INSTRUCTIONS = (

@@ -74,6 +74,7 @@ def test_proposers_never_see_test_outputs_and_attempts_do_not_depend_on_them(tas
 def _no_time(attempt):
     d = attempt.to_dict()
     d.pop("seconds")
+    d.pop("check_seconds")
     return d
 
 
@@ -118,6 +119,71 @@ def test_stops_when_every_proposer_only_repeats_itself(tasks):
     a, b = Scripted("a", [[[1]], [[1]]]), Scripted("b", [[[2]], [[1]]])
     result = planner_with(a, b, attempts=8).solve(tasks[0])[0]
     assert [x.duplicate_of for x in result.attempts] == [None, None, 0, 0]
+
+
+class RuleProposer:
+    """Applies one rule to grids: proposes rule(test input), then the fixed grids in `then`; `predict`
+    answers any set of demonstrations with the same rule and counts its calls."""
+
+    name = "rule"
+
+    def __init__(self, rule, then=()):
+        self.rule, self.then, self.predict_calls = rule, list(then), []
+
+    def propose(self, task, test_index, history):
+        grids = [self.rule(task.test[test_index].input), *map(np.asarray, self.then)]
+        return Proposal(np.asarray(grids[min(len(history), len(grids) - 1)], dtype=np.uint8))
+
+    def predict(self, pairs, test_input):
+        self.predict_calls.append((len(pairs), test_input.shape))
+        return self.rule(test_input)
+
+
+def rotate180(grid):
+    return np.rot90(grid, 2)
+
+
+def test_consistency_checks_run_once_per_test_input_and_judge_each_candidate(tasks):
+    task = tasks[0]  # 3c9b0459: the output is the input turned by 180 degrees
+    wrong = [[1, 1, 1]] * 3
+    proposer = RuleProposer(rotate180, then=[wrong])
+    result = planner_with(proposer, attempts=3, stop=False).solve(task)[0]
+    right, other, repeat = result.attempts
+    assert right.verdict.ok and right.verdict.problems == ()  # the rule holds on every left-out pair
+    assert repeat.duplicate_of == 1
+    # the wrong candidate disagrees with the rule's prediction under each of the 3 augmentations
+    assert [p.kind for p in other.verdict.problems] == ["augmentation"] * 3
+    assert other.verdict.score < right.verdict.score
+    # leave-one-out (one call per train pair, shown the others) + 3 augmentations, for all three attempts
+    n = len(task.train)
+    assert [k for k, _ in proposer.predict_calls] == [n - 1] * n + [n] * 3
+
+
+def test_leave_one_out_names_the_train_pair_a_wrong_rule_misses(tasks):
+    task = tasks[0]
+    flip = RuleProposer(np.fliplr)  # agrees with the 180-degree turn only on pairs symmetric top-bottom
+    verdict = planner_with(flip, attempts=1).solve(task)[0].attempts[0].verdict
+    missed = [k for k, ex in enumerate(task.train) if not np.array_equal(np.fliplr(ex.input), ex.output)]
+    loo = [p for p in verdict.problems if p.kind == "leave_one_out"]
+    assert missed and [p.where for p in loo] == [f"train {k}" for k in missed]
+    assert not verdict.ok
+    unchecked = ARCPlanner([RuleProposer(np.fliplr)], GridVerifier(), FeedbackFormatter(),
+                           PlannerConfig(attempts_per_input=1, consistency_checks=False))
+    plain = unchecked.solve(task)[0].attempts[0].verdict
+    assert unchecked.proposers[0].predict_calls == []
+    assert not any(p.kind in ("leave_one_out", "augmentation") for p in plain.problems)
+    assert plain.score > verdict.score
+
+
+def test_a_predictor_that_raises_counts_as_no_prediction(tasks):
+    class Raising(RuleProposer):
+        def predict(self, pairs, test_input):
+            raise RuntimeError("out of memory")
+
+    attempt = planner_with(Raising(rotate180), attempts=1).solve(tasks[0])[0].attempts[0]
+    assert attempt.grid is not None and attempt.error is None
+    assert {p.kind for p in attempt.verdict.problems} == {"leave_one_out", "augmentation"}
+    assert all(p.got is None or "shape" in p.got for p in attempt.verdict.problems)
 
 
 def test_a_failing_proposer_is_a_failed_attempt_and_the_next_one_runs(tasks):
