@@ -14,7 +14,9 @@ and prints per-family exact accuracy on the test pairs (pass@1) and per supervis
 
 Measured on the 2-core CPU this project is developed on (10 minutes, ~800 steps, shared machine):
 colour_map reaches 0.90 while the geometric families stay near 0; the slow test therefore asserts
-colour_map only. Learning the geometric rules takes more steps than a CPU minute budget gives.
+colour_map only. Learning the geometric rules takes more steps than a CPU minute budget gives: on
+an H100 the same recipe reached flip_lr 0.84, flip_ud 0.94, rotate90 0.42, transpose 0.66 pass@1
+after 8,615 steps (5.3 minutes), and none above 0.1 except flip_lr (0.68) after 3,807.
 """
 
 from __future__ import annotations
