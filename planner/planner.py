@@ -141,13 +141,15 @@ class ARCPlanner:
                            "same answer as attempt " + str(same.index + 1) + "; " + same.feedback,
                            seconds, duplicate_of=same.index)
         started = time.perf_counter()
-        verdict = self.verifier.check(task, test_index, grid,
-                                      predictions=self._predictions(task, test_index, proposer, predictions))
+        consistency = self._predictions(task, test_index, proposer, predictions)
+        predicted = time.perf_counter()
+        verdict = self.verifier.check(task, test_index, grid, predictions=consistency)
         if proposal.problems or proposal.consistency < 1.0:
             verdict = Verdict(False, verdict.score * proposal.consistency,
                               tuple(proposal.problems) + tuple(verdict.problems))
         return Attempt(name, index, grid, proposal.text, proposal.error, verdict,
-                       self.formatter.to_text(verdict.problems), seconds, check_seconds=time.perf_counter() - started)
+                       self.formatter.to_text(verdict.problems), seconds, predict_seconds=predicted - started,
+                       check_seconds=time.perf_counter() - predicted)
 
 
 def _passing(attempts: Sequence[Attempt]) -> list[Attempt]:

@@ -43,8 +43,9 @@ def _figure(label: str, grid: Any) -> str:
 def _attempt_html(attempt: dict[str, Any]) -> str:
     verdict = attempt["verdict"]
     status = ('<b class="ok">passes checks</b>' if verdict["ok"] else '<b class="bad">problems</b>')
-    checks = attempt.get("check_seconds", 0.0)
-    timing = f'{attempt["seconds"]:.2f} s' + (f' + {checks:.2f} s checks' if checks >= 0.005 else "")
+    predictions = attempt.get("predict_seconds", 0.0)
+    timing = f'{attempt["seconds"]:.2f} s' + (f' + {predictions:.2f} s predictions for the checks'
+                                              if predictions >= 0.005 else "")
     parts = [f'attempt {attempt["index"] + 1} ({escape(attempt["proposer"])}, {timing}): '
              f'{status}, verifier score {verdict["score"]:.2f}']
     if attempt.get("duplicate_of") is not None:

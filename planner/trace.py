@@ -39,13 +39,15 @@ class Attempt:
     feedback: str  # what the next attempt is told about this one
     seconds: float  # inside the proposer's `propose`
     duplicate_of: int | None = None  # index of the earlier attempt that proposed the same grid
-    check_seconds: float = 0.0  # in the verifier, the consistency predictions made for this check included
+    predict_seconds: float = 0.0  # the proposer's consistency predictions made for this check (model calls)
+    check_seconds: float = 0.0  # in the verifier's own checks
 
     def to_dict(self) -> dict[str, Any]:
         return {"proposer": self.proposer, "index": self.index,
                 "grid": None if self.grid is None else self.grid.tolist(), "text": self.text,
                 "error": self.error, "verdict": self.verdict.to_dict(), "feedback": self.feedback,
-                "seconds": round(self.seconds, 4), "check_seconds": round(self.check_seconds, 4),
+                "seconds": round(self.seconds, 4), "predict_seconds": round(self.predict_seconds, 4),
+                "check_seconds": round(self.check_seconds, 4),
                 "duplicate_of": self.duplicate_of}
 
     @classmethod
@@ -53,7 +55,7 @@ class Attempt:
         grid = None if data["grid"] is None else np.asarray(data["grid"], dtype=np.uint8)
         return cls(data["proposer"], data["index"], grid, data.get("text"), data.get("error"),
                    Verdict.from_dict(data["verdict"]), data.get("feedback", ""), data.get("seconds", 0.0),
-                   data.get("duplicate_of"), data.get("check_seconds", 0.0))
+                   data.get("duplicate_of"), data.get("predict_seconds", 0.0), data.get("check_seconds", 0.0))
 
 
 @dataclass

@@ -74,6 +74,7 @@ def test_proposers_never_see_test_outputs_and_attempts_do_not_depend_on_them(tas
 def _no_time(attempt):
     d = attempt.to_dict()
     d.pop("seconds")
+    d.pop("predict_seconds")
     d.pop("check_seconds")
     return d
 
