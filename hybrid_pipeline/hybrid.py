@@ -299,15 +299,8 @@ class HybridModel(nn.Module):
 
         Without LoRA the backbone is frozen, so this runs without grad and may be cached.
         """
-        backbone = self.backbone
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.backbone_trains):
-            if backbone.config.kind == "causal":
-                return backbone.hidden_states(prompt_ids, prompt_mask)
-            if backbone.config.hidden_layer != -1:
-                raise ValueError(f"the diffusion backbone gives only its last layer's hidden states; set "
-                                 f"backbone.hidden_layer=-1 (got {backbone.config.hidden_layer})")
-            _, hidden = backbone(prompt_ids, attention_mask=prompt_mask, output_hidden_states=True)
-            return hidden
+            return self.backbone.hidden_states(prompt_ids, prompt_mask)
 
     def _prompt_hidden(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         if "prompt_hidden" in batch:

@@ -204,6 +204,21 @@ def test_diffusion_backbone_attends_both_ways(diffusion, causal):
     torch.testing.assert_close(causal.model(changed).logits[0, 1], causal.model(ids).logits[0, 1])
 
 
+def test_diffusion_hidden_states_choose_a_layer_and_see_the_whole_prompt(diffusion):
+    ids = encode(diffusion, [PROMPT]).input_ids
+    T, D = ids.shape[1], diffusion.hidden_size
+    last = diffusion.hidden_states(ids)  # config default: the last layer
+    assert last.shape == (1, T, D)
+    torch.testing.assert_close(last, diffusion(ids, output_hidden_states=True)[1])
+    torch.testing.assert_close(diffusion.hidden_states(ids, layer=0), diffusion.embed(ids))
+    first = diffusion.hidden_states(ids, layer=1)
+    assert not torch.allclose(first, last)
+    changed = ids.clone()
+    changed[0, -2] = diffusion.tokenizer.convert_tokens_to_ids("9")
+    assert not torch.allclose(diffusion.hidden_states(changed, layer=1)[0, 1], first[0, 1])  # bidirectional
+    assert diffusion.dtype == diffusion.embed(ids).dtype
+
+
 def test_masked_diffusion_loss_by_hand():
     # Two sequences of 4 tokens, vocab 3. Logits put all their mass on token 0 except where noted.
     logits = torch.zeros(2, 4, 3)

@@ -123,14 +123,32 @@ class DiffusionBackbone(nn.Module):
     def device(self) -> torch.device:
         return self.model.get_input_embeddings().weight.device
 
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.model.get_input_embeddings().weight.dtype
+
     def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Token embeddings [B,T] -> [B,T,D]."""
         return self.model.get_input_embeddings()(input_ids)
+
+    def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                      layer: int | None = None) -> torch.Tensor:
+        """Hidden states [B,T] -> [B,T,D] of `layer` (default `config.hidden_layer`; 0 is the embeddings),
+        every position attending to every other."""
+        out, _ = self._run(input_ids, None, attention_mask, output_hidden_states=True)
+        return out.hidden_states[self.config.hidden_layer if layer is None else layer]
 
     def forward(self, input_ids: torch.Tensor, prefix_embeds: torch.Tensor | None = None,
                 attention_mask: torch.Tensor | None = None, output_hidden_states: bool = False):
         """(logits [B,T,V], last hidden states [B,T,D] or None) for `[prefix ; input_ids]`; the prefix
         positions are dropped from both outputs."""
+        out, K = self._run(input_ids, prefix_embeds, attention_mask, output_hidden_states)
+        hidden = out.hidden_states[-1][:, K:] if output_hidden_states else None
+        return out.logits[:, K:], hidden
+
+    def _run(self, input_ids: torch.Tensor, prefix_embeds: torch.Tensor | None,
+             attention_mask: torch.Tensor | None, output_hidden_states: bool):
+        """The model's raw output for `[prefix ; input_ids]` and the prefix length K."""
         B, T = input_ids.shape
         K = 0 if prefix_embeds is None else prefix_embeds.shape[1]
         if attention_mask is None:
@@ -147,9 +165,7 @@ class DiffusionBackbone(nn.Module):
             kwargs["attention_mask"] = attention_mask.bool()[:, None, None, :].expand(B, 1, S, S)  # every query sees every key
         elif not bool(attention_mask.all()):
             kwargs["attention_mask"] = attention_mask
-        out = self.model(**kwargs)
-        hidden = out.hidden_states[-1][:, K:] if output_hidden_states else None
-        return out.logits[:, K:], hidden
+        return self.model(**kwargs), K
 
     def diffusion_loss(self, input_ids: torch.Tensor, *, answer_mask: torch.Tensor | None = None,
                        prefix_embeds: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
