@@ -228,14 +228,14 @@ class BackboneAnswerModel:
         gen_length = -(-max_new_tokens // block) * block  # the sampler fills whole blocks
         steps = gen_length // block * self.diffusion_steps_per_block
         generator = torch.Generator(device=ids.device).manual_seed(seed)
+        eos = self.tokenizer.eos_token_id
         sample = self.backbone.generate(ids, gen_length=gen_length, block_length=block, steps=steps,
                                         temperature=temperature, constrain_to_grid=self.constrain_to_grid,
-                                        generator=generator)
+                                        generator=generator, stop_token_ids=None if eos is None else [eos])
         tokens = sample.tokens[0]  # [G]
-        eos = self.tokenizer.eos_token_id
         if eos is not None and (tokens == eos).any():
             tokens = tokens[:int((tokens == eos).nonzero()[0, 0])]  # LLaDA pads the answer with EOS
-        self.tokens_generated += gen_length
+        self.tokens_generated += sample.sampled
         return self.tokenizer.decode(tokens, skip_special_tokens=True)
 
 

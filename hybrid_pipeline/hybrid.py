@@ -478,6 +478,8 @@ class HybridModel(nn.Module):
             return self.backbone.generate(prompt_ids, prefix, attention_mask=prompt_mask, max_new_tokens=n,
                                           constrain_to_grid=constrain_to_grid, **generate_kwargs)
         gen_length = -(-n // block_length) * block_length
+        eos = self.backbone.tokenizer.eos_token_id  # _decode_answers cuts there: later blocks need no sampling
+        generate_kwargs = {"stop_token_ids": None if eos is None else [eos], **generate_kwargs}
         sample = self.backbone.generate(prompt_ids, prefix, attention_mask=prompt_mask, gen_length=gen_length,
                                         block_length=block_length, steps=diffusion_steps or gen_length,
                                         constrain_to_grid=constrain_to_grid, generator=generator, **generate_kwargs)

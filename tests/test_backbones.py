@@ -277,6 +277,22 @@ def test_diffusion_sampling_fills_the_answer(diffusion):
         diffusion.generate(ids, gen_length=20, block_length=8, steps=6)
 
 
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_diffusion_early_stop_keeps_every_token_before_the_stop_token(diffusion, temperature):
+    ids = encode(diffusion, [PROMPT, PROMPT[:-3]]).input_ids
+    kwargs = dict(gen_length=64, block_length=8, steps=32, constrain_to_grid=True, temperature=temperature)
+    full = diffusion.generate(ids, generator=torch.Generator().manual_seed(0), **kwargs)
+    # stop tokens that each row samples in its third block: the run can stop after block 3 of 8
+    stops = sorted({row[20] for row in full.tokens.tolist()})
+    early = diffusion.generate(ids, generator=torch.Generator().manual_seed(0), stop_token_ids=stops, **kwargs)
+    assert full.sampled == 64 and early.sampled <= 24 and early.steps == early.sampled // 8 * 4 < full.steps
+    assert early.tokens.shape == full.tokens.shape
+    assert (early.tokens[:, early.sampled:] == stops[0]).all()
+    for row_full, row_early in zip(full.tokens.tolist(), early.tokens.tolist()):
+        cut = min(row_early.index(s) for s in stops if s in row_early) + 1
+        assert cut <= early.sampled and row_early[:cut] == row_full[:cut]
+
+
 def test_refine_hook_sees_low_confidence_chunks_and_its_prefix_is_used(diffusion):
     ids = encode(diffusion, [PROMPT]).input_ids
     seen = []

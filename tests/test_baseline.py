@@ -231,7 +231,9 @@ def test_tiny_diffusion_backbone_runs_end_to_end(tmp_path):
                             backbone=BackboneConfig(kind="diffusion", name_or_path="tiny-random-diffusion"))
     summary = run_baseline(config, progress=False)
     assert summary["kind"] == "diffusion" and summary["random_weights"]
-    assert summary["tokens_generated"] == 2 * 32 and summary["answers"] == 2
+    # whole blocks of 16, fewer than 32 per answer when every row has reached EOS earlier
+    assert summary["answers"] == 2 and summary["tokens_generated"] % 16 == 0
+    assert 2 * 16 <= summary["tokens_generated"] <= 2 * 32
     read_submission(tmp_path / "submission.json", selected([SMALL_TASK]))
     (record,) = read_jsonl(tmp_path / "results.jsonl")
     assert len(record["test"][0]["parse_failures"]) + len(record["test"][0]["votes"]) <= 2

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -41,6 +41,7 @@ class DiffusionLoss:
 @dataclass
 class DiffusionSample:
     tokens: torch.Tensor              # [B,G] generated answer, no mask tokens
+    sampled: int                      # answer positions sampled; after them (early stop) the stop token
     sequences: torch.Tensor           # [B,P+G] prompt followed by the answer
     chunk_confidence: torch.Tensor    # [B,C] mean probability of each chunk's tokens at the last step
     confidence_history: torch.Tensor  # [steps,B,C] the same at every step (committed or proposed tokens)
@@ -196,7 +197,7 @@ class DiffusionBackbone(nn.Module):
                  steps: int = 128, temperature: float = 0.0, remasking: str = "low_confidence",
                  constrain_to_grid: bool = False, generator: torch.Generator | None = None,
                  refine_hook: RefineHook | None = None, refine_threshold: float = 0.5,
-                 chunk_length: int | None = None) -> DiffusionSample:
+                 chunk_length: int | None = None, stop_token_ids: Sequence[int] | None = None) -> DiffusionSample:
         """Fill `gen_length` masked positions after `prompt_ids` [B,P], `block_length` at a time,
         over `steps` steps in all (divided evenly among blocks).
 
@@ -206,6 +207,11 @@ class DiffusionBackbone(nn.Module):
         of `chunk_length` tokens (default `block_length`) are scored by the mean probability of
         their current tokens; those in the current block that still hold masks and score below
         `refine_threshold` go to `refine_hook` before the commit.
+
+        `stop_token_ids` (e.g. EOS): once every sequence holds one of them in its finished blocks,
+        the later blocks are not sampled and hold `stop_token_ids[0]` (LLaDA pads answers with EOS).
+        Committed tokens never change, so each sequence's tokens up to its first stop token are the
+        ones a full run gives; only the cost differs.
         """
         if gen_length % block_length:
             raise ValueError(f"gen_length {gen_length} is not a multiple of block_length {block_length}")
@@ -230,7 +236,8 @@ class DiffusionBackbone(nn.Module):
         else:
             banned[:] = False
         banned[self.mask_token_id] = True  # a committed token is never the mask itself
-        history, refine_calls, refined_chunks = [], 0, 0
+        stops = None if not stop_token_ids else torch.tensor(list(stop_token_ids), device=device)
+        history, refine_calls, refined_chunks, sampled = [], 0, 0, gen_length
         for block in range(num_blocks):
             start, end = P + block * block_length, P + (block + 1) * block_length
             schedule = transfer_schedule((x[:, start:end] == self.mask_token_id).sum(dim=1), steps_per_block)
@@ -265,7 +272,11 @@ class DiffusionBackbone(nn.Module):
                         commit[b, confidence[b].topk(count).indices] = True
                 x = torch.where(commit, x0, x)
                 history.append(chunk_conf)
-        return DiffusionSample(tokens=x[:, P:], sequences=x, chunk_confidence=history[-1],
+            if stops is not None and block < num_blocks - 1 and bool(torch.isin(x[:, P:end], stops).any(dim=1).all()):
+                sampled = end - P
+                x[:, end:] = stops[0]
+                break
+        return DiffusionSample(tokens=x[:, P:], sampled=sampled, sequences=x, chunk_confidence=history[-1],
                                confidence_history=torch.stack(history), steps=len(history),
                                refine_calls=refine_calls, refined_chunks=refined_chunks)
 
