@@ -33,15 +33,6 @@ PROMPTS = ["Example 1\nInput:\n12\n34\nOutput:\n43\n21\n\nTest\nInput:\n12\n34\n
            "Test\nInput:\n505\nOutput:\n"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tensors this small gain nothing from threads; on a shared machine, waiting for them costs ~50x.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def backbones():
     return {"causal": load_backbone(BackboneConfig()),

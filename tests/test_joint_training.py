@@ -36,15 +36,6 @@ TRAIN_IDS = ["0d3d703e", "25ff71a9"]  # 3x3 grids: they fit a 4x4 canvas; 25ff71
 EVAL_IDS = ["66e6c45b"]  # 4x4, ARC-AGI-1 evaluation
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tensors this small gain nothing from threads; on a shared machine, waiting for them costs ~5x.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def values(out_dir, cache_dir, **overrides) -> dict:
     base = {
         "model": {"trm": {"hidden_size": 32, "num_heads": 2, "L_layers": 1, "H_cycles": 2, "L_cycles": 2,
