@@ -18,6 +18,7 @@ from transformers import DynamicCache, LogitsProcessor, LogitsProcessorList
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from hybrid_pipeline.arc.text import GRID_ALPHABET
+from hybrid_pipeline.backbones.base import FrozenBackbone
 from hybrid_pipeline.backbones.config import BackboneConfig
 from hybrid_pipeline.backbones.loading import load_model
 
@@ -71,15 +72,11 @@ class PromptCache:
     attention_mask: torch.Tensor  # [B, K+T]
 
 
-class CausalBackbone(nn.Module):
+class CausalBackbone(FrozenBackbone):
     """A frozen causal LM (weights requires_grad False, eval mode) with optional LoRA adapters."""
 
     def __init__(self, model: nn.Module, tokenizer, config: BackboneConfig, random_weights: bool):
-        super().__init__()
-        self.model = model
-        self.tokenizer = tokenizer
-        self.config = config
-        self.random_weights = random_weights
+        super().__init__(model, tokenizer, config, random_weights)
         self._grid_ids: list[int] | None = None
 
     @classmethod
@@ -88,26 +85,6 @@ class CausalBackbone(nn.Module):
 
         loaded = load_model(config, (AutoModelForCausalLM,))
         return cls(loaded.model, loaded.tokenizer, config, loaded.random_weights)
-
-    def train(self, mode: bool = True) -> "CausalBackbone":
-        """Stays in eval mode unless LoRA adapters are there to train."""
-        return super().train(mode and self.config.lora)
-
-    @property
-    def hidden_size(self) -> int:
-        return self.model.config.get_text_config().hidden_size
-
-    @property
-    def device(self) -> torch.device:
-        return self.model.get_input_embeddings().weight.device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.model.get_input_embeddings().weight.dtype
-
-    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """Token embeddings [B,T] -> [B,T,D]."""
-        return self.model.get_input_embeddings()(input_ids)
 
     def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                       layer: int | None = None) -> torch.Tensor:

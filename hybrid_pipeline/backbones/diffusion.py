@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hybrid_pipeline.backbones.base import FrozenBackbone
 from hybrid_pipeline.backbones.causal import grid_alphabet_ids
 from hybrid_pipeline.backbones.config import BackboneConfig, BackboneLoadError
 from hybrid_pipeline.backbones.loading import load_model
@@ -73,15 +74,11 @@ def transfer_schedule(masked_count: torch.Tensor, steps: int) -> torch.Tensor:
     return base[:, None] + (step_index[None, :] < remainder[:, None]).long()
 
 
-class DiffusionBackbone(nn.Module):
+class DiffusionBackbone(FrozenBackbone):
     """A frozen masked-diffusion LM; `logits(x)` sees the whole sequence both ways."""
 
     def __init__(self, model: nn.Module, tokenizer, config: BackboneConfig, random_weights: bool):
-        super().__init__()
-        self.model = model
-        self.tokenizer = tokenizer
-        self.config = config
-        self.random_weights = random_weights
+        super().__init__(model, tokenizer, config, random_weights)
         mask_id = config.mask_token_id if config.mask_token_id is not None else tokenizer.mask_token_id
         if mask_id is None:
             raise BackboneLoadError(f"backbone '{config.name_or_path}': tokenizer has no mask token; set "
@@ -111,26 +108,6 @@ class DiffusionBackbone(nn.Module):
         if getattr(out, "logits", None) is None:
             raise BackboneLoadError(f"backbone '{self.config.name_or_path}': loaded class "
                                     f"{type(self.model).__name__} returns no logits (no LM head)")
-
-    def train(self, mode: bool = True) -> "DiffusionBackbone":
-        """Stays in eval mode unless LoRA adapters are there to train."""
-        return super().train(mode and self.config.lora)
-
-    @property
-    def hidden_size(self) -> int:
-        return self.model.config.get_text_config().hidden_size
-
-    @property
-    def device(self) -> torch.device:
-        return self.model.get_input_embeddings().weight.device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.model.get_input_embeddings().weight.dtype
-
-    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """Token embeddings [B,T] -> [B,T,D]."""
-        return self.model.get_input_embeddings()(input_ids)
 
     def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                       layer: int | None = None) -> torch.Tensor:
