@@ -80,9 +80,9 @@ from hybrid_pipeline.arc.text import INPUT_MARKER, TEST_MARKER, parse_grid, task
 from hybrid_pipeline.arc.voting import VoteBox
 from hybrid_pipeline.config import ConfigError, config_to_dict
 from hybrid_pipeline.hybrid import HybridConfig, HybridModel
-from hybrid_pipeline.trm.checkpoint import CheckpointError, write_dir_atomically
+from hybrid_pipeline.trm.checkpoint import LATEST_NAME, CheckpointError, write_dir_atomically
+from hybrid_pipeline.trm.checkpoint import latest_checkpoint as checkpoint_pointer
 
-LATEST_NAME = "latest.json"
 STATE_NAME = "joint_state.json"
 MIXED_PRECISION = ("no", "bf16", "fp16")
 PARTS = ("text_to_latent", "vae", "trm", "refiner", "feedback")
@@ -301,19 +301,8 @@ def cache_prompt_hidden(model: HybridModel, prompts: Sequence[str], cache_dir: s
 
 
 def latest_checkpoint(out_dir: str | os.PathLike) -> Path | None:
-    """The checkpoint `latest.json` names; None when there is none. A pointer to a missing directory
-    is a CheckpointError (someone deleted it: resuming elsewhere would silently restart)."""
-    pointer = Path(out_dir) / "checkpoints" / LATEST_NAME
-    if not pointer.is_file():
-        return None
-    try:
-        name = json.loads(pointer.read_text())["name"]
-    except (json.JSONDecodeError, KeyError, TypeError):
-        raise CheckpointError(f"{pointer}: not a checkpoint pointer (expected {{\"name\": \"step-...\"}})") from None
-    path = pointer.parent / name
-    if not (path / STATE_NAME).is_file():
-        raise CheckpointError(f"{pointer}: names {name}, but {path / STATE_NAME} is missing")
-    return path
+    """The last checkpoint of a joint run (see `trm.checkpoint.latest_checkpoint`)."""
+    return checkpoint_pointer(out_dir, STATE_NAME)
 
 
 def check_resumable(checkpoint: Path, config: JointTrainConfig) -> int:

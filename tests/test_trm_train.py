@@ -85,6 +85,18 @@ def test_resume_after_kill_reaches_the_same_weights(trained, tmp_path):
         torch.testing.assert_close(again[name], reference[name], rtol=0, atol=0, msg=name)
 
 
+@pytest.mark.parametrize("pointer, problem", [("{not json", "not a checkpoint pointer"),
+                                                ('{"name": "step-0000009"}', "step-0000009/training_state.pt is missing")])
+def test_a_broken_latest_pointer_is_a_checkpoint_error_not_a_silent_restart(tmp_path, pointer, problem):
+    from hybrid_pipeline.trm.checkpoint import CheckpointError
+
+    assert latest_checkpoint(tmp_path) is None  # no pointer: a fresh run
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "latest.json").write_text(pointer)
+    with pytest.raises(CheckpointError, match=problem):
+        latest_checkpoint(tmp_path)
+
+
 def test_training_moves_weights_and_the_ema_export_differs_from_raw(trained):
     config, result = trained
     state = torch.load(latest_checkpoint(result.final_dir.parent) / "training_state.pt", weights_only=False)

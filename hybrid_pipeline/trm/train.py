@@ -25,7 +25,6 @@ so a resumed run sees exactly the batches the uninterrupted run would have.
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -39,14 +38,14 @@ from hybrid_pipeline.arc.datasets import AugmentationPlan, TRMDataConfig, build_
 from hybrid_pipeline.arc.errors import ARCDataError, Problem
 from hybrid_pipeline.arc.files import append_jsonl, atomic_write_json
 from hybrid_pipeline.arc.tasks import LEAKAGE_POLICIES, Task, apply_leakage_policy, fitting, load_tasks
-from hybrid_pipeline.trm.checkpoint import save_export, write_dir_atomically
+from hybrid_pipeline.trm.checkpoint import LATEST_NAME, save_export, write_dir_atomically
+from hybrid_pipeline.trm.checkpoint import latest_checkpoint as checkpoint_pointer
 from hybrid_pipeline.trm.config import TRMConfig
 from hybrid_pipeline.trm.losses import SUPERVISION_PRESETS, SupervisionWeighting, act_loss, loss_by_step, summarize_metrics
 from hybrid_pipeline.trm.model import TRM, TRMCarry
 from hybrid_pipeline.trm.optim import EMA, AdamAtan2, SparseSignSGD
 
 STATE_NAME = "training_state.pt"
-LATEST_NAME = "latest.json"
 
 
 @dataclass
@@ -166,11 +165,8 @@ def load_training_data(config: TRMTrainConfig) -> TRMData:
 
 
 def latest_checkpoint(out_dir: str | Path) -> Path | None:
-    pointer = Path(out_dir) / "checkpoints" / LATEST_NAME
-    if not pointer.is_file():
-        return None
-    path = Path(out_dir) / "checkpoints" / json.loads(pointer.read_text())["name"]
-    return path if path.is_dir() else None
+    """The last checkpoint of a TRM run (see `checkpoint.latest_checkpoint`)."""
+    return checkpoint_pointer(out_dir, STATE_NAME)
 
 
 # --------------------------------------------------------------------------------------------------
