@@ -86,7 +86,7 @@ class ARCPlanner:
     def solve_input(self, task: Task, test_index: int) -> TestInputResult:
         task = task.without_solutions()  # also when called directly
         result = TestInputResult()
-        predictions: dict[str, object] = {}  # proposer name -> its consistency predictions, made once
+        prediction_cache: dict[str, object] = {}  # proposer name -> its consistency predictions, made once
         for index in range(self.config.attempts_per_input):
             proposer = self.proposers[index % len(self.proposers)]
             started = time.perf_counter()
@@ -96,7 +96,7 @@ class ARCPlanner:
                 proposal = Proposal(None, error=f"{type(e).__name__}: {e}")
             seconds = time.perf_counter() - started
             result.attempts.append(self._judge(task, test_index, proposer, index, proposal, result.attempts,
-                                               seconds, predictions))
+                                               seconds, prediction_cache))
             if self.config.stop_early and self._done(result.attempts, index):
                 break
         result.answers = choose_answers(result.attempts)
@@ -126,7 +126,7 @@ class ARCPlanner:
         return cache[proposer.name]
 
     def _judge(self, task: Task, test_index: int, proposer: Proposer, index: int, proposal: Proposal,
-               earlier: Sequence[Attempt], seconds: float, predictions: dict[str, object]) -> Attempt:
+               earlier: Sequence[Attempt], seconds: float, prediction_cache: dict[str, object]) -> Attempt:
         name = proposer.name
         if proposal.grid is None:
             problem = Problem("no_candidate", f"test {test_index}", expected="a grid",
@@ -141,7 +141,7 @@ class ARCPlanner:
                            "same answer as attempt " + str(same.index + 1) + "; " + same.feedback,
                            seconds, duplicate_of=same.index)
         started = time.perf_counter()
-        consistency = self._predictions(task, test_index, proposer, predictions)
+        consistency = self._predictions(task, test_index, proposer, prediction_cache)
         predicted = time.perf_counter()
         verdict = self.verifier.check(task, test_index, grid, predictions=consistency)
         if proposal.problems or proposal.consistency < 1.0:
