@@ -11,6 +11,10 @@ so that earlier peaks do not hide later ones.
     .venv/bin/python experiments/bench_trm.py --quick
     PYTHONPATH=/tmp/refdeps .venv/bin/python experiments/bench_trm.py --reference /tmp/trm_ref
 
+GFLOP is what one step computes in matmuls and attention (torch's FlopCounterMode), and GFLOP/s
+that over the step time: the same GFLOP for both implementations means the same work, so a ratio
+of step times is a ratio of how well that work runs on the machine.
+
 `--reference DIR` times the public TinyRecursiveModels model (its ACT model and its stablemax loss
 head, with our Adam-atan2, as its own optimiser is a CUDA extension) from a local checkout at the same
 config, and prints our time as a ratio of its time. The checkout needs `einops` importable.
@@ -67,6 +71,30 @@ def build(impl: str, hidden: int, heads: int, reference_dir: str | None):
     return model, step
 
 
+def count_flops(step, batch) -> int:
+    """Floating-point operations of one `step(batch)`, counted by torch's FlopCounterMode.
+
+    Matmuls and attention only (elementwise work is not counted). torch has no formula for the CPU
+    flash-attention ops, so theirs are given here: the same counts as its other attention kernels.
+    """
+    import torch
+    from torch.utils import flop_counter
+
+    aten = torch.ops.aten
+
+    def forward(q, k, v, *args, out_shape=None, **kwargs) -> int:
+        return flop_counter.sdpa_flop_count(q, k, v)
+
+    def backward(grad_out, q, k, v, *args, out_shape=None, **kwargs) -> int:
+        return flop_counter.sdpa_backward_flop_count(grad_out, q, k, v)
+
+    custom = {aten._scaled_dot_product_flash_attention_for_cpu: forward,
+              aten._scaled_dot_product_flash_attention_for_cpu_backward: backward}
+    with flop_counter.FlopCounterMode(display=False, custom_mapping=custom) as counter:
+        step(batch)
+    return counter.get_total_flops()
+
+
 def measure(impl: str, hidden: int, heads: int, device: str, repeats: int, reference_dir: str | None) -> dict:
     import torch
 
@@ -96,7 +124,8 @@ def measure(impl: str, hidden: int, heads: int, device: str, repeats: int, refer
             peak = torch.cuda.max_memory_allocated() - base
         else:
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
-        return {"seconds": min(times), "peak_mib": peak / 2**20}
+        flops = count_flops(step, batch)  # after the peak is read: the counter's own work does not count
+        return {"seconds": min(times), "peak_mib": peak / 2**20, "gflop": flops / 1e9}
 
 
 def measure_in_fresh_process(*args) -> dict:
@@ -127,7 +156,8 @@ def main() -> None:
     print(f"TRM training step: batch {BATCH}, seq {SEQ_LEN}+{PREFIX}, H_cycles 3, L_cycles 4, 2 layers, float32, "
           f"best of {repeats}; torch {torch.__version__}, {torch.get_num_threads()} threads"
           + (f", {torch.cuda.get_device_name()}" if "cuda" in devices else ""))
-    header = f"{'device':<6} {'hidden':>6} {'heads':>5} {'impl':<9} {'step s':>8} {'peak MiB':>9} {'ours/ref':>8}"
+    header = (f"{'device':<6} {'hidden':>6} {'heads':>5} {'impl':<9} {'step s':>8} {'peak MiB':>9} {'GFLOP':>7} "
+              f"{'GFLOP/s':>8} {'ours/ref':>8}")
     print(header)
     print("-" * len(header))
     for device in devices:
@@ -136,7 +166,8 @@ def main() -> None:
             results = {impl: measure_in_fresh_process(impl, hidden, heads, device, n, args.reference) for impl in impls}
             for impl, r in results.items():
                 ratio = f"{results['ours']['seconds'] / results['reference']['seconds']:.2f}" if len(results) == 2 and impl == "ours" else ""
-                print(f"{device:<6} {hidden:>6} {heads:>5} {impl:<9} {r['seconds']:>8.3f} {r['peak_mib']:>9.1f} {ratio:>8}", flush=True)
+                print(f"{device:<6} {hidden:>6} {heads:>5} {impl:<9} {r['seconds']:>8.3f} {r['peak_mib']:>9.1f} "
+                      f"{r['gflop']:>7.1f} {r['gflop'] / r['seconds']:>8.1f} {ratio:>8}", flush=True)
 
 
 if __name__ == "__main__":
