@@ -12,11 +12,11 @@ writes the tasks under `--out`/tasks, trains a small TRM on a 10x10 canvas under
 and prints per-family exact accuracy on the test pairs (pass@1) and per supervision step. With
 `--check X` it exits 1 when the mean pass@1 of the simple families is below X.
 
-Measured on the 2-core CPU this project is developed on (10 minutes, ~800 steps, shared machine):
-colour_map reaches 0.90 while the geometric families stay near 0; the slow test therefore asserts
-colour_map only. Learning the geometric rules takes more steps than a CPU minute budget gives: on
-an H100 the same recipe reached flip_lr 0.84, flip_ud 0.94, rotate90 0.42, transpose 0.66 pass@1
-after 8,615 steps (5.3 minutes), and none above 0.1 except flip_lr (0.68) after 3,807.
+Measured on the 2-core CPU this project is developed on (10 minutes; the README has the table):
+the recipe below reaches a mean pass@1 between 0.78 and 0.93 on the simple families. Every run learns
+colour_map and most learn all four geometric rules to 0.8-1.0, but sometimes one geometric family
+never takes off, so the issue's 0.9 is not met reliably. The paper's shape (3 H cycles, 6
+supervision steps) learns only colour_map in the same time.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ Pair = tuple[np.ndarray, np.ndarray]
 PairGenerator = Callable[[np.random.Generator], Pair]
 
 MIN_SIDE, MAX_SIDE = 3, 10  # grid sides; MAX_SIDE is also the TRM canvas
+N_TRAIN, N_TEST = 5000, 50  # pairs per family task: demonstrations, unseen test instances
 
 
 # --------------------------------------------------------------------------------------------------
@@ -215,8 +216,8 @@ def make_task(family: str, n_train: int, n_test: int, seed: int = 0) -> Task:
     return Task(family, tuple(pairs[:n_train]), tuple(pairs[n_train:]), source=f"toy:{family}")
 
 
-def write_toy_tasks(out_dir: str | Path, families: Sequence[str] = FAMILIES, n_train: int = 1000,
-                    n_test: int = 50, seed: int = 0) -> list[Path]:
+def write_toy_tasks(out_dir: str | Path, families: Sequence[str] = FAMILIES, n_train: int = N_TRAIN,
+                    n_test: int = N_TEST, seed: int = 0) -> list[Path]:
     """Write `<family>.json` (ARC's JSON layout, test outputs included) per family; returns the paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -231,28 +232,31 @@ def write_toy_tasks(out_dir: str | Path, families: Sequence[str] = FAMILIES, n_t
 # --------------------------------------------------------------------------------------------------
 # training and the report
 
-# The recipe (TRMTrainConfig keys, dotted for the model's) for a 2-core CPU. Canvas 10 makes a
-# sequence 100 cells instead of 900; one puzzle slot instead of 16 and L_cycles 2 cut the cost of a
-# step (it is compute-bound: time grows with batch x tokens x cycles); grids stay at the top left as
-# at evaluation. Measured on a shared 2-core CPU, 4 minutes: colour_map reaches 0.9 pass@1 in ~700
-# steps; the geometric families (flips, rotation, transpose) stay near 0, and neither lr 3e-3 at
-# batch 16, learned positions, nor the token-MLP mixer changed that.
+# The recipe (TRMTrainConfig keys, dotted for the model's) for a 2-core CPU and 10 minutes. Canvas 10
+# makes a sequence 100 cells instead of 900, and one puzzle slot replaces 16. The rest is what the
+# budget allows (measured; see the README): H_cycles 1 and L_cycles 1 put every latent update under
+# grad, and halt_max_steps 1 gives every optimiser step fresh rows. Under the paper's H_cycles 3,
+# L_cycles 2, 6 supervision steps, the same 10 minutes learn colour_map and no geometric family:
+# the rounds without grad, and a row kept for 6 steps, slow early learning more than they help it.
+# Small batches (16) at lr 2e-3, clipped at 1.0, make more optimiser steps in the same time, and
+# more steps learn more than bigger batches here.
 TOY_RECIPE = {
     "model.hidden_size": 64,
     "model.num_heads": 4,
     "model.L_layers": 2,
-    "model.H_cycles": 3,
-    "model.L_cycles": 2,
+    "model.H_cycles": 1,
+    "model.L_cycles": 1,
     "model.puzzle_emb_len": 0,  # ceil(puzzle_emb_ndim / hidden) = 1 slot
-    "model.halt_max_steps": 6,
+    "model.halt_max_steps": 1,
     "model.forward_dtype": "float32",
     "data": None,  # every training row is a demonstration pair of a toy task
     "canvas": MAX_SIDE,
     "translate": False,
     "num_augmentations": 1,
-    "batch_size": 32,
+    "batch_size": 16,
     "max_steps": 1_000_000,  # the wall-clock limit ends training
-    "lr": 1e-3,
+    "lr": 2e-3,
+    "grad_clip": 1.0,
     "lr_warmup_steps": 100,
     "ema_decay": 0.99,
     "eval_every": 0,
@@ -344,8 +348,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="exit 1 if the mean pass@1 of the simple families is below X")
     parser.add_argument("--out", default="runs/toy", help="tasks, checkpoints and logs go here")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--n-train", type=int, default=1000, help="demonstration pairs per family")
-    parser.add_argument("--n-test", type=int, default=50, help="test pairs (unseen instances) per family")
+    parser.add_argument("--n-train", type=int, default=N_TRAIN, help="demonstration pairs per family")
+    parser.add_argument("--n-test", type=int, default=N_TEST, help="test pairs (unseen instances) per family")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="TRMTrainConfig overrides on top of the toy recipe, e.g. batch_size=32 model.L_cycles=2")
