@@ -64,3 +64,13 @@ def test_one_plan_gives_training_and_evaluation_rows_the_same_puzzle_ids(arc1_ev
     unseen = trm_rows(arc1_eval[10:11], TRMDataConfig(splits=("test",)), plan)
     assert set(unseen["puzzle_id"].tolist()) == {0} and unseen["dihedral"].tolist() == [0] * len(unseen["dihedral"])
     assert AugmentationPlan(plan.names).for_task(tasks[0].id) == plan.for_task(tasks[0].id)
+
+
+def test_a_task_with_more_than_32767_pairs_keeps_every_pair_index():
+    # generated datasets (toy families, RE-ARC-style) hold tens of thousands of pairs per task
+    from hybrid_pipeline.arc.tasks import Example, Task
+
+    grid = np.ones((1, 1), np.uint8)
+    task = Task("big", tuple(Example(grid, grid) for _ in range(33_000)), ())
+    cols = trm_rows([task], TRMDataConfig(num_augmentations=1, translate=False, canvas=2))
+    assert len(cols["pair_index"]) == 33_000 and int(cols["pair_index"][-1]) == 32_999

@@ -32,7 +32,7 @@ from hybrid_pipeline.arc.tasks import NUM_COLOURS, Task
 from hybrid_pipeline.arc.text import grid_to_text, task_to_prompt
 
 # Bump when the row layout changes, so old caches are not read back as the new layout.
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,7 @@ def trm_rows(tasks: Sequence[Task], config: TRMDataConfig = TRMDataConfig(),
                     cols["colours"].append(list(aug.colours))
                     cols["offset_row"].append(offset[0])
                     cols["offset_col"].append(offset[1])
-    dtypes = {"inputs": np.uint8, "labels": np.uint8, "puzzle_id": np.int32, "pair_index": np.int16,
+    dtypes = {"inputs": np.uint8, "labels": np.uint8, "puzzle_id": np.int32, "pair_index": np.int32,
               "dihedral": np.int8, "colours": np.uint8, "offset_row": np.int8, "offset_col": np.int8}
     for key, dtype in dtypes.items():
         cols[key] = np.asarray(cols[key], dtype=dtype)
