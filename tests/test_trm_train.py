@@ -19,7 +19,7 @@ from hybrid_pipeline.cli import main
 from hybrid_pipeline.config import config_from_dict
 from hybrid_pipeline.trm.checkpoint import load_trm
 from hybrid_pipeline.trm.evaluate import evaluate_checkpoint
-from hybrid_pipeline.trm.train import TRMTrainConfig, latest_checkpoint, load_training_data, train_trm
+from hybrid_pipeline.trm.train import TRMTrainConfig, latest_checkpoint, load_training_data, lr_factor, train_trm
 
 TRAIN_IDS = ["0d3d703e", "25ff71a9"]  # every grid at most 6x6: fits an 8x8 canvas with room to translate
 EVAL_IDS = ["66e6c45b"]
@@ -84,6 +84,22 @@ def test_resume_after_kill_reaches_the_same_weights(trained, tmp_path):
     for name in reference:
         torch.testing.assert_close(again[name], reference[name], rtol=0, atol=0, msg=name)
 
+
+
+def test_lr_warms_up_linearly_then_stays_constant_or_follows_a_cosine_to_its_floor(trained):
+    # warmup 4, 12 steps: steps 0..3 ramp 1/4..1; the cosine runs over steps 4..12
+    assert [lr_factor(s, 4, 12) for s in (0, 1, 3, 4, 11, 50)] == [0.25, 0.5, 1.0, 1.0, 1.0, 1.0]
+    assert lr_factor(4, 4, 12, 0.1) == 1.0
+    assert lr_factor(8, 4, 12, 0.1) == pytest.approx(0.55)  # half way: the mean of 1 and the floor
+    assert lr_factor(12, 4, 12, 0.1) == pytest.approx(0.1)
+    assert lr_factor(20, 4, 12, 0.1) == pytest.approx(0.1)  # past max_steps: the floor
+    assert lr_factor(0, 0, 10, 0.0) == 1.0  # no warmup
+    with pytest.raises(ValueError, match="lr_min_ratio"):
+        tiny_config("out", "cache", lr_min_ratio=1.5)
+    # the trainer logs the lr it set for the step just taken
+    config, result = trained
+    log = [json.loads(line) for line in (result.final_dir.parent / "train_log.jsonl").read_text().splitlines()]
+    assert [e["lr"] for e in log if "lr" in e] == [config.lr * lr_factor(s - 1, 2, 6) for s in (2, 4, 6)]
 
 @pytest.mark.parametrize("pointer, problem", [("{not json", "not a checkpoint pointer"),
                                                 ('{"name": "step-0000009"}', "step-0000009/training_state.pt is missing")])

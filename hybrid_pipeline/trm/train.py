@@ -12,7 +12,8 @@ says to exclude or allow them: ARC-AGI-1 itself has one (070dd51e's test pair is
 Loop. One optimiser step per supervision step: the carry holds each sequence's latents between
 steps, and a sequence that halts takes a fresh row from the next batch (ACT, as the paper).
 Loss = sum over sequences / global batch. Adam-atan2 (or AdamW) on the network with linear warmup
-then constant lr, sign-SGD on the puzzle-embedding rows of the batch, EMA of the network weights.
+then constant lr (the paper; `lr_min_ratio` < 1 decays it along a cosine to that fraction at
+`max_steps`), sign-SGD on the puzzle-embedding rows of the batch, EMA of the network weights.
 
 Checkpoints. `out_dir/checkpoints/step-NNNNNNN/` holds `model.safetensors` + `config.json` (EMA
 weights when EMA is on: what you evaluate), `puzzles.json` (the augmentation plan: puzzle id ->
@@ -25,6 +26,7 @@ so a resumed run sees exactly the batches the uninterrupted run would have.
 from __future__ import annotations
 
 import dataclasses
+import math
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -68,6 +70,7 @@ class TRMTrainConfig:
     time_limit_s: float | None = None  # stop (checkpoint, evaluate, export) after this wall-clock time
     lr: float = 1e-4
     lr_warmup_steps: int = 2000
+    lr_min_ratio: float = 1.0  # lr at max_steps / lr, reached along a cosine after warmup (1.0: constant, the paper)
     betas: tuple[float, float] = (0.9, 0.95)
     weight_decay: float = 0.1
     puzzle_emb_lr: float = 1e-2
@@ -101,6 +104,8 @@ class TRMTrainConfig:
             raise ValueError(f"supervision must be one of {', '.join(SUPERVISION_PRESETS)}, got {self.supervision!r}")
         if self.leakage not in LEAKAGE_POLICIES:
             raise ValueError(f"leakage must be refuse, exclude or allow, got {self.leakage!r}")
+        if not 0 <= self.lr_min_ratio <= 1:
+            raise ValueError(f"lr_min_ratio must be in [0, 1], got {self.lr_min_ratio}")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in (0, 1) or null, got {self.ema_decay}")
 
@@ -294,7 +299,7 @@ def train_trm(config: TRMTrainConfig, *, resume: bool = False, progress: bool = 
         batch = to_device(rows)
         if carry is None:
             carry = model.initial_carry(batch)
-        factor = min(1.0, (step + 1) / config.lr_warmup_steps) if config.lr_warmup_steps else 1.0
+        factor = lr_factor(step, config.lr_warmup_steps, config.max_steps, config.lr_min_ratio)
         for opt, base in ((optimizer, config.lr), (sparse, config.puzzle_emb_lr)):
             for group in (opt.param_groups if opt is not None else []):
                 group["lr"] = base * factor
@@ -367,6 +372,19 @@ def train_trm(config: TRMTrainConfig, *, resume: bool = False, progress: bool = 
         atomic_write_json(out_dir / "summary.json", summary, indent=2)
     accelerator.wait_for_everyone()
     return TrainResult(final_dir, step, last_log, eval_result, accelerator.is_main_process)
+
+
+def lr_factor(step: int, warmup_steps: int, max_steps: int, min_ratio: float = 1.0) -> float:
+    """The lr multiplier of optimiser step `step` (0-based): linear warmup over `warmup_steps`, then a
+    half cosine from 1 down to `min_ratio` at `max_steps` (constant when `min_ratio` is 1).
+
+    Both optimisers follow it. A run cut short by `time_limit_s` stops partway down the cosine, so a
+    time-limited recipe should set `max_steps` to what fits in the time.
+    """
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, max_steps - warmup_steps))
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def _gather_puzzle_rows(accelerator: Any, embedding: Any) -> None:
