@@ -6,7 +6,12 @@ and 512 (8 heads); on CPU, and on CUDA when available.
 Peak memory, measured from just after the model and batch exist (so activations, grads and Adam
 state count): on CUDA, torch.cuda.max_memory_allocated above what was allocated then; on CPU, the
 growth of the process's peak RSS (resource.getrusage ru_maxrss), each measurement in a fresh process
-so that earlier peaks do not hide later ones.
+so that earlier peaks do not hide later ones. glibc's malloc raises its mmap threshold as big blocks
+are freed, and then keeps freed memory in the heap, so the default peak RSS depends on the order of
+allocations as much as on what is alive: measured that way, ours and the reference each came out
+higher than the other in different runs, by up to 10%. So the CPU peak is taken in its own process
+with the threshold fixed at 64 KiB (mallopt), where every big tensor is its own mapping and goes
+back to the OS when freed: the RSS then follows live memory. Timings run under the default malloc.
 
     .venv/bin/python experiments/bench_trm.py --quick
     PYTHONPATH=/tmp/refdeps .venv/bin/python experiments/bench_trm.py --reference /tmp/trm_ref
@@ -23,6 +28,7 @@ config, and prints our time as a ratio of its time. The checkout needs `einops` 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import multiprocessing as mp
 import resource
 import sys
@@ -95,7 +101,8 @@ def count_flops(step, batch) -> int:
     return counter.get_total_flops()
 
 
-def measure(impl: str, hidden: int, heads: int, device: str, repeats: int, reference_dir: str | None) -> dict:
+def measure(impl: str, hidden: int, heads: int, device: str, repeats: int, reference_dir: str | None,
+            flops: bool = True) -> dict:
     import torch
 
     torch.manual_seed(0)
@@ -124,14 +131,27 @@ def measure(impl: str, hidden: int, heads: int, device: str, repeats: int, refer
             peak = torch.cuda.max_memory_allocated() - base
         else:
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
-        flops = count_flops(step, batch)  # after the peak is read: the counter's own work does not count
-        return {"seconds": min(times), "peak_mib": peak / 2**20, "gflop": flops / 1e9}
+        # after the peak is read: the counter's own work does not count
+        gflop = count_flops(step, batch) / 1e9 if flops else float("nan")
+        return {"seconds": min(times), "peak_mib": peak / 2**20, "gflop": gflop}
 
 
-def measure_in_fresh_process(*args) -> dict:
-    """`measure(*args)` in a new process; an exception (or the death) of that process is raised here."""
+M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
+
+
+def cpu_peak_mib(impl: str, hidden: int, heads: int, reference_dir: str | None) -> float | None:
+    """Peak RSS growth over a warm-up step and one more, with glibc's mmap threshold fixed (see the
+    module docstring); run it in a fresh process. None where the C library has no such setting."""
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+    if mallopt is None or mallopt(M_MMAP_THRESHOLD, 64 * 1024) != 1:
+        return None
+    return measure(impl, hidden, heads, "cpu", 1, reference_dir, flops=False)["peak_mib"]
+
+
+def measure_in_fresh_process(fn, *args):
+    """`fn(*args)` in a new process; an exception (or the death) of that process is raised here."""
     with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
-        return pool.submit(measure, *args).result()
+        return pool.submit(fn, *args).result()
 
 
 def main() -> None:
@@ -163,7 +183,15 @@ def main() -> None:
     for device in devices:
         for hidden, heads in SIZES:
             n = repeats if device == "cpu" else max(repeats, 10)  # a GPU step is short: more repeats, same cost
-            results = {impl: measure_in_fresh_process(impl, hidden, heads, device, n, args.reference) for impl in impls}
+            results = {impl: measure_in_fresh_process(measure, impl, hidden, heads, device, n, args.reference)
+                       for impl in impls}
+            if device == "cpu":
+                for impl in impls:
+                    peak = measure_in_fresh_process(cpu_peak_mib, impl, hidden, heads, args.reference)
+                    if peak is None:
+                        print("(no glibc mallopt: CPU peak memory is the default-malloc RSS growth)")
+                    else:
+                        results[impl]["peak_mib"] = peak
             for impl, r in results.items():
                 ratio = f"{results['ours']['seconds'] / results['reference']['seconds']:.2f}" if len(results) == 2 and impl == "ours" else ""
                 print(f"{device:<6} {hidden:>6} {heads:>5} {impl:<9} {r['seconds']:>8.3f} {r['peak_mib']:>9.1f} "

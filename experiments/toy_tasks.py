@@ -8,15 +8,16 @@ are unseen instances of the same rule: exact accuracy on them says whether the r
 
     python experiments/toy_tasks.py --minutes 10 --check 0.9
 
-writes the tasks under `--out`/tasks, trains a small TRM on a 10x10 canvas under a wall-clock limit,
-and prints per-family exact accuracy on the test pairs (pass@1) and per supervision step. With
-`--check X` it exits 1 when the mean pass@1 of the simple families is below X.
+writes the tasks under `--out`/tasks, trains a small TRM on a 10x10 canvas for the recipe's 9,000
+steps or until the wall-clock limit, whichever comes first, and prints per-family exact accuracy on the test
+pairs (pass@1) and per supervision step. With `--check X` it exits 1 when the mean pass@1 of the
+simple families is below X.
 
-Measured on the 2-core CPU this project is developed on (10 minutes; the README has the table):
-the recipe below reaches a mean pass@1 between 0.78 and 0.94 on the simple families. Every run learns
-colour_map and most learn all four geometric rules to 0.8-1.0, but sometimes one geometric family
-never takes off, so the issue's 0.9 is not met reliably. The paper's shape (3 H cycles, 6
-supervision steps) learns only colour_map in the same time.
+Measured on the 2-core CPU this project is developed on (the README has the table): in its 9,000
+steps the recipe below learns all five simple families, mean pass@1 0.948-0.996 over three seeds.
+Whether 9,000 steps fit in 10 minutes depends on that VM's speed on the day (7,499-8,790 steps
+measured); a run cut at 7,499 steps scored 0.86.
+The paper's shape (3 H cycles, 6 supervision steps) learns only colour_map in the same time.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ Pair = tuple[np.ndarray, np.ndarray]
 PairGenerator = Callable[[np.random.Generator], Pair]
 
 MIN_SIDE, MAX_SIDE = 3, 10  # grid sides; MAX_SIDE is also the TRM canvas
-N_TRAIN, N_TEST = 5000, 50  # pairs per family task: demonstrations, unseen test instances
+N_TRAIN, N_TEST = 30_000, 50  # pairs per family task: demonstrations, unseen test instances
 
 
 # --------------------------------------------------------------------------------------------------
@@ -234,12 +235,22 @@ def write_toy_tasks(out_dir: str | Path, families: Sequence[str] = FAMILIES, n_t
 
 # The recipe (TRMTrainConfig keys, dotted for the model's) for a 2-core CPU and 10 minutes. Canvas 10
 # makes a sequence 100 cells instead of 900, and one puzzle slot replaces 16. The rest is what the
-# budget allows (measured; see the README): H_cycles 1 and L_cycles 1 put every latent update under
-# grad, and halt_max_steps 1 gives every optimiser step fresh rows. Under the paper's H_cycles 3,
-# L_cycles 2, 6 supervision steps, the same 10 minutes learn colour_map and no geometric family:
-# the rounds without grad, and a row kept for 6 steps, slow early learning more than they help it.
-# Small batches (16) at lr 2e-3, clipped at 1.0, make more optimiser steps in the same time, and
-# more steps learn more than bigger batches here.
+# budget allows (measured; see the README):
+# - H_cycles 1 and L_cycles 1 put every latent update under grad, and halt_max_steps 1 gives every
+#   optimiser step fresh rows. Under the paper's H_cycles 3, L_cycles 2, 6 supervision steps, the
+#   same 10 minutes learn colour_map and no geometric family.
+# - Small batches (16) at lr 2e-3, clipped at 1.0: more optimiser steps learn more than bigger batches.
+# - 9,000 steps or the time limit, whichever comes first, with a cosine decay to 0.1x along the nearer
+#   budget, so that the run ends settled; at a constant lr (with EMA) a family solved at step 6,449
+#   was unsolved at step 9,764. Alone at 2 threads, 10 minutes held 7,499-8,790 steps here (the VM's speed varies).
+# - puzzle_emb_lr 2e-3, not the paper's 1e-2: the paper's rate is for rows seen once in thousands of
+#   steps, and here each family's row is in every batch.
+# - No EMA: the EMA averages the network but not the puzzle table, and when every row moves every
+#   step the averaged network stops matching the table (at puzzle_emb_lr 1e-2 the export scored 0.70
+#   where the raw weights scored 0.94). At 2e-3 EMA changed little (0.964 against 0.948, one seed);
+#   the recipe keeps the setting its seeds were measured with.
+# - N_TRAIN pairs per family: one pass over the data (9,000 x 16 < 5 x 30,000), so the training
+#   accuracy in train_log.jsonl is measured on rows the model has not trained on yet.
 TOY_RECIPE = {
     "model.hidden_size": 64,
     "model.num_heads": 4,
@@ -254,11 +265,13 @@ TOY_RECIPE = {
     "translate": False,
     "num_augmentations": 1,
     "batch_size": 16,
-    "max_steps": 1_000_000,  # the wall-clock limit ends training
+    "max_steps": 9000,
     "lr": 2e-3,
+    "lr_min_ratio": 0.1,
+    "puzzle_emb_lr": 2e-3,
     "grad_clip": 1.0,
     "lr_warmup_steps": 100,
-    "ema_decay": 0.99,
+    "ema_decay": None,
     "eval_every": 0,
     "checkpoint_every": 1_000_000,
     "log_every": 50,

@@ -181,16 +181,16 @@ def test_a_short_run_reports_every_family_and_the_check_decides_the_exit_code(tm
 
 @pytest.mark.slow
 def test_trm_learns_the_simple_families_on_cpu(tmp_path):
-    """The toy recipe learns flips, rotation, transpose and a recolouring from scratch on a CPU.
+    """The toy recipe learns flips, rotation, transpose and a recolouring from scratch on a CPU, to
+    the issue's mean pass@1 of 0.9 on unseen instances.
 
-    A step budget, not minutes, bounds the run so that the result does not depend on the machine's
-    load; 9,000 steps took 550 s on the 2-core CPU this is developed on (the wall-clock limit of 10
-    minutes is a backstop). The issue asks for a mean pass@1 of 0.9; measured runs of the recipe land
-    between 0.78 and 0.94 because one geometric family sometimes never takes off (see the README), so
-    0.7 is asserted: four of five families learnt (this run measured 0.768). A TRM that cannot learn
-    geometric rules at all scores 0.2 (colour_map alone).
+    The test runs the recipe's whole 9,000-step budget (a 30-minute backstop instead of the check's
+    10), so that its outcome does not depend on how fast the machine is that day: on the 2-core VM
+    this is developed on, 10 minutes held 7,499-8,790 steps on different runs, and the run cut at
+    7,499 scored 0.86 (see the README). At 9,000 steps, seeds 0-2 scored 0.948-0.996. A TRM that
+    cannot learn geometric rules at all scores 0.2 (colour_map alone).
     """
-    run = subprocess.run([sys.executable, str(SCRIPT), "--check", "0.7", "--minutes", "10", "--quiet",
-                          "--out", str(tmp_path), "max_steps=9000"],
-                         check=False, capture_output=True, text=True, timeout=20 * 60)
+    run = subprocess.run([sys.executable, str(SCRIPT), "--check", "0.9", "--minutes", "30", "--quiet",
+                          "--out", str(tmp_path)],
+                         check=False, capture_output=True, text=True, timeout=40 * 60)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
