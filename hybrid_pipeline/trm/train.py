@@ -13,7 +13,8 @@ Loop. One optimiser step per supervision step: the carry holds each sequence's l
 steps, and a sequence that halts takes a fresh row from the next batch (ACT, as the paper).
 Loss = sum over sequences / global batch. Adam-atan2 (or AdamW) on the network with linear warmup
 then constant lr (the paper; `lr_min_ratio` < 1 decays it along a cosine to that fraction at
-`max_steps`, or at `time_limit_s` if that comes first), sign-SGD on the puzzle-embedding rows of the batch, EMA of the network weights.
+`max_steps`, or at `time_limit_s` if that comes first), sign-SGD on the puzzle-embedding rows of
+the batch, EMA of the network weights.
 
 Checkpoints. `out_dir/checkpoints/step-NNNNNNN/` holds `model.safetensors` + `config.json` (EMA
 weights when EMA is on: what you evaluate), `puzzles.json` (the augmentation plan: puzzle id ->
@@ -67,7 +68,8 @@ class TRMTrainConfig:
     canvas: int = 30  # grid canvas side; model.seq_len is set to canvas**2
     batch_size: int = 768  # global, over all processes
     max_steps: int = 100_000
-    time_limit_s: float | None = None  # stop (checkpoint, evaluate, export) after this wall-clock time
+    time_limit_s: float | None = None  # stop (checkpoint, evaluate, export) after this wall-clock time;
+    # per invocation: a resumed run starts its clock (and a time-driven lr cosine) again
     lr: float = 1e-4
     lr_warmup_steps: int = 2000
     lr_min_ratio: float = 1.0  # lr at max_steps / lr, reached along a cosine after warmup (1.0: constant, the paper)
