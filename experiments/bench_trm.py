@@ -186,11 +186,12 @@ def main() -> None:
             results = {impl: measure_in_fresh_process(measure, impl, hidden, heads, device, n, args.reference)
                        for impl in impls}
             if device == "cpu":
-                for impl in impls:
-                    peak = measure_in_fresh_process(cpu_peak_mib, impl, hidden, heads, args.reference)
-                    if peak is None:
-                        print("(no glibc mallopt: CPU peak memory is the default-malloc RSS growth)")
-                    else:
+                peaks = {impl: measure_in_fresh_process(cpu_peak_mib, impl, hidden, heads, args.reference)
+                         for impl in impls}
+                if None in peaks.values():
+                    print("(no glibc mallopt: CPU peak memory is the default-malloc RSS growth)")
+                else:
+                    for impl, peak in peaks.items():
                         results[impl]["peak_mib"] = peak
             for impl, r in results.items():
                 ratio = f"{results['ours']['seconds'] / results['reference']['seconds']:.2f}" if len(results) == 2 and impl == "ours" else ""

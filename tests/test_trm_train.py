@@ -85,7 +85,6 @@ def test_resume_after_kill_reaches_the_same_weights(trained, tmp_path):
         torch.testing.assert_close(again[name], reference[name], rtol=0, atol=0, msg=name)
 
 
-
 def test_lr_warms_up_linearly_then_stays_constant_or_follows_a_cosine_to_its_floor(trained):
     # warmup 4, 12 steps: steps 0..3 ramp 1/4..1; the cosine runs over steps 4..12
     assert [lr_factor(s, 4, 12) for s in (0, 1, 3, 4, 11, 50)] == [0.25, 0.5, 1.0, 1.0, 1.0, 1.0]
@@ -99,7 +98,9 @@ def test_lr_warms_up_linearly_then_stays_constant_or_follows_a_cosine_to_its_flo
     # the trainer logs the lr it set for the step just taken
     config, result = trained
     log = [json.loads(line) for line in (result.final_dir.parent / "train_log.jsonl").read_text().splitlines()]
-    assert [e["lr"] for e in log if "lr" in e] == [config.lr * lr_factor(s - 1, 2, 6) for s in (2, 4, 6)]
+    assert [e["lr"] for e in log if "lr" in e] == [
+        config.lr * lr_factor(s - 1, config.lr_warmup_steps, config.max_steps, config.lr_min_ratio) for s in (2, 4, 6)]
+
 
 @pytest.mark.parametrize("pointer, problem", [("{not json", "not a checkpoint pointer"),
                                                 ('{"name": "step-0000009"}', "step-0000009/training_state.pt is missing")])
