@@ -131,6 +131,19 @@ def test_eval_runs_exactly_halt_max_steps_and_carry_continues():
     assert not torch.allclose(logits[0], logits[1])  # the carry feeds the next step
 
 
+def test_initial_carry_latents_take_no_memory_and_are_replaced():
+    model = make_model().eval()
+    batch = make_batch()
+    carry = model.initial_carry(batch)
+    assert carry.z_H.shape == carry.z_L.shape == (B, model.config.total_len, model.config.hidden_size)
+    assert carry.z_H.untyped_storage().nbytes() == carry.z_H.element_size()  # one broadcast element
+    _, out = model(carry, batch)
+    # whatever the latents of a halted carry hold, the first step resets them
+    carry.z_H, carry.z_L = torch.randn_like(carry.z_H), torch.randn_like(carry.z_L)
+    _, again = model(carry, batch)
+    assert torch.equal(out["logits"], again["logits"])
+
+
 def test_halted_sequences_restart_with_new_data():
     model = make_model().eval()
     first, second = make_batch(1), make_batch(2)
