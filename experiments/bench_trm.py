@@ -18,7 +18,9 @@ back to the OS when freed: the RSS then follows live memory. Timings run under t
 
 GFLOP is what one step computes in matmuls and attention (torch's FlopCounterMode), and GFLOP/s
 that over the step time: the same GFLOP for both implementations means the same work, so a ratio
-of step times is a ratio of how well that work runs on the machine.
+of step times is a ratio of how well that work runs on the machine. With `--reference`, the last
+line per device times one large float32 matmul in the same run and sets the GFLOP/s that a step 1.5x
+faster than the reference would need against it (no step of small matmuls and attention beats it).
 
 `--reference DIR` times the public TinyRecursiveModels model (its ACT model and its stablemax loss
 head, with our Adam-atan2, as its own optimiser is a CUDA extension) from a local checkout at the same
@@ -136,6 +138,24 @@ def measure(impl: str, hidden: int, heads: int, device: str, repeats: int, refer
         return {"seconds": min(times), "peak_mib": peak / 2**20, "gflop": gflop}
 
 
+def matmul_gflops(device: str, n: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of one large float32 matmul (n x n by n x n), best of `repeats`: about the most that
+    this device's matmul library gets out of it, the ceiling for a step made of matmuls."""
+    import torch
+
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    a @ b  # warm-up
+    sync()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        sync()
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
 M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
 
 
@@ -181,6 +201,7 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     for device in devices:
+        needed = {}
         for hidden, heads in SIZES:
             n = repeats if device == "cpu" else max(repeats, 10)  # a GPU step is short: more repeats, same cost
             results = {impl: measure_in_fresh_process(measure, impl, hidden, heads, device, n, args.reference)
@@ -197,6 +218,13 @@ def main() -> None:
                 ratio = f"{results['ours']['seconds'] / results['reference']['seconds']:.2f}" if len(results) == 2 and impl == "ours" else ""
                 print(f"{device:<6} {hidden:>6} {heads:>5} {impl:<9} {r['seconds']:>8.3f} {r['peak_mib']:>9.1f} "
                       f"{r['gflop']:>7.1f} {r['gflop'] / r['seconds']:>8.1f} {ratio:>8}", flush=True)
+            if "reference" in results:
+                needed[hidden] = 1.5 * results["reference"]["gflop"] / results["reference"]["seconds"]
+        if needed:
+            ceiling = matmul_gflops(device)
+            print(f"{device}: a 2048^3 float32 matmul runs at {ceiling:.1f} GFLOP/s here; a step 1.5x faster than "
+                  f"the reference needs " + ", ".join(f"{rate:.1f} ({rate / ceiling:.0%} of it) at hidden {hidden}"
+                                                       for hidden, rate in needed.items()), flush=True)
 
 
 if __name__ == "__main__":
