@@ -6,6 +6,8 @@ import pytest
 import torch
 
 from hybrid_pipeline.trm import TRM, TRMConfig
+from hybrid_pipeline.trm.evaluate import (exact_accuracy_at_halt, exact_accuracy_by_step, exact_right_by_step,
+                                          first_halt_step)
 
 B, L, D = 2, 16, 32
 
@@ -142,6 +144,35 @@ def test_initial_carry_latents_take_no_memory_and_are_replaced():
     carry.z_H, carry.z_L = torch.randn_like(carry.z_H), torch.randn_like(carry.z_L)
     _, again = model(carry, batch)
     assert torch.equal(out["logits"], again["logits"])
+
+
+def test_first_halt_step_is_the_first_positive_q_or_else_the_last_step():
+    q_halt = torch.tensor([[-1.0, 2.0, -1.0, 0.0],  # (steps, B): a column per sequence
+                           [3.0, -1.0, -1.0, 0.0],
+                           [5.0, 4.0, -1.0, 0.0]])
+    assert first_halt_step(q_halt).tolist() == [1, 0, 2, 2]  # 0 is not "> 0"
+    right = torch.tensor([[False, True, True, True],
+                          [True, False, True, True],
+                          [False, False, False, True]])
+    assert exact_accuracy_at_halt(right, q_halt) == 0.75  # step 1, step 0, step 2 (wrong), step 2
+
+
+@pytest.mark.parametrize("bias, step_taken", [(50.0, 0), (-50.0, -1)])
+def test_accuracy_at_halt_answers_where_the_q_head_says_halt(bias, step_taken):
+    model = make_model().eval()
+    batch = make_batch()
+    with torch.no_grad():
+        first_answer = model(model.initial_carry(batch), batch)[1]["logits"].argmax(-1)
+        model.q_head.weight.zero_()
+        model.q_head.bias.fill_(bias)  # every sequence says halt at step 1, or never
+    labels = first_answer  # right at step 1 by construction (cells it predicts as PAD are ignored)
+    right, q_halt = exact_right_by_step(model, batch["inputs"], labels, batch["puzzle_identifiers"])
+    assert right.shape == q_halt.shape == (model.config.halt_max_steps, B)
+    by_step = exact_accuracy_by_step(model, batch["inputs"], labels, batch["puzzle_identifiers"])
+    assert by_step == right.float().mean(1).tolist()
+    assert by_step[0] == 1.0
+    assert by_step[-1] < 1.0  # later steps rewrite the first answer, so the two cases differ
+    assert exact_accuracy_at_halt(right, q_halt) == by_step[step_taken]
 
 
 def test_halted_sequences_restart_with_new_data():

@@ -41,24 +41,50 @@ def predict(model: TRM, inputs: torch.Tensor, puzzle_ids: torch.Tensor) -> tuple
 
 
 @torch.no_grad()
+def exact_right_by_step(model: TRM, inputs: torch.Tensor, labels: torch.Tensor,
+                        puzzle_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run all halt_max_steps supervision steps; returns (right, q_halt), each (steps, B): whether
+    each sequence is exactly right after each step (labels' PAD cells ignored), and its q_halt logit."""
+    was_training = model.training
+    model.eval()
+    batch = {"inputs": inputs, "puzzle_identifiers": puzzle_ids}
+    carry = model.initial_carry(batch)
+    valid = labels != 0
+    right, q_halt = [], []
+    for _ in range(model.config.halt_max_steps):
+        carry, outputs = model(carry, batch)
+        right.append(((outputs["logits"].argmax(-1) == labels) | ~valid).all(-1))
+        q_halt.append(outputs["q_halt_logits"])
+    model.train(was_training)
+    return torch.stack(right), torch.stack(q_halt)
+
+
 def exact_accuracy_by_step(model: TRM, inputs: torch.Tensor, labels: torch.Tensor,
                            puzzle_ids: torch.Tensor) -> list[float]:
     """Fraction of sequences exactly right after each supervision step (labels' PAD cells ignored).
 
     This is how deep supervision is seen to work: accuracy should rise with the step.
     """
-    was_training = model.training
-    model.eval()
-    batch = {"inputs": inputs, "puzzle_identifiers": puzzle_ids}
-    carry = model.initial_carry(batch)
-    valid = labels != 0
-    by_step = []
-    for _ in range(model.config.halt_max_steps):
-        carry, outputs = model(carry, batch)
-        right = (outputs["logits"].argmax(-1) == labels) | ~valid
-        by_step.append(float(right.all(-1).float().mean()))
-    model.train(was_training)
-    return by_step
+    right, _ = exact_right_by_step(model, inputs, labels, puzzle_ids)
+    return right.float().mean(1).tolist()
+
+
+def first_halt_step(q_halt: torch.Tensor) -> torch.Tensor:
+    """(steps, B) q_halt logits -> (B,) the first step whose logit is > 0, or the last step if none is."""
+    says_halt = q_halt > 0
+    says_halt[-1] = True
+    return says_halt.int().argmax(0)  # argmax gives the first of equal maxima
+
+
+def exact_accuracy_at_halt(right: torch.Tensor, q_halt: torch.Tensor) -> float:
+    """From `exact_right_by_step`'s (right, q_halt): the fraction exactly right when each sequence
+    answers at the step where its Q head first says halt (`first_halt_step`), as ACT stops it in
+    training.
+
+    The paper's evaluation answers at the last step. The two differ when later steps rewrite answers
+    that the Q head had judged right, which this measures.
+    """
+    return float(right.gather(0, first_halt_step(q_halt)[None]).float().mean())
 
 
 def vote_predictions(model: TRM, tasks: Sequence[Task], plan: AugmentationPlan, *, canvas: int = 30,
