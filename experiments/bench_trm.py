@@ -9,18 +9,23 @@ growth of the process's peak RSS (resource.getrusage ru_maxrss), each measuremen
 so that earlier peaks do not hide later ones. glibc's malloc raises its mmap threshold as big blocks
 are freed, and then keeps freed memory in the heap, so the default peak RSS depends on the order of
 allocations as much as on what is alive: measured that way, ours and the reference each came out
-higher than the other in different runs, by up to 10%. So the CPU peak is taken in its own process
-with the threshold fixed at 64 KiB (mallopt), where every big tensor is its own mapping and goes
-back to the OS when freed: the RSS then follows live memory. Timings run under the default malloc.
+higher than the other in different runs, by up to 10%. So the CPU peak is taken with the
+threshold fixed at 64 KiB (mallopt), where every big tensor is its own mapping and goes back to
+the OS when freed: the RSS then follows live memory. Timings run under the default malloc.
+
+Timings: both implementations are built in one fresh process and timed in turns (a step of ours, a
+step of the reference, a 2048^3 float32 matmul, and again), best of the repeats. The VM this is
+developed on changes speed by up to 50% over minutes, so timing each in its own process a minute
+apart made the ratio swing by 0.3 between runs; in turns the drift falls on all of them alike.
 
     .venv/bin/python experiments/bench_trm.py --quick
     PYTHONPATH=/tmp/refdeps .venv/bin/python experiments/bench_trm.py --reference /tmp/trm_ref
 
 GFLOP is what one step computes in matmuls and attention (torch's FlopCounterMode), and GFLOP/s
 that over the step time: the same GFLOP for both implementations means the same work, so a ratio
-of step times is a ratio of how well that work runs on the machine. With `--reference`, the last
-line per device times one large float32 matmul in the same run and sets the GFLOP/s that a step 1.5x
-faster than the reference would need against it (no step of small matmuls and attention beats it).
+of step times is a ratio of how well that work runs on the machine. With `--reference`, a line per
+size sets the rate that a step 1.5x faster than the reference would need against the matmul's (a
+step of small matmuls and attention does not beat one large matmul), and the rate ours reached.
 
 `--reference DIR` times the public TinyRecursiveModels model (its ACT model and its stablemax loss
 head, with our Adam-atan2, as its own optimiser is a CUDA extension) from a local checkout at the same
@@ -36,6 +41,7 @@ import resource
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 
 BATCH, SEQ_LEN, PREFIX = 4, 900, 16
 SIZES = [(128, 4), (512, 8)]
@@ -103,69 +109,80 @@ def count_flops(step, batch) -> int:
     return counter.get_total_flops()
 
 
-def measure(impl: str, hidden: int, heads: int, device: str, repeats: int, reference_dir: str | None,
-            flops: bool = True) -> dict:
+def setup(impl: str, hidden: int, heads: int, reference_dir: str | None):
+    """(step_fn, batch) for one implementation, each seeded alike; call under `torch.device(...)`."""
     import torch
 
     torch.manual_seed(0)
-    # the reference makes its carry on the default device (its trainer runs under `with torch.device("cuda")`),
-    # so the whole measurement runs under it
+    _, step = build(impl, hidden, heads, reference_dir)
+    batch = {"inputs": torch.randint(2, 12, (BATCH, SEQ_LEN)), "labels": torch.randint(2, 12, (BATCH, SEQ_LEN)),
+             "puzzle_identifiers": torch.randint(0, 8, (BATCH,))}
+    return step, batch
+
+
+def _sync(device: str):
+    import torch
+
+    return torch.cuda.synchronize if device == "cuda" else (lambda: None)
+
+
+def time_in_turns(impls: list[str], hidden: int, heads: int, device: str, repeats: int,
+                  reference_dir: str | None, matmul_n: int = 2048) -> dict[str, float]:
+    """Best step time of each implementation, and of one `matmul_n`^3 float32 matmul (key "matmul"),
+    timed in turns in one process: a step of each, then the matmul, `repeats` times. The VM's speed
+    drifts over minutes; turns spread the drift over all of them alike."""
+    import torch
+
+    sync = _sync(device)
+    # the reference makes its carry on the default device (its trainer runs under `with torch.device("cuda")`)
     with torch.device(device):
-        _, step = build(impl, hidden, heads, reference_dir)
-        batch = {"inputs": torch.randint(2, 12, (BATCH, SEQ_LEN)), "labels": torch.randint(2, 12, (BATCH, SEQ_LEN)),
-                 "puzzle_identifiers": torch.randint(0, 8, (BATCH,))}
-        sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+        runs = {impl: setup(impl, hidden, heads, reference_dir) for impl in impls}
+        a, b = torch.randn(matmul_n, matmul_n), torch.randn(matmul_n, matmul_n)
+        work = {impl: partial(step, batch) for impl, (step, batch) in runs.items()} | {"matmul": lambda: a @ b}
+        for fn in work.values():  # warm-up: allocator, optimiser state
+            fn()
+        sync()
+        best = dict.fromkeys(work, float("inf"))
+        for _ in range(repeats):
+            for name, fn in work.items():
+                start = time.perf_counter()
+                fn()
+                sync()
+                best[name] = min(best[name], time.perf_counter() - start)
+    return best
+
+
+M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
+
+
+def memory_and_flops(impl: str, hidden: int, heads: int, device: str, reference_dir: str | None) -> dict:
+    """Peak memory growth over a warm-up step and one more (see the module docstring), and the step's
+    GFLOP; run it in a fresh process, so that earlier peaks do not hide this one."""
+    import torch
+
+    mmap_fixed = False
+    if device == "cpu":
+        mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+        mmap_fixed = mallopt is not None and mallopt(M_MMAP_THRESHOLD, 64 * 1024) == 1
+    sync = _sync(device)
+    with torch.device(device):
+        step, batch = setup(impl, hidden, heads, reference_dir)
         # the baseline is taken before the warm-up step so that optimiser state and grads count, as in training
         if device == "cuda":
             torch.cuda.reset_peak_memory_stats()
             base = torch.cuda.memory_allocated()
         else:
             base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        step(batch)  # warm-up: allocator, optimiser state
-        sync()
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
+        for _ in range(2):
             step(batch)
-            sync()
-            times.append(time.perf_counter() - start)
+        sync()
         if device == "cuda":
             peak = torch.cuda.max_memory_allocated() - base
         else:
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
         # after the peak is read: the counter's own work does not count
-        gflop = count_flops(step, batch) / 1e9 if flops else float("nan")
-        return {"seconds": min(times), "peak_mib": peak / 2**20, "gflop": gflop}
-
-
-def matmul_gflops(device: str, n: int = 2048, repeats: int = 5) -> float:
-    """GFLOP/s of one large float32 matmul (n x n by n x n), best of `repeats`: about the most that
-    this device's matmul library gets out of it, the ceiling for a step made of matmuls."""
-    import torch
-
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    a @ b  # warm-up
-    sync()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ b
-        sync()
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best / 1e9
-
-
-M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
-
-
-def cpu_peak_mib(impl: str, hidden: int, heads: int, reference_dir: str | None) -> float | None:
-    """Peak RSS growth over a warm-up step and one more, with glibc's mmap threshold fixed (see the
-    module docstring); run it in a fresh process. None where the C library has no such setting."""
-    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
-    if mallopt is None or mallopt(M_MMAP_THRESHOLD, 64 * 1024) != 1:
-        return None
-    return measure(impl, hidden, heads, "cpu", 1, reference_dir, flops=False)["peak_mib"]
+        gflop = count_flops(step, batch) / 1e9
+    return {"peak_mib": peak / 2**20, "gflop": gflop, "mmap_fixed": mmap_fixed}
 
 
 def measure_in_fresh_process(fn, *args):
@@ -177,7 +194,7 @@ def measure_in_fresh_process(fn, *args):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reference", metavar="DIR", help="checkout of SamsungSAILMontreal/TinyRecursiveModels")
-    parser.add_argument("--quick", action="store_true", help="1 timed repeat instead of 3")
+    parser.add_argument("--quick", action="store_true", help="1 timed repeat instead of 5")
     parser.add_argument("--devices", default=None,
                         help="comma-separated, from cpu,cuda (default: cpu, and cuda when available)")
     args = parser.parse_args()
@@ -192,7 +209,7 @@ def main() -> None:
         if "cuda" in devices and not torch.cuda.is_available():
             parser.error("--devices names cuda, but torch sees no CUDA device")
     impls = ["ours"] + (["reference"] if args.reference else [])
-    repeats = 1 if args.quick else 3
+    repeats = 1 if args.quick else 5
     print(f"TRM training step: batch {BATCH}, seq {SEQ_LEN}+{PREFIX}, H_cycles 3, L_cycles 4, 2 layers, float32, "
           f"best of {repeats}; torch {torch.__version__}, {torch.get_num_threads()} threads"
           + (f", {torch.cuda.get_device_name()}" if "cuda" in devices else ""))
@@ -201,31 +218,24 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     for device in devices:
-        needed = {}
         for hidden, heads in SIZES:
             n = repeats if device == "cpu" else max(repeats, 10)  # a GPU step is short: more repeats, same cost
-            results = {impl: measure_in_fresh_process(measure, impl, hidden, heads, device, n, args.reference)
+            seconds = measure_in_fresh_process(time_in_turns, impls, hidden, heads, device, n, args.reference)
+            results = {impl: measure_in_fresh_process(memory_and_flops, impl, hidden, heads, device, args.reference)
                        for impl in impls}
-            if device == "cpu":
-                peaks = {impl: measure_in_fresh_process(cpu_peak_mib, impl, hidden, heads, args.reference)
-                         for impl in impls}
-                if None in peaks.values():
-                    print("(no glibc mallopt: CPU peak memory is the default-malloc RSS growth)")
-                else:
-                    for impl, peak in peaks.items():
-                        results[impl]["peak_mib"] = peak
+            if device == "cpu" and not all(r["mmap_fixed"] for r in results.values()):
+                print("(no glibc mallopt: CPU peak memory is the default-malloc RSS growth)")
             for impl, r in results.items():
-                ratio = f"{results['ours']['seconds'] / results['reference']['seconds']:.2f}" if len(results) == 2 and impl == "ours" else ""
-                print(f"{device:<6} {hidden:>6} {heads:>5} {impl:<9} {r['seconds']:>8.3f} {r['peak_mib']:>9.1f} "
-                      f"{r['gflop']:>7.1f} {r['gflop'] / r['seconds']:>8.1f} {ratio:>8}", flush=True)
+                ratio = f"{seconds['ours'] / seconds['reference']:.2f}" if len(results) == 2 and impl == "ours" else ""
+                print(f"{device:<6} {hidden:>6} {heads:>5} {impl:<9} {seconds[impl]:>8.3f} {r['peak_mib']:>9.1f} "
+                      f"{r['gflop']:>7.1f} {r['gflop'] / seconds[impl]:>8.1f} {ratio:>8}", flush=True)
             if "reference" in results:
-                needed[hidden] = 1.5 * results["reference"]["gflop"] / results["reference"]["seconds"]
-        if needed:
-            ceiling = matmul_gflops(device)
-            print(f"{device}: a 2048^3 float32 matmul runs at {ceiling:.1f} GFLOP/s here; a step 1.5x faster than "
-                  f"the reference needs " + ", ".join(f"{rate:.1f} ({rate / ceiling:.0%} of it) at hidden {hidden}"
-                                                       for hidden, rate in needed.items()), flush=True)
-
+                ceiling = 2 * 2048**3 / seconds["matmul"] / 1e9
+                needed = 1.5 * results["reference"]["gflop"] / seconds["reference"]
+                reached = results["ours"]["gflop"] / seconds["ours"]
+                print(f"  a 2048^3 float32 matmul, timed in the same turns: {ceiling:.1f} GFLOP/s. A step 1.5x faster "
+                      f"than the reference needs {needed / ceiling:.0%} of that; ours reached {reached / ceiling:.0%}",
+                      flush=True)
 
 if __name__ == "__main__":
     main()

@@ -312,7 +312,7 @@ class ToyReport:
         lines = [f"{'family':<{width}}  pass@1  at q_halt  exact accuracy after supervision step 1..{n_steps}"]
 
         def row(name: str, score: float, at_halt: float, by_step: Sequence[float]) -> str:
-            return f"{name:<{width}}  {score:6.3f}  {at_halt:8.3f}  " + " ".join(f"{a:5.3f}" for a in by_step)
+            return f"{name:<{width}}  {score:6.3f}  {at_halt:9.3f}  " + " ".join(f"{a:5.3f}" for a in by_step)
 
         for family, score in self.pass_at_1.items():
             lines.append(row(family, score, self.accuracy_at_halt[family], self.accuracy_by_step[family]))

@@ -151,10 +151,26 @@ def test_first_halt_step_is_the_first_positive_q_or_else_the_last_step():
                            [3.0, -1.0, -1.0, 0.0],
                            [5.0, 4.0, -1.0, 0.0]])
     assert first_halt_step(q_halt).tolist() == [1, 0, 2, 2]  # 0 is not "> 0"
-    right = torch.tensor([[False, True, True, True],
-                          [True, False, True, True],
+    right = torch.tensor([[False, True, True, False],
+                          [True, False, True, False],
                           [False, False, False, True]])
-    assert exact_accuracy_at_halt(right, q_halt) == 0.75  # step 1, step 0, step 2 (wrong), step 2
+    # answers at step 1, 0, 2 (wrong), 2; always answering at step 0 would give 0.5, at the last 0.25
+    assert exact_accuracy_at_halt(right, q_halt) == 0.75
+
+
+def test_exact_right_by_step_is_each_step_of_the_carry_in_order():
+    model = make_model().eval()
+    batch = make_batch()
+    labels = batch["labels"].clone()
+    labels[0] = model(model.initial_carry(batch), batch)[1]["logits"][0].argmax(-1).detach()  # row 0 right at step 1
+    right, q_halt = exact_right_by_step(model, batch["inputs"], labels, batch["puzzle_identifiers"])
+    carry, expected_q = model.initial_carry(batch), []
+    for _ in range(model.config.halt_max_steps):
+        carry, out = model(carry, batch)
+        expected_q.append(out["q_halt_logits"])
+    assert torch.equal(q_halt, torch.stack(expected_q))
+    assert not torch.equal(q_halt[0], q_halt[1])  # so a step out of order would show
+    assert right[0].tolist() == [True, False]
 
 
 @pytest.mark.parametrize("bias, step_taken", [(50.0, 0), (-50.0, -1)])
