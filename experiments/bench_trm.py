@@ -14,7 +14,7 @@ threshold fixed at 64 KiB (mallopt), where every big tensor is its own mapping a
 the OS when freed: the RSS then follows live memory. Timings run under the default malloc.
 
 Timings: both implementations are built in one fresh process and timed in turns (a step of ours, a
-step of the reference, a 2048^3 float32 matmul, and again), best of the repeats. The VM this is
+step of the reference, a MATMUL_N^3 float32 matmul, and again), best of the repeats. The VM this is
 developed on changes speed by up to 50% over minutes, so timing each in its own process a minute
 apart made the ratio swing by 0.3 between runs; in turns the drift falls on all of them alike.
 
@@ -45,6 +45,7 @@ from functools import partial
 
 BATCH, SEQ_LEN, PREFIX = 4, 900, 16
 SIZES = [(128, 4), (512, 8)]
+MATMUL_N = 2048  # side of the square float32 matmul timed beside the steps, as the machine's ceiling
 
 
 def build(impl: str, hidden: int, heads: int, reference_dir: str | None):
@@ -127,8 +128,8 @@ def _sync(device: str):
 
 
 def time_in_turns(impls: list[str], hidden: int, heads: int, device: str, repeats: int,
-                  reference_dir: str | None, matmul_n: int = 2048) -> dict[str, float]:
-    """Best step time of each implementation, and of one `matmul_n`^3 float32 matmul (key "matmul"),
+                  reference_dir: str | None) -> dict[str, float]:
+    """Best step time of each implementation, and of one MATMUL_N^3 float32 matmul (key "matmul"),
     timed in turns in one process: a step of each, then the matmul, `repeats` times. The VM's speed
     drifts over minutes; turns spread the drift over all of them alike."""
     import torch
@@ -137,7 +138,7 @@ def time_in_turns(impls: list[str], hidden: int, heads: int, device: str, repeat
     # the reference makes its carry on the default device (its trainer runs under `with torch.device("cuda")`)
     with torch.device(device):
         runs = {impl: setup(impl, hidden, heads, reference_dir) for impl in impls}
-        a, b = torch.randn(matmul_n, matmul_n), torch.randn(matmul_n, matmul_n)
+        a, b = torch.randn(MATMUL_N, MATMUL_N), torch.randn(MATMUL_N, MATMUL_N)
         work = {impl: partial(step, batch) for impl, (step, batch) in runs.items()} | {"matmul": lambda: a @ b}
         for fn in work.values():  # warm-up: allocator, optimiser state
             fn()
@@ -217,23 +218,25 @@ def main() -> None:
               f"{'GFLOP/s':>8} {'ours/ref':>8}")
     print(header)
     print("-" * len(header))
+    said_no_mallopt = False
     for device in devices:
         for hidden, heads in SIZES:
             n = repeats if device == "cpu" else max(repeats, 10)  # a GPU step is short: more repeats, same cost
             seconds = measure_in_fresh_process(time_in_turns, impls, hidden, heads, device, n, args.reference)
             results = {impl: measure_in_fresh_process(memory_and_flops, impl, hidden, heads, device, args.reference)
                        for impl in impls}
-            if device == "cpu" and not all(r["mmap_fixed"] for r in results.values()):
+            if device == "cpu" and not said_no_mallopt and not all(r["mmap_fixed"] for r in results.values()):
                 print("(no glibc mallopt: CPU peak memory is the default-malloc RSS growth)")
+                said_no_mallopt = True
             for impl, r in results.items():
                 ratio = f"{seconds['ours'] / seconds['reference']:.2f}" if len(results) == 2 and impl == "ours" else ""
                 print(f"{device:<6} {hidden:>6} {heads:>5} {impl:<9} {seconds[impl]:>8.3f} {r['peak_mib']:>9.1f} "
                       f"{r['gflop']:>7.1f} {r['gflop'] / seconds[impl]:>8.1f} {ratio:>8}", flush=True)
             if "reference" in results:
-                ceiling = 2 * 2048**3 / seconds["matmul"] / 1e9
+                ceiling = 2 * MATMUL_N**3 / seconds["matmul"] / 1e9
                 needed = 1.5 * results["reference"]["gflop"] / seconds["reference"]
                 reached = results["ours"]["gflop"] / seconds["ours"]
-                print(f"  a 2048^3 float32 matmul, timed in the same turns: {ceiling:.1f} GFLOP/s. A step 1.5x faster "
+                print(f"  a {MATMUL_N}^3 float32 matmul, timed in the same turns: {ceiling:.1f} GFLOP/s. A step 1.5x faster "
                       f"than the reference needs {needed / ceiling:.0%} of that; ours reached {reached / ceiling:.0%}",
                       flush=True)
 
