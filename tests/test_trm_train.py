@@ -85,6 +85,45 @@ def test_resume_after_kill_reaches_the_same_weights(trained, tmp_path):
         torch.testing.assert_close(again[name], reference[name], rtol=0, atol=0, msg=name)
 
 
+def test_compiled_training_reaches_the_eager_weights(trained, tmp_path):
+    from torch._dynamo.utils import counters
+
+    config, result = trained
+    counters.clear()
+    compiled = train_trm(tiny_config(tmp_path / "run", tmp_path / "cache", torch_compile=True), progress=False)
+    assert compiled.steps == 6 and counters["stats"]["unique_graphs"] > 0  # it did run compiled code
+    # Parameter names are unchanged (the export loads uncompiled), and so are the values, to float
+    # rounding: the EMA export, and the raw weights in the last training state.
+    eager_state = torch.load(latest_checkpoint(result.final_dir.parent) / "training_state.pt", weights_only=False)
+    compiled_state = torch.load(latest_checkpoint(tmp_path / "run") / "training_state.pt", weights_only=False)
+    for eager, other in ((_weights(result.final_dir), _weights(compiled.final_dir)),
+                         (eager_state["model"], compiled_state["model"])):
+        assert eager.keys() == other.keys()
+        for name in eager:
+            torch.testing.assert_close(other[name], eager[name], rtol=1e-4, atol=1e-5, msg=name)
+    # the compiled run evaluated its EMA copy like the eager run did
+    assert compiled.eval["pass_at"] == result.eval["pass_at"]
+
+
+def test_torch_compile_without_a_cpp_compiler_is_a_config_error_naming_the_key(tmp_path, monkeypatch):
+    from torch._inductor import config as inductor_config
+    from torch._inductor.cpp_builder import cpp_compiler_search
+
+    from hybrid_pipeline.config import ConfigError
+    from hybrid_pipeline.trm import TRM, TRMConfig
+    from hybrid_pipeline.trm.train import compile_for_training
+
+    monkeypatch.setattr(inductor_config.cpp, "cxx", ("no-such-c++-compiler",))
+    cpp_compiler_search.cache_clear()
+    try:
+        model = TRM(TRMConfig(hidden_size=32, num_heads=2, seq_len=4, puzzle_emb_len=0))
+        with pytest.raises(ConfigError, match="torch_compile=true on CPU needs a C\\+\\+ compiler"):
+            compile_for_training(model)
+        assert model.net._compiled_call_impl is None  # nothing was compiled
+    finally:
+        cpp_compiler_search.cache_clear()
+
+
 def test_lr_warms_up_linearly_then_stays_constant_or_follows_a_cosine_to_its_floor(trained):
     # warmup 4, 12 steps: steps 0..3 ramp 1/4..1; the cosine runs over steps 4..12
     assert [lr_factor(s, 4, 12) for s in (0, 1, 3, 4, 11, 50)] == [0.25, 0.5, 1.0, 1.0, 1.0, 1.0]

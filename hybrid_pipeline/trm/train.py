@@ -31,6 +31,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -43,7 +44,9 @@ from hybrid_pipeline.arc.tasks import LEAKAGE_POLICIES, Task, apply_leakage_poli
 from hybrid_pipeline.trm.checkpoint import LATEST_NAME, save_export, write_dir_atomically
 from hybrid_pipeline.trm.checkpoint import latest_checkpoint as checkpoint_pointer
 from hybrid_pipeline.trm.config import TRMConfig
-from hybrid_pipeline.trm.losses import SUPERVISION_PRESETS, SupervisionWeighting, act_loss, loss_by_step, summarize_metrics
+from hybrid_pipeline.config import ConfigError
+from hybrid_pipeline.trm.losses import (SUPERVISION_PRESETS, StepLoss, SupervisionWeighting, act_loss, loss_by_step,
+                                        summarize_metrics)
 from hybrid_pipeline.trm.model import TRM, TRMCarry
 from hybrid_pipeline.trm.optim import EMA, AdamAtan2, SparseSignSGD
 
@@ -91,6 +94,7 @@ class TRMTrainConfig:
     cache_dir: str | None = ".cache/datasets"
     seed: int = 0
     leakage: str = "refuse"  # evaluation tasks found in the training data: refuse | exclude | allow
+    torch_compile: bool = False  # torch.compile the network and the loss (see `compile_for_training`)
 
     def __post_init__(self) -> None:
         for key in ("num_augmentations", "canvas", "batch_size", "max_steps", "checkpoint_every",
@@ -237,6 +241,7 @@ def train_trm(config: TRMTrainConfig, *, resume: bool = False, progress: bool = 
             carry = TRMCarry(**_to_device(rank_state["carry"], accelerator.device))
         if rank_state["prev_seq_loss"] is not None:
             prev_seq_loss = rank_state["prev_seq_loss"].to(accelerator.device)
+    loss_fn = compile_for_training(model) if config.torch_compile else act_loss
     ddp_model, optimizer = accelerator.prepare(model, optimizer)
 
     if accelerator.is_main_process:
@@ -307,9 +312,9 @@ def train_trm(config: TRMTrainConfig, *, resume: bool = False, progress: bool = 
 
         ddp_model.train()
         carry, outputs = ddp_model(carry, batch, generator=generator)
-        result = act_loss(outputs, carry.current_data["labels"], loss_type=config.loss_type,
-                          halt_loss_weight=config.halt_loss_weight, weighting=weighting,
-                          max_steps=model_config.halt_max_steps, prev_seq_loss=prev_seq_loss)
+        result = loss_fn(outputs, carry.current_data["labels"], loss_type=config.loss_type,
+                         halt_loss_weight=config.halt_loss_weight, weighting=weighting,
+                         max_steps=model_config.halt_max_steps, prev_seq_loss=prev_seq_loss)
         accelerator.backward(result.loss / config.batch_size)
         if config.grad_clip:
             accelerator.clip_grad_norm_(dense, config.grad_clip)
@@ -373,6 +378,32 @@ def train_trm(config: TRMTrainConfig, *, resume: bool = False, progress: bool = 
         atomic_write_json(out_dir / "summary.json", summary, indent=2)
     accelerator.wait_for_everyone()
     return TrainResult(final_dir, step, last_log, eval_result, accelerator.is_main_process)
+
+
+def compile_for_training(model: TRM) -> Callable[..., StepLoss]:
+    """Compile `model`'s network(s) with torch.compile, in place, and return `act_loss` compiled.
+
+    Only the network is compiled (`nn.Module.compile`): it runs every latent update and holds all
+    the matmuls, while the ACT step around it branches on data. In place, parameter names do not
+    change, so checkpoints, EMA and DDP see the usual module, and its checkpoints load uncompiled.
+    Results match eager mode to float rounding; the first step pays the compilation (seconds on
+    CPU), and each new batch shape compiles again. On CPU, inductor needs a C++ compiler.
+    """
+    if next(model.parameters()).device.type == "cpu":
+        try:
+            from torch._inductor.cpp_builder import get_cpp_compiler
+        except ImportError:  # moved in another torch: inductor will say so at the first step
+            get_cpp_compiler = None
+        if get_cpp_compiler is not None:
+            try:
+                get_cpp_compiler()
+            except Exception as e:  # noqa: BLE001 - inductor's own error type has moved between versions
+                raise ConfigError(f"torch_compile=true on CPU needs a C++ compiler for torch.compile "
+                                  f"({type(e).__name__}: {e}); install one (g++) or set torch_compile=false") from None
+    for network in (model.net, model.h_net):
+        if network is not None:
+            network.compile()
+    return torch.compile(act_loss)
 
 
 def lr_factor(step: int, warmup_steps: int, max_steps: int, min_ratio: float = 1.0) -> float:
