@@ -19,7 +19,11 @@ developed on changes speed by up to 50% over minutes, so timing each in its own 
 apart made the ratio swing by 0.3 between runs; in turns the drift falls on all of them alike.
 
     .venv/bin/python experiments/bench_trm.py --quick
-    PYTHONPATH=/tmp/refdeps .venv/bin/python experiments/bench_trm.py --reference /tmp/trm_ref
+    PYTHONPATH=/tmp/refdeps .venv/bin/python experiments/bench_trm.py --reference /tmp/trm_ref [--compile]
+
+`--compile` adds ours under torch.compile (`compile_for_training`, the trainer's `torch_compile=true`)
+to the turns, compiled during the warm-up step. The reference is timed uncompiled (its own trainer
+compiles the whole model unless DISABLE_COMPILE is set).
 
 GFLOP is what one step computes in matmuls and attention (torch's FlopCounterMode), and GFLOP/s
 that over the step time: the same GFLOP for both implementations means the same work, so a ratio
@@ -52,15 +56,17 @@ def build(impl: str, hidden: int, heads: int, reference_dir: str | None):
     """(model, step_fn) where step_fn(batch) runs one training step."""
 
     from hybrid_pipeline.trm import AdamAtan2, TRM, TRMConfig, act_loss
+    from hybrid_pipeline.trm.train import compile_for_training
 
-    if impl == "ours":
+    if impl in ("ours", "compiled"):
         config = TRMConfig(hidden_size=hidden, num_heads=heads, seq_len=SEQ_LEN, puzzle_emb_len=PREFIX,
                            forward_dtype="float32", num_puzzle_identifiers=8)
         model = TRM(config).train()
+        loss_fn = compile_for_training(model) if impl == "compiled" else act_loss
 
         def loss_of(batch):
             carry, out = model(model.initial_carry(batch), batch)
-            return act_loss(out, carry.current_data["labels"]).loss
+            return loss_fn(out, carry.current_data["labels"]).loss
     else:
         sys.path.insert(0, reference_dir)
         from models.losses import ACTLossHead
@@ -140,7 +146,7 @@ def time_in_turns(impls: list[str], hidden: int, heads: int, device: str, repeat
         runs = {impl: setup(impl, hidden, heads, reference_dir) for impl in impls}
         a, b = torch.randn(MATMUL_N, MATMUL_N), torch.randn(MATMUL_N, MATMUL_N)
         work = {impl: partial(step, batch) for impl, (step, batch) in runs.items()} | {"matmul": lambda: a @ b}
-        for fn in work.values():  # warm-up: allocator, optimiser state
+        for fn in work.values():  # warm-up: allocator, optimiser state, compilation
             fn()
         sync()
         best = dict.fromkeys(work, float("inf"))
@@ -196,6 +202,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reference", metavar="DIR", help="checkout of SamsungSAILMontreal/TinyRecursiveModels")
     parser.add_argument("--quick", action="store_true", help="1 timed repeat instead of 5")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time ours under torch.compile (the trainer's torch_compile=true)")
     parser.add_argument("--devices", default=None,
                         help="comma-separated, from cpu,cuda (default: cpu, and cuda when available)")
     args = parser.parse_args()
@@ -209,7 +217,7 @@ def main() -> None:
             parser.error(f"unknown devices {', '.join(unknown)}; known: cpu, cuda")
         if "cuda" in devices and not torch.cuda.is_available():
             parser.error("--devices names cuda, but torch sees no CUDA device")
-    impls = ["ours"] + (["reference"] if args.reference else [])
+    impls = ["ours"] + (["compiled"] if args.compile else []) + (["reference"] if args.reference else [])
     repeats = 1 if args.quick else 5
     print(f"TRM training step: batch {BATCH}, seq {SEQ_LEN}+{PREFIX}, H_cycles 3, L_cycles 4, 2 layers, float32, "
           f"best of {repeats}; torch {torch.__version__}, {torch.get_num_threads()} threads"
@@ -229,16 +237,16 @@ def main() -> None:
                 print("(no glibc mallopt: CPU peak memory is the default-malloc RSS growth)")
                 said_no_mallopt = True
             for impl, r in results.items():
-                ratio = f"{seconds['ours'] / seconds['reference']:.2f}" if len(results) == 2 and impl == "ours" else ""
+                ratio = f"{seconds[impl] / seconds['reference']:.2f}" if "reference" in results and impl != "reference" else ""
                 print(f"{device:<6} {hidden:>6} {heads:>5} {impl:<9} {seconds[impl]:>8.3f} {r['peak_mib']:>9.1f} "
                       f"{r['gflop']:>7.1f} {r['gflop'] / seconds[impl]:>8.1f} {ratio:>8}", flush=True)
             if "reference" in results:
                 ceiling = 2 * MATMUL_N**3 / seconds["matmul"] / 1e9
                 needed = 1.5 * results["reference"]["gflop"] / seconds["reference"]
-                reached = results["ours"]["gflop"] / seconds["ours"]
+                reached = ", ".join(f"{impl} {results[impl]['gflop'] / seconds[impl] / ceiling:.0%}"
+                                    for impl in impls if impl != "reference")
                 print(f"  a {MATMUL_N}^3 float32 matmul, timed in the same turns: {ceiling:.1f} GFLOP/s. A step 1.5x faster "
-                      f"than the reference needs {needed / ceiling:.0%} of that; ours reached {reached / ceiling:.0%}",
-                      flush=True)
+                      f"than the reference needs {needed / ceiling:.0%} of that; reached: {reached}", flush=True)
 
 if __name__ == "__main__":
     main()
