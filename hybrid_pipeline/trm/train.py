@@ -29,9 +29,9 @@ import dataclasses
 import math
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -41,10 +41,10 @@ from hybrid_pipeline.arc.datasets import AugmentationPlan, TRMDataConfig, build_
 from hybrid_pipeline.arc.errors import ARCDataError, Problem
 from hybrid_pipeline.arc.files import append_jsonl, atomic_write_json
 from hybrid_pipeline.arc.tasks import LEAKAGE_POLICIES, Task, apply_leakage_policy, fitting, load_tasks
+from hybrid_pipeline.config import ConfigError
 from hybrid_pipeline.trm.checkpoint import LATEST_NAME, save_export, write_dir_atomically
 from hybrid_pipeline.trm.checkpoint import latest_checkpoint as checkpoint_pointer
 from hybrid_pipeline.trm.config import TRMConfig
-from hybrid_pipeline.config import ConfigError
 from hybrid_pipeline.trm.losses import (SUPERVISION_PRESETS, StepLoss, SupervisionWeighting, act_loss, loss_by_step,
                                         summarize_metrics)
 from hybrid_pipeline.trm.model import TRM, TRMCarry
@@ -386,8 +386,9 @@ def compile_for_training(model: TRM) -> Callable[..., StepLoss]:
     Only the network is compiled (`nn.Module.compile`): it runs every latent update and holds all
     the matmuls, while the ACT step around it branches on data. In place, parameter names do not
     change, so checkpoints, EMA and DDP see the usual module, and its checkpoints load uncompiled.
-    Results match eager mode to float rounding; the first step pays the compilation (seconds on
-    CPU), and each new batch shape compiles again. On CPU, inductor needs a C++ compiler.
+    A step matches eager mode to float rounding (over thousands of steps the two runs part, as any
+    change of rounding makes them). The first step pays the compilation (seconds on CPU), and each
+    new batch shape compiles again. On CPU, inductor needs a C++ compiler.
     """
     if next(model.parameters()).device.type == "cpu":
         try:
