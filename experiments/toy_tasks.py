@@ -14,8 +14,8 @@ the test pairs: pass@1, after each supervision step, and at the step where the Q
 halt. With `--check X` it exits 1 when the mean pass@1 of the simple families is below X.
 
 Measured on the 2-core CPU this project is developed on (the README has the table): in its 9,000
-steps the recipe below learns all five simple families, mean pass@1 0.948-0.996 over five seeds;
-one run in eight (a torch.compile run of seed 0, 0.836) fell short, still learning when it ended.
+steps the recipe below learns all five simple families, mean pass@1 0.948-0.996 over seven seeds;
+one run in ten (a torch.compile run of seed 0, 0.836) fell short, still learning when it ended.
 Cut at 10 minutes there (8,160 and 8,790 steps, the VM's speed varies), it scored 0.944 and 0.964.
 The paper's shape (3 H cycles, 6 supervision steps) learns only colour_map in the same time.
 """

@@ -187,7 +187,7 @@ def test_trm_learns_the_simple_families_on_cpu(tmp_path):
     The test runs the recipe's whole 9,000-step budget (a 30-minute backstop instead of the check's
     10), so that its outcome does not depend on how fast the machine is that day: on the 2-core VM
     this is developed on, 10 minutes held 7,499-9,764 steps on different runs (see the README).
-    At 9,000 steps, seeds 0-4 scored 0.948-0.996; one run in eight (seed 0 under torch.compile,
+    At 9,000 steps, seeds 0-6 scored 0.948-0.996; one run in ten (seed 0 under torch.compile,
     0.836) fell short, so a rare failure here is the recipe's thin margin, not necessarily a bug.
     A TRM that cannot learn geometric rules at all scores 0.2 (colour_map alone).
     """
