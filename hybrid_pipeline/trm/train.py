@@ -391,20 +391,24 @@ def compile_for_training(model: TRM) -> Callable[..., StepLoss]:
     new batch shape compiles again. On CPU, inductor needs a C++ compiler.
     """
     if next(model.parameters()).device.type == "cpu":
-        try:
-            from torch._inductor.cpp_builder import get_cpp_compiler
-        except ImportError:  # moved in another torch: inductor will say so at the first step
-            get_cpp_compiler = None
-        if get_cpp_compiler is not None:
-            try:
-                get_cpp_compiler()
-            except Exception as e:  # noqa: BLE001 - inductor's own error type has moved between versions
-                raise ConfigError(f"torch_compile=true on CPU needs a C++ compiler for torch.compile "
-                                  f"({type(e).__name__}: {e}); install one (g++) or set torch_compile=false") from None
+        _require_cpp_compiler()
     for network in (model.net, model.h_net):
         if network is not None:
             network.compile()
     return torch.compile(act_loss)
+
+
+def _require_cpp_compiler() -> None:
+    """Fail before training, naming the key, where inductor would fail at the first step on CPU."""
+    try:
+        from torch._inductor.cpp_builder import get_cpp_compiler
+    except ImportError:  # moved in another torch: inductor will say so at the first step
+        return
+    try:
+        get_cpp_compiler()
+    except Exception as e:  # noqa: BLE001 - inductor's own error type has moved between versions
+        raise ConfigError(f"torch_compile=true on CPU needs a C++ compiler for torch.compile "
+                          f"({type(e).__name__}: {e}); install one (g++) or set torch_compile=false") from None
 
 
 def lr_factor(step: int, warmup_steps: int, max_steps: int, min_ratio: float = 1.0) -> float:
