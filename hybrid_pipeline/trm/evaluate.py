@@ -19,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from hybrid_pipeline.arc.datasets import AugmentationPlan, TRMDataConfig, trm_rows
-from hybrid_pipeline.arc.grids import Augmentation, crop_at_eos
+from hybrid_pipeline.arc.grids import PAD, Augmentation, crop_at_eos
 from hybrid_pipeline.arc.tasks import Task
 from hybrid_pipeline.arc.voting import VoteBox, rank_of
 from hybrid_pipeline.trm.model import TRM
@@ -49,7 +49,7 @@ def exact_right_by_step(model: TRM, inputs: torch.Tensor, labels: torch.Tensor,
     model.eval()
     batch = {"inputs": inputs, "puzzle_identifiers": puzzle_ids}
     carry = model.initial_carry(batch)
-    valid = labels != 0
+    valid = labels != PAD
     right, q_halt = [], []
     for _ in range(model.config.halt_max_steps):
         carry, outputs = model(carry, batch)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-PAD_ID = 0
+from hybrid_pipeline.arc.grids import PAD as PAD_ID  # label cells the losses ignore
 
 
 def log_stablemax(logits: torch.Tensor, dim: int = -1) -> torch.Tensor:
