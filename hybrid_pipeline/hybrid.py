@@ -62,7 +62,7 @@ from hybrid_pipeline.arc.text import AnswerParseError, grid_to_text, parse_grid
 from hybrid_pipeline.backbones import BackboneConfig, load_backbone
 from hybrid_pipeline.trm import TRM, TRMConfig, act_loss
 from hybrid_pipeline.trm.checkpoint import CheckpointError, write_dir_atomically
-from hybrid_pipeline.trm.losses import LOSS_FUNCTIONS, PAD_ID
+from hybrid_pipeline.trm.losses import LOSS_FUNCTIONS, PAD_ID, exactly_right
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -589,11 +589,6 @@ class HybridModel(nn.Module):
             rows.append(("trm puzzle table*", self.trm.puzzle_emb.weight.numel(), 0))
             notes.append("* a buffer trained by sparse sign-SGD on the rows a batch uses, not by the dense optimiser")
         return ParameterReport(rows, notes)
-
-
-def exactly_right(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """[B] bool: every non-PAD cell predicted right (what the halting head learns to recognise)."""
-    return ((logits.argmax(-1) == labels) | (labels == PAD_ID)).all(dim=-1)
 
 
 def encode_examples(tokenizer: Any, prompts: Sequence[str], test_inputs: Sequence[np.ndarray], *,

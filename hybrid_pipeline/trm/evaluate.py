@@ -19,9 +19,10 @@ import torch
 from tqdm.auto import tqdm
 
 from hybrid_pipeline.arc.datasets import AugmentationPlan, TRMDataConfig, trm_rows
-from hybrid_pipeline.arc.grids import PAD, Augmentation, crop_at_eos
+from hybrid_pipeline.arc.grids import Augmentation, crop_at_eos
 from hybrid_pipeline.arc.tasks import Task
 from hybrid_pipeline.arc.voting import VoteBox, rank_of
+from hybrid_pipeline.trm.losses import exactly_right
 from hybrid_pipeline.trm.model import TRM
 
 PASS_AT = (1, 2, 5, 10)
@@ -49,11 +50,10 @@ def exact_right_by_step(model: TRM, inputs: torch.Tensor, labels: torch.Tensor,
     model.eval()
     batch = {"inputs": inputs, "puzzle_identifiers": puzzle_ids}
     carry = model.initial_carry(batch)
-    valid = labels != PAD
     right, q_halt = [], []
     for _ in range(model.config.halt_max_steps):
         carry, outputs = model(carry, batch)
-        right.append(((outputs["logits"].argmax(-1) == labels) | ~valid).all(-1))
+        right.append(exactly_right(outputs["logits"], labels))
         q_halt.append(outputs["q_halt_logits"])
     model.train(was_training)
     return torch.stack(right), torch.stack(q_halt)

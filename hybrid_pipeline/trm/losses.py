@@ -15,6 +15,11 @@ import torch.nn.functional as F
 from hybrid_pipeline.arc.grids import PAD as PAD_ID  # label cells the losses ignore
 
 
+def exactly_right(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """[B] bool: every non-PAD cell predicted right (what the halting head learns to recognise)."""
+    return ((logits.argmax(-1) == labels) | (labels == PAD_ID)).all(dim=-1)
+
+
 def log_stablemax(logits: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """log of stablemax: s(x) = x + 1 for x >= 0, 1 / (1 - x) for x < 0, normalised.
 
