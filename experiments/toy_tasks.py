@@ -70,19 +70,35 @@ def mirror_left_half(grid: np.ndarray) -> np.ndarray:
     return out
 
 
+def flood(open_cells: np.ndarray, starts: Sequence[tuple[int, int]]) -> np.ndarray:
+    """The cells of the boolean mask `open_cells` that a 4-connected path through open cells joins to
+    one of `starts` (a start that is not open reaches nothing)."""
+    h, w = open_cells.shape
+    reached = np.zeros((h, w), dtype=bool)
+    stack = list(starts)
+    while stack:
+        r, c = stack.pop()
+        if 0 <= r < h and 0 <= c < w and open_cells[r, c] and not reached[r, c]:
+            reached[r, c] = True
+            stack += [(r + 1, c), (r - 1, c), (r, c + 1), (r, c - 1)]
+    return reached
+
+
 def fill_enclosed(grid: np.ndarray, colour: int) -> np.ndarray:
     """Background cells that no 4-connected path of background cells joins to the border get `colour`."""
     h, w = grid.shape
-    outside = np.zeros((h, w), dtype=bool)
-    stack = [(r, c) for r in range(h) for c in range(w)
-             if (r in (0, h - 1) or c in (0, w - 1)) and grid[r, c] == 0]
-    while stack:
-        r, c = stack.pop()
-        if 0 <= r < h and 0 <= c < w and grid[r, c] == 0 and not outside[r, c]:
-            outside[r, c] = True
-            stack += [(r + 1, c), (r - 1, c), (r, c + 1), (r, c - 1)]
+    border = [(r, c) for r in range(h) for c in range(w) if r in (0, h - 1) or c in (0, w - 1)]
     out = grid.copy()
-    out[(grid == 0) & ~outside] = colour
+    out[(grid == 0) & ~flood(grid == 0, border)] = colour
+    return out
+
+
+def reach(grid: np.ndarray, colour: int) -> np.ndarray:
+    """Background cells that a 4-connected path of background cells joins to a cell of `colour` (the
+    seed) take that colour: a flood fill through a maze, which needs as many steps as its longest path."""
+    open_cells = (grid == 0) | (grid == colour)
+    out = grid.copy()
+    out[flood(open_cells, list(zip(*np.nonzero(grid == colour)))) & (grid == 0)] = colour
     return out
 
 
@@ -158,6 +174,15 @@ def fill_enclosed_pair(rng: np.random.Generator, colour: int) -> Pair:
     return grid, fill_enclosed(grid, colour)
 
 
+def reach_pair(rng: np.random.Generator, wall: int, colour: int) -> Pair:
+    """Random `wall` cells (density 0.2-0.45) and one seed cell of `colour`; the output floods the
+    seed's colour through the background it reaches."""
+    h, w = rng.integers(MIN_SIDE + 2, MAX_SIDE + 1, size=2)
+    grid = np.where(rng.random((h, w)) < rng.uniform(0.2, 0.45), wall, 0).astype(np.uint8)
+    grid[rng.integers(h), rng.integers(w)] = colour
+    return grid, reach(grid, colour)
+
+
 def colour_permutation(rng: np.random.Generator) -> np.ndarray:
     """A random permutation of colours 1..9 with 0 (background) fixed, as a lookup table [10]."""
     return np.concatenate([[0], 1 + rng.permutation(9)]).astype(np.uint8)
@@ -172,7 +197,7 @@ TRANSFORMS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "gravity": gravity,
 }
 SIMPLE_FAMILIES = ("flip_lr", "flip_ud", "rotate90", "transpose", "colour_map")
-HARD_FAMILIES = ("gravity", "object_copy", "fill_enclosed")
+HARD_FAMILIES = ("gravity", "object_copy", "fill_enclosed", "reach")
 FAMILIES = SIMPLE_FAMILIES + HARD_FAMILIES
 
 
@@ -190,6 +215,9 @@ def family_generator(family: str, rng: np.random.Generator) -> PairGenerator:
         return object_copy_pair
     if family == "fill_enclosed":
         return partial(fill_enclosed_pair, colour=int(rng.integers(1, 10)))
+    if family == "reach":
+        wall, colour = (1 + rng.permutation(9)[:2]).tolist()
+        return partial(reach_pair, wall=wall, colour=colour)
     raise ValueError(f"unknown toy family {family!r}; known: {', '.join(FAMILIES)}")
 
 

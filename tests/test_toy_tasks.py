@@ -74,6 +74,20 @@ def test_fill_enclosed_fills_only_what_the_border_cannot_reach():
     np.testing.assert_array_equal(toy.fill_enclosed(grid, 7), expected)
 
 
+def test_reach_floods_the_seed_colour_through_the_background_it_joins():
+    grid = g([[0, 5, 0, 0],
+              [0, 5, 4, 0],
+              [0, 5, 5, 0],
+              [0, 0, 5, 0]])  # the seed (4) reaches the right-hand column, not the left: 5s wall it off
+    expected = g([[0, 5, 4, 4],
+                  [0, 5, 4, 4],
+                  [0, 5, 5, 4],
+                  [0, 0, 5, 4]])
+    np.testing.assert_array_equal(toy.reach(grid, 4), expected)
+    # a diagonal gap is no path
+    np.testing.assert_array_equal(toy.reach(g([[4, 5], [5, 0]]), 4), g([[4, 5], [5, 0]]))
+
+
 # --------------------------------------------------------------------------------------------------
 # generated tasks
 
@@ -104,6 +118,17 @@ def test_generated_pairs_follow_the_family_rule(family):
         for ex in pairs:
             assert colour not in ex.input
             np.testing.assert_array_equal(ex.output, toy.fill_enclosed(ex.input, colour))
+    elif family == "reach":
+        seeds = {int(c) for ex in pairs for c in ex.output[(ex.input == 0) & (ex.output != 0)]}
+        assert len(seeds) == 1  # one seed colour for the whole task
+        colour = seeds.pop()
+        walls = {int(c) for ex in pairs for c in np.unique(ex.input)} - {0, colour}
+        assert len(walls) == 1  # and one wall colour
+        for ex in pairs:
+            assert (ex.input == colour).sum() == 1
+            np.testing.assert_array_equal(ex.output, toy.reach(ex.input, colour))
+    else:
+        raise AssertionError(f"no rule check for family {family}")
 
 
 @pytest.mark.parametrize("family", toy.FAMILIES)
