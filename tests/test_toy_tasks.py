@@ -201,6 +201,35 @@ def test_a_short_run_reports_every_family_and_the_check_decides_the_exit_code(tm
     assert "check FAILED" in capsys.readouterr().out
 
 
+def test_rescore_measures_the_trained_model_again_and_refuses_other_tasks(tmp_path, capsys):
+    args = ["--families", "flip_ud,reach", "--n-train", "16", "--quiet", "--out", str(tmp_path)]
+    assert toy.main([*args, "--n-test", "3", "max_steps=2"]) == 0
+    trained = capsys.readouterr().out.splitlines()
+    exported = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "trm" / "final").iterdir()}
+    # the same tasks: the same table, without training (no seconds on the last line)
+    assert toy.main([*args, "--n-test", "3", "--rescore"]) == 0
+    rescored = capsys.readouterr().out.splitlines()
+    table = trained[trained.index(rescored[0]):]
+    assert rescored[:-1] == table[:-1] and len(rescored) == len(table) == 6  # header, 2 families, 2 means, steps
+    assert rescored[-1] == "2 training steps" and table[-1].startswith("2 training steps, ")
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "trm" / "final").iterdir()} == exported
+    # more unseen test pairs of the same tasks
+    assert toy.main([*args, "--n-test", "40", "--rescore"]) == 0
+    assert "reach" in capsys.readouterr().out
+    # another seed draws other demonstrations: its "test" pairs could be ones the model trained on
+    with pytest.raises(SystemExit) as exit_info:
+        toy.main([*args, "--seed", "1", "--rescore"])
+    assert exit_info.value.code == 2
+    assert "flip_ud.json" in capsys.readouterr().err
+
+
+def test_rescore_without_a_finished_run_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        toy.main(["--rescore", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "summary.json" in capsys.readouterr().err
+
+
 # --------------------------------------------------------------------------------------------------
 # learning
 
