@@ -101,7 +101,7 @@ def fill_enclosed(grid: np.ndarray, colour: int) -> np.ndarray:
 
 def reach(grid: np.ndarray, colour: int) -> np.ndarray:
     """Background cells that a 4-connected path of background cells joins to a cell of `colour` (the
-    seed) take that colour: a flood fill through a maze, which needs as many steps as its longest path."""
+    seed) take that colour: a flood fill through a maze, as many moves deep as its longest path."""
     open_cells = (grid == 0) | (grid == colour)
     out = grid.copy()
     out[flood(open_cells, list(zip(*np.nonzero(grid == colour)))) & (grid == 0)] = colour
@@ -463,6 +463,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                      else "--families is empty")
     if args.check is not None and not set(families) & set(SIMPLE_FAMILIES):
         parser.error("--check needs at least one simple family: " + ", ".join(SIMPLE_FAMILIES))
+
+    if args.rescore and args.overrides:
+        parser.error(f"--rescore trains nothing, so overrides do not apply: {' '.join(args.overrides)}")
 
     out = Path(args.out)
     report = rescore(out, families, args, parser) if args.rescore else train(out, families, args, parser)

@@ -223,11 +223,12 @@ def test_rescore_measures_the_trained_model_again_and_refuses_other_tasks(tmp_pa
     assert "flip_ud.json" in capsys.readouterr().err
 
 
-def test_rescore_without_a_finished_run_is_a_usage_error(tmp_path, capsys):
+@pytest.mark.parametrize("extra, named", [([], "summary.json"), (["max_steps=5"], "max_steps=5")])
+def test_rescore_without_a_finished_run_or_with_overrides_is_a_usage_error(tmp_path, capsys, extra, named):
     with pytest.raises(SystemExit) as exit_info:
-        toy.main(["--rescore", "--out", str(tmp_path)])
+        toy.main(["--rescore", "--out", str(tmp_path), *extra])
     assert exit_info.value.code == 2
-    assert "summary.json" in capsys.readouterr().err
+    assert named in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------------------------------
