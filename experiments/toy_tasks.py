@@ -421,13 +421,17 @@ def rescore(out: Path, families: Sequence[str], args: argparse.Namespace,
             parser: argparse.ArgumentParser) -> ToyReport:
     """`measure` a finished run's model on freshly drawn tasks, after checking that they are the ones
     it trained on (so that their test inputs are unseen)."""
+    from hybrid_pipeline.arc.errors import ARCDataError
     from hybrid_pipeline.arc.tasks import load_tasks
 
     summary_path = out / "trm" / "summary.json"
     if not summary_path.is_file():
         parser.error(f"--rescore: {summary_path} not found; --out must be a finished toy run's --out")
+    try:
+        trained = {t.id: t for t in load_tasks(out / "tasks", ids=families).raise_if_problems().tasks}
+    except ARCDataError as e:
+        parser.error(f"--rescore: {e.problems[0]}")
     tasks = [make_task(f, args.n_train, args.n_test, args.seed) for f in families]
-    trained = {t.id: t for t in load_tasks(out / "tasks", ids=families).raise_if_problems().tasks}
     for task in tasks:
         if task.id not in trained or trained[task.id].to_json()["train"] != task.to_json()["train"]:
             parser.error(f"--rescore: {out / 'tasks' / (task.id + '.json')} is not the task that --seed {args.seed} "

@@ -221,6 +221,13 @@ def test_rescore_measures_the_trained_model_again_and_refuses_other_tasks(tmp_pa
         toy.main([*args, "--seed", "1", "--rescore"])
     assert exit_info.value.code == 2
     assert "flip_ud.json" in capsys.readouterr().err
+    # the run's task files are where the check reads its demonstrations from
+    (tmp_path / "tasks" / "reach.json").write_text("{truncated")
+    with pytest.raises(SystemExit) as exit_info:
+        toy.main([*args, "--rescore"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "reach.json" in err[-1] and "Traceback" not in "".join(err)
 
 
 @pytest.mark.parametrize("extra, named", [([], "summary.json"), (["max_steps=5"], "max_steps=5")])
