@@ -182,10 +182,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from planner.run import run_plan
 
     try:
-        setup = PlanSetup(proposers=tuple(args.proposers.split(",")), backbone=args.backbone,
-                          backbone_kind=args.backbone_kind, trm=args.trm, hybrid=args.hybrid,
-                          attempts=args.attempts, consistency_checks=not args.no_consistency_checks,
-                          seed=args.seed)
+        setup = PlanSetup(proposers=tuple(args.proposers.split(",")) if args.proposers else None,
+                          backbone=args.backbone, backbone_kind=args.backbone_kind, trm=args.trm,
+                          hybrid=args.hybrid, attempts=args.attempts,
+                          consistency_checks=not args.no_consistency_checks, seed=args.seed,
+                          search_budget=args.search_budget, search_depth=args.search_depth,
+                          search_seconds=args.search_seconds, search_feedback=not args.no_search_feedback)
+        if args.workers < 1:
+            raise ValueError(f"--workers must be at least 1, got {args.workers}")
     except ValueError as e:
         raise UsageError(str(e)) from None
     ids = args.tasks.split(",") if args.tasks else None
@@ -201,7 +205,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     meta["data"] = args.data
     try:
         run = run_plan(planner, loaded.tasks, args.out, resume=args.resume, task_timeout_s=args.task_timeout,
-                       meta=meta, progress=not args.quiet)
+                       meta=meta, progress=not args.quiet, workers=args.workers)
     except KeyboardInterrupt:
         print(f"interrupted: every file in {args.out} is valid; rerun with --resume to continue", file=sys.stderr)
         return 130
@@ -209,7 +213,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     print(f"{args.data}: {summary['finished']} of {summary['tasks']} tasks, {summary['test_inputs']} test inputs, "
           f"{summary['attempts']} attempts, {summary['errors']} task errors, {summary['seconds']:.1f} s")
     if "task_score" in summary:
-        print(f"  per-task score    {100 * summary['task_score']:6.2f}%  ({summary['solved_tasks']} tasks solved)")
+        print(f"  per-task score    {100 * summary['task_score']:6.2f}%  ({summary['solved_tasks']} of "
+              f"{summary['scored_tasks']} tasks solved)")
         print(f"  per-output score  {100 * summary['output_score']:6.2f}%")
     print(f"wrote {args.out}/submission.json, results.jsonl, summary.json, report.html")
     if loaded.problems:
@@ -337,11 +342,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backbone-kind", choices=("causal", "diffusion"), default="causal")
     p.add_argument("--trm", metavar="DIR", help="TRM export from `hybrid-arc trm train` (default: untrained)")
     p.add_argument("--hybrid", metavar="DIR", help="hybrid export from joint training (default: untrained)")
-    p.add_argument("--proposers", default="hybrid,llm,trm", help="comma-separated: hybrid, llm, trm, program")
+    p.add_argument("--proposers", help="comma-separated: search, hybrid, llm, trm, program (default: search, "
+                                       "joined by trm with --trm, hybrid with --hybrid, llm with --backbone)")
     p.add_argument("--attempts", type=_positive_int, default=4, help="attempts per test input (default 4)")
     p.add_argument("--no-consistency-checks", action="store_true",
                    help="skip the verifier's leave-one-out and augmentation checks (fewer model calls)")
     p.add_argument("--task-timeout", type=float, metavar="SECONDS", help="record a task as failed after this")
+    p.add_argument("--search-budget", type=int, default=400, metavar="STATES",
+                   help="states the program search expands per task (default 400; deterministic)")
+    p.add_argument("--search-depth", type=int, default=3, help="primitive calls per program before the "
+                                                             "inferred last step (default 3)")
+    p.add_argument("--search-seconds", type=float, default=30.0,
+                   help="wall-clock cap per task search; a capped task says so (default 30)")
+    p.add_argument("--no-search-feedback", action="store_true",
+                   help="retries take the next program in rank order, ignoring the verifier's problems")
+    p.add_argument("--workers", type=int, default=1, help="tasks solved in parallel processes (default 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--resume", action="store_true", help="skip tasks already in OUT/results.jsonl")

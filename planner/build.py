@@ -1,7 +1,10 @@
 """Build an ARCPlanner from names: which proposers, which backbone, which checkpoints.
 
-The offline default is the tiny-random backbone and untrained TRM/hybrid weights, so that the loop
-runs anywhere; `random_weights` lists every part whose weights are random, and the CLI says so.
+The offline default is program search over the grid DSL, which needs no weights. Passing trained
+parts brings their proposers in beside it: `--trm DIR` the TRM, `--hybrid DIR` the hybrid, a
+`--backbone` other than tiny-random the LLM; `--proposers` names them outright. Model proposers
+asked for without trained parts use the tiny-random backbone and untrained TRM/hybrid weights, so
+the loop runs anywhere; `random_weights` lists every part whose weights are random, and the CLI says so.
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ from typing import Any
 
 from planner.planner import ARCPlanner, PlannerConfig
 
-PROPOSERS = ("hybrid", "llm", "trm", "program")
+PROPOSERS = ("search", "hybrid", "llm", "trm", "program")
+DEFAULT_BACKBONE = "tiny-random"
 
 # The untrained hybrid used when no --hybrid checkpoint is given: small enough for a CPU, on the
 # full 30x30 canvas (the same sizes as experiments/configs/hybrid_tiny.yaml).
@@ -24,17 +28,23 @@ UNTRAINED_HYBRID = {
 
 @dataclass
 class PlanSetup:
-    proposers: tuple[str, ...] = ("hybrid", "llm", "trm")
-    backbone: str = "tiny-random"
+    proposers: tuple[str, ...] | None = None  # None: search, plus the model proposers of the parts given
+    backbone: str = DEFAULT_BACKBONE
     backbone_kind: str = "causal"
     trm: str | None = None  # a TRM export dir (hybrid-arc trm train); None: an untrained TRM
     hybrid: str | None = None  # a hybrid export dir (joint training); None: untrained adapters and TRM
     attempts: int = 4  # per test input
     consistency_checks: bool = True  # leave-one-out and augmentation checks for the hybrid and LLM proposers
     seed: int = 0
+    search_budget: int = 400  # states the search expands per task (deterministic)
+    search_depth: int = 3
+    search_seconds: float | None = 30.0  # wall-clock cap per task search
+    search_feedback: bool = True  # verifier problems steer the search's next round
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.proposers is None:
+            self.proposers = default_proposers(self)
         self.proposers = tuple(p.strip() for p in self.proposers if p.strip())
         unknown = [p for p in self.proposers if p not in PROPOSERS]
         if unknown or not self.proposers:
@@ -44,6 +54,20 @@ class PlanSetup:
             raise ValueError(f"backbone kind must be causal or diffusion, got {self.backbone_kind!r}")
         if self.attempts < 1:
             raise ValueError(f"attempts must be >= 1, got {self.attempts}")
+        self.search_config()  # checks the search settings
+
+    def search_config(self):
+        from hybrid_pipeline.dsl.search import SearchConfig
+
+        return SearchConfig(max_expansions=self.search_budget, max_depth=self.search_depth,
+                            max_seconds=self.search_seconds)
+
+
+def default_proposers(setup: PlanSetup) -> tuple[str, ...]:
+    """Search, joined by the proposer of each trained part the setup names."""
+    joined = [name for name, given in (("hybrid", setup.hybrid), ("trm", setup.trm),
+                                       ("llm", setup.backbone != DEFAULT_BACKBONE)) if given]
+    return ("search", *joined)
 
 
 def build_planner(setup: PlanSetup) -> tuple[ARCPlanner, dict[str, Any]]:
@@ -60,7 +84,9 @@ def build_planner(setup: PlanSetup) -> tuple[ARCPlanner, dict[str, Any]]:
                                                 seed=setup.seed))
     built = []
     for name in setup.proposers:
-        if name == "trm":
+        if name == "search":
+            built.append(P.SearchProposer(setup.search_config(), use_feedback=setup.search_feedback))
+        elif name == "trm":
             built.append(P.TRMProposer.from_checkpoint(setup.trm) if setup.trm else P.TRMProposer.untrained(seed=setup.seed))
         elif name == "llm":
             from hybrid_pipeline.baseline import BackboneAnswerModel
@@ -77,6 +103,9 @@ def build_planner(setup: PlanSetup) -> tuple[ARCPlanner, dict[str, Any]]:
     meta = {"proposers": list(setup.proposers), "backbone": setup.backbone, "backbone_kind": setup.backbone_kind,
             "trm": setup.trm, "hybrid": setup.hybrid, "attempts_per_input": setup.attempts,
             "consistency_checks": setup.consistency_checks, "random_weights": random_parts}
+    if "search" in setup.proposers:
+        meta["search"] = {"budget": setup.search_budget, "depth": setup.search_depth,
+                          "seconds_cap": setup.search_seconds, "feedback": setup.search_feedback}
     config = PlannerConfig(attempts_per_input=setup.attempts, consistency_checks=setup.consistency_checks)
     planner = ARCPlanner(built, GridVerifier(), FeedbackFormatter(), config)
     return planner, meta

@@ -5,7 +5,8 @@ For each test input the planner asks its proposers in turn (round robin) for a c
 demonstrations imply and returns structured problems; the feedback formatter turns them into text
 that every later attempt sees, with the earlier candidates. Identical candidates are merged (a
 repeat is a vote, not a new check). It stops early once it has two distinct candidates with no
-problem found, or when a whole round of proposers only repeated earlier candidates. The two answers are the best distinct candidates by verifier score, then votes.
+problem found, or when a whole round of proposers only repeated earlier candidates. The two answers are the best distinct candidates: programs that reproduce every demonstration
+first, then by verifier score, then votes.
 
 Consistency checks: a proposer that can also answer a task from any set of demonstrations (it has
 `predict(train_pairs, test_input)`) is run once per test input on the train pairs with one left out
@@ -133,13 +134,13 @@ class ARCPlanner:
                               got=None, detail=proposal.error or "the proposer returned nothing")
             verdict = Verdict(False, 0.0, (problem,))
             return Attempt(name, index, None, proposal.text, proposal.error, verdict,
-                           self.formatter.to_text(verdict.problems), seconds)
+                           self.formatter.to_text(verdict.problems), seconds, info=proposal.info)
         grid = np.asarray(proposal.grid, dtype=np.uint8)
         same = next((a for a in earlier if a.grid is not None and grids_equal(a.grid, grid)), None)
         if same is not None:  # a repeat: a vote for the earlier candidate; its checks still hold
             return Attempt(name, index, grid, proposal.text, proposal.error, same.verdict,
                            "same answer as attempt " + str(same.index + 1) + "; " + same.feedback,
-                           seconds, duplicate_of=same.index)
+                           seconds, duplicate_of=same.index, info=proposal.info)
         started = time.perf_counter()
         consistency = self._predictions(task, test_index, proposer, prediction_cache)
         predicted = time.perf_counter()
@@ -149,7 +150,7 @@ class ARCPlanner:
                               tuple(proposal.problems) + tuple(verdict.problems))
         return Attempt(name, index, grid, proposal.text, proposal.error, verdict,
                        self.formatter.to_text(verdict.problems), seconds, predict_seconds=predicted - started,
-                       check_seconds=time.perf_counter() - predicted)
+                       check_seconds=time.perf_counter() - predicted, info=proposal.info)
 
 
 def _passing(attempts: Sequence[Attempt]) -> list[Attempt]:
@@ -157,8 +158,10 @@ def _passing(attempts: Sequence[Attempt]) -> list[Attempt]:
 
 
 def choose_answers(attempts: Sequence[Attempt], k: int = 2) -> list[np.ndarray]:
-    """The best `k` distinct candidates: verifier score, then votes (repeats), then the earlier one."""
+    """The best `k` distinct candidates: those whose program reproduces every demonstration first
+    (an exact fit on every pair is stronger evidence than the verifier's shape and palette rules,
+    which are guesses from the same pairs), then verifier score, votes (repeats), the earlier one."""
     firsts = [a for a in attempts if a.grid is not None and a.duplicate_of is None]
     votes = {a.index: 1 + sum(b.duplicate_of == a.index for b in attempts) for a in firsts}
-    ranked = sorted(firsts, key=lambda a: (-a.verdict.score, -votes[a.index], a.index))
+    ranked = sorted(firsts, key=lambda a: (not a.fits_train, -a.verdict.score, -votes[a.index], a.index))
     return [a.grid for a in ranked[:k]]

@@ -7,6 +7,8 @@
 - `ProgramProposer`: the language model writes `transform(grid)`; the sandbox runs it on the train
   pairs (its score there is the candidate's consistency) and on the test input.
 - `HybridProposer`: the hybrid model's TRM grid, conditioned on the language model's reading.
+- `SearchProposer`: program search over the grid DSL (no weights): the ranked predictions of the
+  programs that reproduce every demonstration, then the best partial programs.
 
 The LLM and hybrid proposers also have `predict(train_pairs, test_input)`: an answer from any set of
 demonstrations, which the planner's consistency checks (leave-one-out, augmentations) use.
@@ -250,4 +252,115 @@ class ProgramProposer:
         problems = tuple(program_problems(report))
         consistency = report.n_train_exact / len(report.train) if report.train else 0.0
         error = None if grid is not None else "the program gave no grid for the test input"
-        return Proposal(grid, text=source, error=error, problems=problems, consistency=consistency)
+        return Proposal(grid, text=source, error=error, problems=problems, consistency=consistency,
+                        info={"fits": [r.status == "exact" for r in report.train]})
+
+
+def feedback_constraints(history: Sequence[Attempt], test_index: int):
+    """What the verifier's problems with earlier attempts imply about the answer, as a test on one
+    predicted grid: a "shape" problem names the shapes the train pairs allow, a "palette" problem
+    the colours they allow. None when no earlier problem constrains the answer."""
+    shapes, colours = None, None
+    for attempt in history:
+        for problem in attempt.verdict.problems:
+            if problem.kind == "shape" and problem.expected:
+                shapes = {tuple(s) for s in problem.expected}
+            elif problem.kind == "palette" and problem.expected is not None:
+                colours = set(problem.expected)
+    if shapes is None and colours is None:
+        return None
+
+    def fits(grid: np.ndarray) -> bool:
+        if shapes is not None and grid.shape not in shapes:
+            return False
+        return colours is None or set(np.unique(grid).tolist()) <= colours
+
+    return fits
+
+
+class SearchProposer:
+    """Program search over the grid DSL (`hybrid_pipeline.dsl`): needs no weights.
+
+    The first attempt at a task runs the search once for all its test inputs; each attempt proposes
+    the best-ranked prediction not proposed before (programs that reproduce every demonstration,
+    shortest first, then the best partial programs). With `use_feedback`, a retry after the
+    verifier found a shape or palette problem runs a new search round that keeps only programs
+    meeting the constraints those problems imply, at the same budget. Each proposal carries its
+    program as runnable Python and which demonstration pairs it reproduces.
+    """
+
+    name = "search"
+
+    def __init__(self, config=None, *, use_feedback: bool = True):
+        from hybrid_pipeline.dsl.search import SearchConfig
+
+        self.config = config or SearchConfig()
+        self.use_feedback = use_feedback
+        self._results: dict[tuple, object] = {}  # (task content hash, constraint key) -> SearchResult
+
+    def _search(self, task: Task, key: tuple = (), accept=None):
+        from hybrid_pipeline.dsl.search import search
+
+        cache_key = (task.content_hash(), *key)
+        if cache_key not in self._results:
+            if not key:  # a new task: forget the last one's rounds
+                self._results = {k: v for k, v in self._results.items() if k[0] == cache_key[0]}
+            self._results[cache_key] = search(task, self.config, accept=accept)
+        return self._results[cache_key]
+
+    def propose(self, task: Task, test_index: int, history: Sequence[Attempt]) -> Proposal:
+        result = self._search(task)
+        if result.error:
+            return Proposal(None, error=f"search: {result.error}")
+        seen = [a.grid for a in history if a.grid is not None]
+        constraint = feedback_constraints(history, test_index) if self.use_feedback else None
+        ranked = result.ranked()
+        steered = False
+        if constraint is not None:
+            kept = [c for c in ranked if constraint(c.predictions[test_index])]
+            steered = len(kept) < len(ranked)
+            if not any(not _seen(c.predictions[test_index], seen) for c in kept):
+                round_key = ("feedback", test_index, _constraint_key(history))
+                again = self._search(task, round_key, lambda preds: constraint(preds[test_index]))
+                kept += [c for c in again.ranked() if not any(c.program == k.program for k in kept)]
+            ranked = kept
+        for rank, candidate in enumerate(ranked):
+            grid = candidate.predictions[test_index]
+            if _seen(grid, seen):
+                continue
+            info = _search_info(result, candidate, rank, steered)
+            problems = () if candidate.fits_all else (_partial_problem(candidate),)
+            return Proposal(grid, text=candidate.program.to_python(), problems=problems,
+                            consistency=sum(candidate.fits) / len(candidate.fits),
+                            confidence=float(candidate.cells_right), info=info)
+        return Proposal(None, error=f"search: no further distinct program ({len(result.candidates)} fit every "
+                                    f"demonstration, {len(result.partials)} partial; {result.expanded} states "
+                                    f"expanded{', capped by ' + result.capped if result.capped else ''})",
+                        info=_search_info(result, None, None, steered))
+
+
+def _seen(grid: np.ndarray, seen: Sequence[np.ndarray]) -> bool:
+    return any(grids_equal(grid, g) for g in seen)
+
+
+def _constraint_key(history: Sequence[Attempt]) -> str:
+    return repr(sorted({(p.kind, repr(p.expected)) for a in history for p in a.verdict.problems
+                        if p.kind in ("shape", "palette")}))
+
+
+def _search_info(result, candidate, rank: int | None, steered: bool) -> dict:
+    info = {"expanded": result.expanded, "states": result.states, "search_seconds": round(result.seconds, 3),
+            "capped": result.capped, "fitting_programs": len(result.candidates), "feedback_steered": steered}
+    if candidate is not None:
+        info.update(rank=rank, expression=str(candidate.program), fits=list(candidate.fits),
+                    cells_right=round(candidate.cells_right, 4))
+    return info
+
+
+def _partial_problem(candidate):
+    from verifier.verdict import Problem
+
+    wrong = [i for i, ok in enumerate(candidate.fits) if not ok]
+    return Problem("program_mismatch", "train " + ", ".join(map(str, wrong)), expected="every train output",
+                   got=f"{100 * candidate.cells_right:.1f}% of train output cells right",
+                   detail=f"the program reproduces {sum(candidate.fits)} of {len(candidate.fits)} train pairs")

@@ -7,7 +7,8 @@ Files in `out_dir` (DESIGN.md, "CLI contract"):
   done), rewritten atomically after each task;
 - `summary.json` and `report.html`: at the end, and on Ctrl-C with `"interrupted": true`.
 `resume=True` skips the tasks already in results.jsonl; without it, an existing results.jsonl is
-never overwritten. A task that raises or runs out of time is recorded as an error and the run goes
+never overwritten. `workers=N` solves tasks in N processes (forked, so models are shared, not
+copied); results are appended in task order, identical to one worker's. A task that raises or runs out of time is recorded as an error and the run goes
 on. Expected outputs are read only here, after the planner is done with a task, to score it.
 """
 
@@ -51,7 +52,7 @@ class PlanRun:
 
 def run_plan(planner: ARCPlanner, tasks: Sequence[Task], out_dir: str | Path, *, resume: bool = False,
              task_timeout_s: float | None = None, meta: dict[str, Any] | None = None,
-             progress: bool = True) -> PlanRun:
+             progress: bool = True, workers: int = 1) -> PlanRun:
     from tqdm.auto import tqdm
 
     out = Path(out_dir)
@@ -68,10 +69,10 @@ def run_plan(planner: ARCPlanner, tasks: Sequence[Task], out_dir: str | Path, *,
     interrupted = False
     bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc="plan", unit="task", disable=not progress)
     try:
-        for task in todo:
-            record = _solve_one(planner, task, task_timeout_s)
+        for record in _solved(planner, todo, task_timeout_s, workers):
+            task_id = record["task_id"]
             append_jsonl(results_path, record)
-            records[task.id] = record
+            records[task_id] = record
             write_submission(out / SUBMISSION, _attempts(records), tasks)
             bar.update(1)
             bar.set_postfix_str(_running_score(records))
@@ -87,6 +88,35 @@ def run_plan(planner: ARCPlanner, tasks: Sequence[Task], out_dir: str | Path, *,
 
         atomic_write_text(out / REPORT, render_report(tasks, records, summary))
     return PlanRun(summary, [records[t.id] for t in tasks if t.id in records])
+
+
+def _solved(planner: ARCPlanner, tasks: Sequence[Task], timeout_s: float | None, workers: int):
+    """Each task's record, in task order, solved here or in `workers` forked processes."""
+    if workers <= 1 or len(tasks) <= 1:
+        for task in tasks:
+            yield _solve_one(planner, task, timeout_s)
+        return
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    with context.Pool(min(workers, len(tasks)), initializer=_start_worker,
+                      initargs=(planner, timeout_s, workers)) as pool:
+        yield from pool.imap(_solve_in_worker, tasks)
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _start_worker(planner: ARCPlanner, timeout_s: float | None, workers: int) -> None:
+    from hybrid_pipeline.threads import share_cores
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and ends the pool
+    share_cores(workers)
+    _WORKER.update(planner=planner, timeout_s=timeout_s)
+
+
+def _solve_in_worker(task: Task) -> dict[str, Any]:
+    return _solve_one(_WORKER["planner"], task, _WORKER["timeout_s"])
 
 
 def _solve_one(planner: ARCPlanner, task: Task, timeout_s: float | None) -> dict[str, Any]:
@@ -107,8 +137,10 @@ def _solve_one(planner: ARCPlanner, task: Task, timeout_s: float | None) -> dict
         expected = task.test[i].output
         entry["correct"] = None if expected is None else is_solved(result.answers, expected)
         test.append(entry)
+    # A search stopped by its wall-clock or memory cap, not its budget: its results may differ by machine.
+    capped = sorted({a.info["capped"] for r in results for a in r.attempts if a.info and a.info.get("capped")})
     return {"task_id": task.id, "status": status, "error": error,
-            "seconds": round(time.perf_counter() - started, 3), "test": test}
+            "seconds": round(time.perf_counter() - started, 3), "capped": ", ".join(capped) or None, "test": test}
 
 
 @contextmanager

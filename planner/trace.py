@@ -26,6 +26,9 @@ class Proposal:
     confidence: float = 0.0
     problems: tuple = ()
     consistency: float = 1.0
+    # The proposer's own account of the candidate (a search's program, rank and which train pairs
+    # it reproduces), kept in results.jsonl and shown in the report.
+    info: dict | None = None
 
 
 @dataclass
@@ -41,6 +44,12 @@ class Attempt:
     duplicate_of: int | None = None  # index of the earlier attempt that proposed the same grid
     predict_seconds: float = 0.0  # the proposer's consistency predictions made for this check (model calls)
     check_seconds: float = 0.0  # in the verifier's own checks
+    info: dict | None = None  # the proposal's `info`
+
+    @property
+    def fits_train(self) -> bool:
+        """The proposer reproduced every demonstration with this candidate (a program that fits)."""
+        return bool(self.info and self.info.get("fits") and all(self.info["fits"]))
 
     def to_dict(self) -> dict[str, Any]:
         return {"proposer": self.proposer, "index": self.index,
@@ -48,14 +57,15 @@ class Attempt:
                 "error": self.error, "verdict": self.verdict.to_dict(), "feedback": self.feedback,
                 "seconds": round(self.seconds, 4), "predict_seconds": round(self.predict_seconds, 4),
                 "check_seconds": round(self.check_seconds, 4),
-                "duplicate_of": self.duplicate_of}
+                "duplicate_of": self.duplicate_of, "info": self.info}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Attempt":
         grid = None if data["grid"] is None else np.asarray(data["grid"], dtype=np.uint8)
         return cls(data["proposer"], data["index"], grid, data.get("text"), data.get("error"),
                    Verdict.from_dict(data["verdict"]), data.get("feedback", ""), data.get("seconds", 0.0),
-                   data.get("duplicate_of"), data.get("predict_seconds", 0.0), data.get("check_seconds", 0.0))
+                   data.get("duplicate_of"), data.get("predict_seconds", 0.0), data.get("check_seconds", 0.0),
+                   data.get("info"))
 
 
 @dataclass

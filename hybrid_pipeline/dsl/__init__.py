@@ -1,0 +1,20 @@
+"""A grid DSL for ARC: typed primitives over uint8 grids, programs as data, and a search over them.
+
+Every primitive is importable from here, so a printed program runs as is:
+
+    from hybrid_pipeline.dsl import crop, largest_object
+
+    def transform(grid):
+        return crop(largest_object(grid))
+
+Modules: `registry` (how primitives are declared), `program` (programs as data), `geometry`,
+`colour`, `objects`, `structure`, `patterns` (the primitives), `search` (compositions that fit the
+demonstrations). Imports only numpy and `hybrid_pipeline.arc`.
+"""
+
+from hybrid_pipeline.dsl import colour, geometry, objects, patterns, structure  # noqa: F401  (registers primitives)
+from hybrid_pipeline.dsl.program import Program, Step
+from hybrid_pipeline.dsl.registry import EXPORTS, REGISTRY, DSLError
+
+globals().update(EXPORTS)
+__all__ = ["Program", "Step", "DSLError", "REGISTRY", *EXPORTS]

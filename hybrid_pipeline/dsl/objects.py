@@ -1,0 +1,635 @@
+"""Object primitives: connected components picked, cropped, removed, filled, moved and recoloured.
+
+Objects come from `grids.objects` in one of two views, chosen per primitive where it matters:
+"multi" (8 neighbours, any non-background colour joins: a whole multicolour shape) and "single"
+(4 neighbours, one colour: overlapping rectangles stay apart). The module covers
+
+- selection, cropped to the object's box or kept in place on a cleared grid: the largest, the
+  smallest, the one with a colour no other object has, a shape no other has, the most colours,
+  the cells of the rarest colour;
+- removal: the largest object, objects touching the border (or not), single-cell noise;
+- boxes and holes: fill each object's bounding box, fill background enclosed by an object,
+  surround objects with a ring, paint (or hollow) object interiors;
+- motion: cell gravity, rigid object gravity, objects sliding until they touch an anchor colour;
+- counting: the number of objects as a bar of cells;
+- `recolor_objects` (inferred): each object takes the colour a table gives for one of its
+  properties (size rank, size, shape, touching the border, holes, ...).
+
+A selection that is ambiguous (a tie for the largest, two unique colours) raises DSLError rather
+than guess, so a program that fits the demonstrations does so for a reason.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from functools import lru_cache
+from typing import Callable, Sequence
+
+import numpy as np
+
+from hybrid_pipeline.dsl.grids import Obj, background, label
+from hybrid_pipeline.dsl.grids import objects as _all_objects
+from hybrid_pipeline.dsl.registry import Args, DSLError, Grid, colour_options, primitive
+
+_VIEWS = {"multi": {"diagonal": True, "multicolour": True},
+          "single": {"diagonal": False, "multicolour": False}}
+_VIEW_OPTIONS = [("multi",), ("single",)]
+_DIRECTIONS = ["down", "up", "left", "right"]
+# Quarter turns that bring each direction to "down", so one routine serves all four.
+_TURNS = {"down": 0, "left": 1, "up": 2, "right": 3}
+
+
+def objects(grid: Grid, *, diagonal: bool = False, multicolour: bool = False,
+            bg: int | None = -2) -> list[Obj]:
+    """`grids.objects`, remembered per grid: the search asks for the same grid's objects from
+    many primitives, and building every object's mask costs more than labelling."""
+    return list(_objects_of(grid.tobytes(), grid.shape, diagonal, multicolour, bg))
+
+
+@lru_cache(maxsize=2048)
+def _objects_of(data: bytes, shape: tuple[int, int], diagonal: bool, multicolour: bool,
+                bg: int | None) -> tuple[Obj, ...]:
+    grid = np.frombuffer(data, dtype=np.uint8).reshape(shape)
+    found = _all_objects(grid, diagonal=diagonal, multicolour=multicolour, bg=bg)
+    for o in found:
+        o.mask.setflags(write=False)  # shared between calls: nobody may change it
+    return tuple(found)
+
+
+def _objects(grid: Grid, view: str = "multi") -> list[Obj]:
+    if view not in _VIEWS:
+        raise DSLError(f"unknown object view {view!r}")
+    found = objects(grid, **_VIEWS[view])
+    if not found:
+        raise DSLError("the grid has no objects")
+    return found
+
+
+def _only(chosen: list[Obj], what: str) -> Obj:
+    if len(chosen) != 1:
+        raise DSLError(f"{len(chosen)} objects are {what}, not exactly one")
+    return chosen[0]
+
+
+def _extreme(found: list[Obj], score: Callable[[Obj], int], what: str) -> Obj:
+    best = max(score(o) for o in found)
+    return _only([o for o in found if score(o) == best], what)
+
+
+def _shape_key(grid: Grid, obj: Obj) -> bytes:
+    """The object's mask in its box, as bytes with its size: equal for equal shapes anywhere."""
+    box = obj.mask[obj.top:obj.bottom, obj.left:obj.right]
+    return bytes((obj.height, obj.width)) + np.packbits(box).tobytes()
+
+
+def _largest(grid: Grid, view: str) -> Obj:
+    return _extreme(_objects(grid, view), lambda o: o.size, "the largest")
+
+
+def _smallest(grid: Grid, view: str) -> Obj:
+    return _extreme(_objects(grid, view), lambda o: -o.size, "the smallest")
+
+
+def _unique_colour(grid: Grid) -> Obj:
+    found = _objects(grid, "multi")
+    counts = Counter(o.colour for o in found)
+    return _only([o for o in found if counts[o.colour] == 1], "of a colour no other object has")
+
+
+def _unique_shape(grid: Grid) -> Obj:
+    # 8 neighbours, one colour: shapes drawn in different colours side by side stay apart.
+    found = objects(grid, diagonal=True)
+    if len(found) < 3:
+        raise DSLError("a shape stands out only among three objects or more")
+    keys = [_shape_key(grid, o) for o in found]
+    counts = Counter(keys)
+    return _only([o for o, k in zip(found, keys) if counts[k] == 1], "of a shape no other has")
+
+
+def _most_colours(grid: Grid) -> Obj:
+    found = _objects(grid, "multi")
+    labels, n = label(grid, diagonal=True, multicolour=True, bg=background(grid))
+    # Distinct (object, colour) pairs, counted per object, in one pass over the grid.
+    pairs = np.unique(labels.ravel() * 10 + grid.ravel())
+    colours = np.bincount(pairs // 10, minlength=n + 1)
+    return _extreme(found, lambda o: int(colours[labels[o.mask][0]]), "the most colourful")
+
+
+def _keep(grid: Grid, mask: np.ndarray) -> Grid:
+    out = np.full_like(grid, background(grid))
+    out[mask] = grid[mask]
+    return out
+
+
+def _clear(grid: Grid, mask: np.ndarray) -> Grid:
+    out = grid.copy()
+    out[mask] = background(grid)
+    return out
+
+
+# --- selection, cropped ---------------------------------------------------------------------
+
+@primitive(_VIEW_OPTIONS)
+def crop_largest_object(grid: Grid, view: str) -> Grid:
+    """The largest object cut to its bounding box ("multi": 8-neighbour, any colour; "single").
+
+    >>> crop_largest_object([[1, 0, 0], [0, 2, 2], [0, 2, 0]], "multi").tolist()
+    [[1, 0, 0], [0, 2, 2], [0, 2, 0]]
+    >>> crop_largest_object([[1, 0, 0], [0, 2, 2], [0, 2, 0]], "single").tolist()
+    [[2, 2], [2, 0]]
+    """
+    return _largest(grid, view).cut(grid, background(grid))
+
+
+@primitive(_VIEW_OPTIONS)
+def crop_smallest_object(grid: Grid, view: str) -> Grid:
+    """The smallest object cut to its bounding box.
+
+    >>> crop_smallest_object([[3, 0, 0], [0, 0, 2], [0, 2, 2]], "single").tolist()
+    [[3]]
+    """
+    return _smallest(grid, view).cut(grid, background(grid))
+
+
+@primitive()
+def crop_unique_colour_object(grid: Grid) -> Grid:
+    """The one object whose colour no other object has, cut to its box.
+
+    >>> crop_unique_colour_object([[1, 0, 1], [0, 0, 0], [2, 2, 0]]).tolist()
+    [[2, 2]]
+    """
+    return _unique_colour(grid).cut(grid, background(grid))
+
+
+@primitive()
+def crop_unique_shape_object(grid: Grid) -> Grid:
+    """The one object whose shape no other object has, cut to its box.
+
+    >>> crop_unique_shape_object([[1, 0, 2], [0, 0, 0], [3, 0, 4], [3, 0, 0]]).tolist()
+    [[3], [3]]
+    """
+    return _unique_shape(grid).cut(grid, background(grid))
+
+
+@primitive()
+def crop_most_colours_object(grid: Grid) -> Grid:
+    """The object with the most distinct colours, cut to its box.
+
+    >>> crop_most_colours_object([[1, 0, 0], [0, 0, 2], [0, 0, 3]]).tolist()
+    [[2], [3]]
+    """
+    return _most_colours(grid).cut(grid, background(grid))
+
+
+@primitive()
+def crop_rarest_colour(grid: Grid) -> Grid:
+    """The bounding box of every cell of the least frequent non-background colour.
+
+    >>> crop_rarest_colour([[1, 0, 2], [1, 0, 0], [1, 0, 2]]).tolist()
+    [[2], [0], [2]]
+    """
+    counts = np.bincount(grid.ravel(), minlength=10)
+    counts[background(grid)] = 0
+    present = counts[counts > 0]
+    if present.size < 2 or (present == present.min()).sum() != 1:
+        raise DSLError("no single rarest colour among two or more")
+    rare = grid == int(np.flatnonzero(counts == present.min())[0])
+    rows = np.flatnonzero(rare.any(axis=1))
+    cols = np.flatnonzero(rare.any(axis=0))
+    return grid[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].copy()
+
+
+# --- selection in place, removal -------------------------------------------------------------
+
+@primitive(_VIEW_OPTIONS)
+def keep_largest_object(grid: Grid, view: str) -> Grid:
+    """Only the largest object stays in place; every other cell becomes background.
+
+    >>> keep_largest_object([[1, 0, 0], [0, 0, 2], [0, 2, 2]], "multi").tolist()
+    [[0, 0, 0], [0, 0, 2], [0, 2, 2]]
+    """
+    return _keep(grid, _largest(grid, view).mask)
+
+
+@primitive()
+def remove_largest_object(grid: Grid) -> Grid:
+    """The largest object (8-neighbour, any colour) becomes background.
+
+    >>> remove_largest_object([[1, 0, 0], [0, 0, 2], [0, 2, 2]]).tolist()
+    [[1, 0, 0], [0, 0, 0], [0, 0, 0]]
+    """
+    return _clear(grid, _largest(grid, "multi").mask)
+
+
+def _border_mask(grid: Grid) -> np.ndarray:
+    """Cells of objects (8-neighbour, any colour) that touch the grid's edge."""
+    rows, cols = grid.shape
+    mask = np.zeros(grid.shape, dtype=bool)
+    for o in _objects(grid, "multi"):
+        if o.top == 0 or o.left == 0 or o.bottom == rows or o.right == cols:
+            mask |= o.mask
+    return mask
+
+
+@primitive()
+def keep_border_objects(grid: Grid) -> Grid:
+    """Only objects touching the grid's edge stay.
+
+    >>> keep_border_objects([[1, 0, 0], [0, 0, 0], [0, 0, 0], [0, 0, 2]]).tolist()
+    [[1, 0, 0], [0, 0, 0], [0, 0, 0], [0, 0, 2]]
+    >>> keep_border_objects([[0, 0, 0], [0, 3, 0], [0, 0, 0], [0, 0, 2]]).tolist()
+    [[0, 0, 0], [0, 0, 0], [0, 0, 0], [0, 0, 2]]
+    """
+    return _keep(grid, _border_mask(grid))
+
+
+@primitive()
+def remove_border_objects(grid: Grid) -> Grid:
+    """Objects touching the grid's edge become background.
+
+    >>> remove_border_objects([[0, 0, 0], [0, 3, 0], [0, 0, 0], [0, 0, 2]]).tolist()
+    [[0, 0, 0], [0, 3, 0], [0, 0, 0], [0, 0, 0]]
+    """
+    return _clear(grid, _border_mask(grid))
+
+
+@primitive(_VIEW_OPTIONS)
+def remove_noise(grid: Grid, view: str) -> Grid:
+    """Objects of one cell become background ("multi": 8 neighbours, any colour; "single").
+
+    >>> remove_noise([[1, 0, 0], [0, 0, 2], [0, 0, 2]], "multi").tolist()
+    [[0, 0, 0], [0, 0, 2], [0, 0, 2]]
+    >>> remove_noise([[1, 0, 0], [0, 1, 1], [0, 0, 0]], "single").tolist()
+    [[0, 0, 0], [0, 1, 1], [0, 0, 0]]
+    """
+    if view not in _VIEWS:
+        raise DSLError(f"unknown object view {view!r}")
+    labels, n = label(grid, **_VIEWS[view], bg=background(grid))
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)
+    sizes[0] = 0
+    single = (sizes == 1)[labels]
+    if not single.any():
+        raise DSLError("no single-cell object to remove")
+    return _clear(grid, single)
+
+
+# --- boxes, holes, rings ----------------------------------------------------------------------
+
+def _holes(obj: Obj, shape: tuple[int, int]) -> np.ndarray:
+    """Cells inside the object's box that its cells wall off (4-neighbour) from the box's outside."""
+    walls = np.ones((obj.height + 2, obj.width + 2), dtype=np.uint8)
+    walls[1:-1, 1:-1] = ~obj.mask[obj.top:obj.bottom, obj.left:obj.right]
+    # Label the non-wall cells (value 1; walls are the "background" 0): every component not holding
+    # the padded corner is enclosed.
+    labels, _ = label(walls, diagonal=False, multicolour=False, bg=0)
+    inner = (labels != 0) & (labels != labels[0, 0])
+    mask = np.zeros(shape, dtype=bool)
+    mask[obj.top:obj.bottom, obj.left:obj.right] = inner[1:-1, 1:-1]
+    return mask
+
+
+@primitive(colour_options)
+def fill_holes(grid: Grid, colour: int) -> Grid:
+    """Background cells enclosed by one object (8-neighbour, one colour) take `colour`.
+
+    >>> fill_holes([[1, 1, 1, 0], [1, 0, 1, 0], [1, 1, 1, 0], [0, 0, 0, 0]], 4).tolist()
+    [[1, 1, 1, 0], [1, 4, 1, 0], [1, 1, 1, 0], [0, 0, 0, 0]]
+    """
+    bg = background(grid)
+    enclosed = np.zeros(grid.shape, dtype=bool)
+    for o in objects(grid, diagonal=True):
+        if o.height > 2 and o.width > 2:
+            enclosed |= _holes(o, grid.shape)
+    enclosed &= grid == bg
+    if not enclosed.any() or colour == bg:
+        raise DSLError("no background cell is enclosed by an object")
+    out = grid.copy()
+    out[enclosed] = colour
+    return out
+
+
+@primitive(colour_options)
+def fill_bboxes(grid: Grid, colour: int) -> Grid:
+    """Background cells inside each object's bounding box (8-neighbour, any colour) take `colour`.
+
+    >>> fill_bboxes([[1, 0, 0], [1, 1, 1], [0, 0, 0]], 2).tolist()
+    [[1, 2, 2], [1, 1, 1], [0, 0, 0]]
+    """
+    bg = background(grid)
+    inside = np.zeros(grid.shape, dtype=bool)
+    for o in _objects(grid, "multi"):
+        inside[o.top:o.bottom, o.left:o.right] = True
+    inside &= grid == bg
+    if not inside.any() or colour == bg:
+        raise DSLError("every object already fills its box")
+    out = grid.copy()
+    out[inside] = colour
+    return out
+
+
+def _dilate(mask: np.ndarray) -> np.ndarray:
+    """The mask grown by one cell in all 8 directions."""
+    padded = np.pad(mask, 1)
+    grown = np.zeros_like(padded)
+    rows, cols = mask.shape
+    for dy in (0, 1, 2):
+        for dx in (0, 1, 2):
+            grown[1:-1, 1:-1] |= padded[dy:dy + rows, dx:dx + cols]
+    return grown[1:-1, 1:-1]
+
+
+@primitive(colour_options)
+def surround_objects(grid: Grid, colour: int) -> Grid:
+    """Background cells touching an object (8 neighbours) take `colour`: a ring round each object.
+
+    >>> surround_objects([[0, 0, 0], [0, 5, 0], [0, 0, 0]], 1).tolist()
+    [[1, 1, 1], [1, 5, 1], [1, 1, 1]]
+    """
+    bg = background(grid)
+    filled = grid != bg
+    ring = _dilate(filled) & ~filled
+    if not ring.any() or colour == bg:
+        raise DSLError("no background cell touches an object")
+    out = grid.copy()
+    out[ring] = colour
+    return out
+
+
+@primitive(colour_options)
+def paint_interiors(grid: Grid, colour: int) -> Grid:
+    """Object cells whose 4 neighbours share their colour take `colour` (the background hollows).
+
+    >>> paint_interiors([[1, 1, 1, 0, 0], [1, 1, 1, 0, 0], [1, 1, 1, 0, 0], [0, 0, 0, 0, 0]], 8)[:3, :3].tolist()
+    [[1, 1, 1], [1, 8, 1], [1, 1, 1]]
+    """
+    bg = background(grid)
+    padded = np.pad(grid, 1, constant_values=255)
+    core = padded[1:-1, 1:-1]
+    inner = ((grid != bg) & (padded[:-2, 1:-1] == core) & (padded[2:, 1:-1] == core)
+             & (padded[1:-1, :-2] == core) & (padded[1:-1, 2:] == core) & (grid != colour))
+    if not inner.any():
+        raise DSLError("no object has an interior to paint")
+    out = grid.copy()
+    out[inner] = colour
+    return out
+
+
+# --- motion -------------------------------------------------------------------------------------
+
+def _turned(fn: Callable[[Grid], Grid], grid: Grid, direction: str) -> Grid:
+    """`fn` written for "down", applied in `direction` by turning the grid there and back."""
+    if direction not in _TURNS:
+        raise DSLError(f"unknown direction {direction!r}")
+    k = _TURNS[direction]
+    return np.ascontiguousarray(np.rot90(fn(np.rot90(grid, k)), -k))
+
+
+def _fall_cells(grid: Grid) -> Grid:
+    filled = grid != background(grid)
+    # A stable sort of each column by "filled" moves filled cells down and keeps their order.
+    order = np.argsort(filled, axis=0, kind="stable")
+    return np.take_along_axis(grid, order, axis=0)
+
+
+@primitive([(d,) for d in _DIRECTIONS])
+def gravity(grid: Grid, direction: str) -> Grid:
+    """Every non-background cell falls in `direction` until it rests on the edge or another cell.
+
+    >>> gravity([[1, 0], [0, 0], [2, 3]], "down").tolist()
+    [[0, 0], [1, 0], [2, 3]]
+    """
+    out = _turned(_fall_cells, grid, direction)
+    if np.array_equal(out, grid):
+        raise DSLError("nothing falls")
+    return out
+
+
+def _fall_objects(grid: Grid) -> Grid:
+    bg = background(grid)
+    rows = grid.shape[0]
+    out = np.full_like(grid, bg)
+    settled = np.zeros(grid.shape, dtype=bool)
+    # Lowest first, so each object lands on the ones already settled below it.
+    for o in sorted(_objects(grid, "multi"), key=lambda o: -o.bottom):
+        cells = o.mask
+        drop = 0
+        while o.bottom + drop < rows and not (settled[1:] & cells[:-1]).any():
+            cells = np.roll(cells, 1, axis=0)
+            drop += 1
+        out[cells] = np.roll(grid, drop, axis=0)[cells]
+        settled |= cells
+    return out
+
+
+@primitive([(d,) for d in _DIRECTIONS], max_step=2)
+def drop_objects(grid: Grid, direction: str) -> Grid:
+    """Each object (8-neighbour, any colour) falls as a rigid piece in `direction` until it lands.
+
+    >>> drop_objects([[1, 1], [0, 1], [0, 0], [0, 0]], "down").tolist()
+    [[0, 0], [0, 0], [1, 1], [0, 1]]
+    """
+    out = _turned(_fall_objects, grid, direction)
+    if np.array_equal(out, grid):
+        raise DSLError("nothing falls")
+    return out
+
+
+def _slide(grid: Grid, anchor: np.ndarray, obj: Obj, blocked: np.ndarray) -> tuple[int, int]:
+    """The offset that moves `obj` straight towards `anchor` until it touches it (4 neighbours)."""
+    rows = np.flatnonzero(anchor.any(axis=1))
+    cols = np.flatnonzero(anchor.any(axis=0))
+    if obj.left < cols[-1] + 1 and cols[0] < obj.right:
+        step = (1, 0) if rows[0] >= obj.bottom else (-1, 0) if rows[-1] < obj.top else None
+    elif obj.top < rows[-1] + 1 and rows[0] < obj.bottom:
+        step = (0, 1) if cols[0] >= obj.right else (0, -1) if cols[-1] < obj.left else None
+    else:
+        step = None
+    if step is None:
+        raise DSLError("an object is not in line with the anchor")
+    ys, xs = np.nonzero(obj.mask)
+    height, width = grid.shape
+    dy = dx = 0
+    while True:
+        ny, nx = ys + dy + step[0], xs + dx + step[1]
+        if ny.min() < 0 or nx.min() < 0 or ny.max() >= height or nx.max() >= width:
+            raise DSLError("an object slides off the grid without touching the anchor")
+        if blocked[ny, nx].any():
+            return dy, dx
+        dy, dx = dy + step[0], dx + step[1]
+
+
+@primitive(colour_options)
+def move_until_contact(grid: Grid, colour: int) -> Grid:
+    """Every object not of `colour` slides straight towards the `colour` cells until it touches them.
+
+    >>> move_until_contact([[2, 0, 0, 8]], 8).tolist()
+    [[0, 0, 2, 8]]
+    """
+    bg = background(grid)
+    anchor = grid == colour
+    if colour == bg or not anchor.any():
+        raise DSLError(f"no anchor of colour {colour}")
+    movers = [o for o in objects(grid, diagonal=True, multicolour=True, bg=bg)
+              if not (o.mask & anchor).any()]
+    if not movers:
+        raise DSLError("nothing to move")
+    out = np.where(anchor, grid, bg).astype(np.uint8)
+    blocked = anchor.copy()
+    for o in movers:
+        dy, dx = _slide(grid, anchor, o, blocked)
+        ys, xs = np.nonzero(o.mask)
+        out[ys + dy, xs + dx] = grid[ys, xs]
+        blocked[ys + dy, xs + dx] = True
+    return out
+
+
+# --- counting -----------------------------------------------------------------------------------
+
+@primitive()
+def count_objects_bar(grid: Grid) -> Grid:
+    """A 1 x n row of the objects' colour, n the number of objects (8-neighbour, one colour each).
+
+    >>> count_objects_bar([[1, 0, 1], [0, 0, 0], [1, 0, 0]]).tolist()
+    [[1, 1, 1]]
+    """
+    found = objects(grid, diagonal=True)
+    colours = {o.colour for o in found}
+    if len(colours) != 1 or len(found) > 30:
+        raise DSLError("the objects do not share one colour")
+    return np.full((1, len(found)), colours.pop(), dtype=np.uint8)
+
+
+# --- recolouring by a property (inferred) -------------------------------------------------------
+
+# How `recolor_objects` sees objects: one colour, 8 or 4 neighbours; whole multicolour shapes;
+# or the background's own regions (rooms between walls).
+_KINDS = ("8", "4", "multi", "regions")
+# Properties, in the order inference tries them: the first one consistent everywhere wins.
+_KEYS = ("size_extreme", "lone", "size_rank", "size", "unique_shape", "shape", "border", "holes",
+         "height", "width")
+
+
+def _kind_objects(grid: Grid, kind: str) -> list[Obj]:
+    bg = background(grid)
+    if kind == "8":
+        return objects(grid, diagonal=True, bg=bg)
+    if kind == "4":
+        return objects(grid, bg=bg)
+    if kind == "multi":
+        return objects(grid, diagonal=True, multicolour=True, bg=bg)
+    if kind == "regions":
+        return [o for o in objects(grid, bg=None) if o.colour == bg]
+    raise DSLError(f"unknown object kind {kind!r}")
+
+
+def _shape_int(obj: Obj) -> int:
+    """The object's shape as an int (a printable literal): its box's sides, then its mask bits."""
+    box = obj.mask[obj.top:obj.bottom, obj.left:obj.right]
+    bits = int("1" + "".join("1" if b else "0" for b in box.ravel()), 2)
+    return (bits * 31 + obj.height) * 31 + obj.width
+
+
+def _keys(grid: Grid, found: list[Obj], key: str) -> list[int]:
+    sizes = [o.size for o in found]
+    if key == "size_extreme":
+        # 1 the largest, -1 the smallest, 0 the rest (ties share a mark).
+        big, small = max(sizes), min(sizes)
+        return [1 if s == big else -1 if s == small else 0 for s in sizes]
+    if key == "lone":
+        return [int(s == 1) for s in sizes]
+    if key == "size_rank":
+        ranks = sorted(set(sizes), reverse=True)
+        return [ranks.index(s) for s in sizes]
+    if key == "size":
+        return sizes
+    if key == "shape":
+        return [_shape_int(o) for o in found]
+    if key == "unique_shape":
+        shapes = [_shape_int(o) for o in found]
+        counts = Counter(shapes)
+        return [int(counts[k] == 1) for k in shapes]
+    if key == "border":
+        rows, cols = grid.shape
+        return [int(o.top == 0 or o.left == 0 or o.bottom == rows or o.right == cols) for o in found]
+    if key == "holes":
+        return [int(_holes(o, grid.shape).any()) for o in found]
+    if key == "height":
+        return [o.height for o in found]
+    if key == "width":
+        return [o.width for o in found]
+    raise DSLError(f"unknown object key {key!r}")
+
+
+# Keys with open-ended values: a table over them generalises only if each value recurs.
+_OPEN_KEYS = {"size_rank", "size", "shape", "height", "width"}
+
+
+def _table(target: Grid, found: list[Obj], keys: list[int], table: dict[int, int],
+           seen: Counter) -> bool:
+    """Extend `table` with this pair's key -> colour; False if the pair contradicts it."""
+    for o, k in zip(found, keys):
+        colours = np.unique(target[o.mask])
+        if colours.size != 1:
+            return False
+        colour = int(colours[0])
+        if table.setdefault(k, colour) != colour:
+            return False
+    seen.update(set(keys))
+    return True
+
+
+def _recurs(key: str, seen: Counter, pairs: int) -> bool:
+    """Whether every value of an open-ended key was seen in two demonstrations (one if only one)."""
+    return key not in _OPEN_KEYS or min(seen.values()) >= min(2, pairs)
+
+
+def _infer_recolor(grids: Sequence[Grid], targets: Sequence[Grid]) -> Args | None:
+    if any(g.shape != t.shape for g, t in zip(grids, targets)):
+        return None
+    if all(np.array_equal(g, t) for g, t in zip(grids, targets)):
+        return None  # nothing to recolour: the program is already done without this step
+    # Objects are background regions ("regions") or foreground ones (every other kind), so the
+    # cells that change are all background or all foreground: checked before finding any object.
+    changes = set()
+    for g, t in zip(grids, targets):
+        changed = g != t
+        on_background = g == background(g)
+        changes.update(("bg",) * bool((changed & on_background).any()) + ("fg",) * bool((changed & ~on_background).any()))
+    if len(changes) > 1:
+        return None
+    for kind in _KINDS:
+        if (kind == "regions") != (changes == {"bg"}):
+            continue
+        found = [_kind_objects(g, kind) for g in grids]
+        if any(not f for f in found):
+            continue
+        # Cells outside every object must already be right: only objects change colour.
+        covered = [np.logical_or.reduce([o.mask for o in f]) for f in found]
+        if any((g[~c] != t[~c]).any() for g, t, c in zip(grids, targets, covered)):
+            continue
+        for key in _KEYS:
+            table: dict[int, int] = {}
+            seen: Counter = Counter()
+            if all(_table(t, f, _keys(g, f, key), table, seen)
+                   for g, t, f in zip(grids, targets, found)) and _recurs(key, seen, len(grids)) \
+                    and set(table.values()) != {background(grids[0])}:
+                return (key, table) if kind == "8" else (key, table, kind)
+    return None
+
+
+@primitive(infer=_infer_recolor)
+def recolor_objects(grid: Grid, key: str, table: dict, kind: str = "8") -> Grid:
+    """Each object takes the colour `table` gives its `key` (objects of `kind`; see `_KINDS`).
+
+    >>> recolor_objects([[5, 0, 5], [0, 0, 5]], "size", {1: 3, 2: 4}).tolist()
+    [[3, 0, 4], [0, 0, 4]]
+    """
+    found = _kind_objects(grid, kind)
+    if not found:
+        raise DSLError("the grid has no objects")
+    out = grid.copy()
+    for o, k in zip(found, _keys(grid, found, key)):
+        if k not in table:
+            raise DSLError(f"no colour for {key} {k}")
+        out[o.mask] = table[k]
+    return out

@@ -1,0 +1,101 @@
+"""Programs as data: a chain of primitive calls with literal arguments, innermost first.
+
+`Program((Step("largest_object"), Step("crop")))` is `crop(largest_object(grid))`. A program runs
+(`program(grid)`), hashes and compares by its text, and prints as Python that imports the DSL and
+runs as is:
+
+    >>> print(Program((Step("largest_object"), Step("crop"))).to_python())
+    from hybrid_pipeline.dsl import crop, largest_object
+    <BLANKLINE>
+    <BLANKLINE>
+    def transform(grid):
+        return crop(largest_object(grid))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from hybrid_pipeline.dsl.registry import REGISTRY, DSLError, Grid, as_grid, checked
+
+
+@dataclass(frozen=True)
+class Step:
+    """One call: the primitive's name and its literal arguments after the grid."""
+
+    name: str
+    args: tuple = ()
+
+    def call(self, inner: str) -> str:
+        return f"{self.name}({', '.join([inner, *map(_literal, self.args)])})"
+
+
+def _literal(value: Any) -> str:
+    """Python source for an argument; dict keys sorted so equal programs print alike."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_literal(k)}: {_literal(v)}" for k, v in sorted(value.items())) + "}"
+    if isinstance(value, (tuple, list)):
+        inner = ", ".join(map(_literal, value))
+        return f"({inner},)" if isinstance(value, tuple) and len(value) == 1 else \
+            (f"({inner})" if isinstance(value, tuple) else f"[{inner}]")
+    if isinstance(value, (bool, int, str, float)) or value is None:
+        return repr(value)
+    if isinstance(value, np.integer):
+        return repr(int(value))
+    raise TypeError(f"a DSL argument must be a literal, got {type(value).__name__}")
+
+
+class Program:
+    """An immutable chain of steps; the empty program is the identity."""
+
+    __slots__ = ("steps", "_text")
+
+    def __init__(self, steps: tuple[Step, ...] = ()):
+        self.steps = tuple(steps)
+        for step in self.steps:
+            if step.name not in REGISTRY:
+                raise KeyError(f"unknown DSL primitive {step.name!r}")
+        self._text = self.expression()
+
+    def then(self, step: Step) -> "Program":
+        return Program(self.steps + (step,))
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def __call__(self, grid: Any) -> Grid:
+        """Run on one grid; raises DSLError when a step does not apply or gives no valid grid."""
+        current = as_grid(grid)
+        for step in self.steps:
+            result = checked(REGISTRY[step.name].fn(current, *step.args))
+            if result is None:
+                raise DSLError(f"{step.name} gave no valid grid")
+            current = result
+        return current
+
+    def expression(self) -> str:
+        text = "grid"
+        for step in self.steps:
+            text = step.call(text)
+        return text
+
+    def to_python(self) -> str:
+        """A module defining `transform(grid)`, with the imports it needs."""
+        names = sorted({s.name for s in self.steps})
+        head = f"from hybrid_pipeline.dsl import {', '.join(names)}\n\n\n" if names else ""
+        return f"{head}def transform(grid):\n    return {self._text}\n"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Program) and other._text == self._text
+
+    def __hash__(self) -> int:
+        return hash(self._text)
+
+    def __repr__(self) -> str:
+        return f"Program({self._text})"
+
+    def __str__(self) -> str:
+        return self._text

@@ -1,0 +1,256 @@
+"""Program search: compositions of DSL primitives that reproduce every demonstration of a task.
+
+A *state* is what a program prefix makes of every grid of the task at once: the train inputs and
+the test inputs, transformed. The search runs breadth first over states, not program strings:
+two prefixes that give the same grids everywhere are one state (kept under the shorter, earlier
+program), so the same work is never done twice. From each expanded state it applies every
+(primitive, option) pair; after each new state it also tries every *inferred* primitive as a last
+step (a colour map, an object colour table read off the demonstrations).
+
+A candidate is a program whose train grids equal the train outputs exactly. Candidates rank by
+length, then by the order they were found (the registry's order: deterministic). The search keeps
+the first `max_candidates` distinct test predictions and the best partial programs (every train
+grid of the right shape, most cells right), which may fill an attempt no candidate fills.
+
+The budget is counted in expanded states, so results do not depend on the machine or its load;
+`max_states` bounds memory (states kept for de-duplication) and `max_seconds` is a wall-clock
+cap that only ever shortens a search, marking the result `capped`. The search sees only the
+task's train pairs and test inputs (pass `task.without_solutions()` or not: it never reads a test
+output).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from hybrid_pipeline.dsl.program import Program, Step
+from hybrid_pipeline.dsl.registry import REGISTRY, Context, Grid, Primitive, checked
+
+# The grids of one state: train inputs first, then test inputs.
+State = tuple[Grid, ...]
+# accept(test predictions) -> keep this candidate? (constraints learnt from a verifier's feedback)
+Accept = Callable[[tuple[Grid, ...]], bool]
+Steps = tuple[Step, ...]
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    max_depth: int = 3  # enumerated steps, not counting one inferred last step
+    max_expansions: int = 400  # states expanded (the budget; deterministic)
+    max_states: int = 60_000  # distinct states kept (memory cap)
+    max_seconds: float | None = 30.0  # wall-clock cap; a search that reaches it says so
+    max_candidates: int = 4  # distinct test predictions kept
+    max_partials: int = 3
+
+    def __post_init__(self) -> None:
+        if self.max_expansions < 1:
+            raise ValueError(f"the search budget must be at least 1 expanded state, got {self.max_expansions}")
+        if self.max_depth < 1:
+            raise ValueError(f"max_depth must be at least 1, got {self.max_depth}")
+        if self.max_seconds is not None and self.max_seconds <= 0:
+            raise ValueError(f"max_seconds must be positive, got {self.max_seconds}")
+
+
+@dataclass(frozen=True, eq=False)
+class Candidate:
+    """A program and what it does on the task.
+
+    predictions: one grid per test input. fits: per train pair, whether the program reproduces its
+    output exactly. cells_right: the share of train output cells it gets right (0 where a shape is
+    wrong).
+    """
+
+    program: Program
+    predictions: tuple[Grid, ...]
+    fits: tuple[bool, ...]
+    cells_right: float
+
+    @property
+    def fits_all(self) -> bool:
+        return all(self.fits)
+
+    def to_dict(self) -> dict:
+        return {"program": self.program.to_python(), "expression": str(self.program),
+                "fits": list(self.fits), "cells_right": round(self.cells_right, 4),
+                "predictions": [p.tolist() for p in self.predictions]}
+
+
+@dataclass
+class SearchResult:
+    candidates: list[Candidate] = field(default_factory=list)  # fit every pair; best first
+    partials: list[Candidate] = field(default_factory=list)  # right shapes, most cells right first
+    expanded: int = 0
+    states: int = 0
+    seconds: float = 0.0
+    capped: str | None = None  # "seconds" or "states" when a cap, not the budget, ended it
+    error: str | None = None  # why the task could not be searched at all
+
+    def ranked(self) -> list[Candidate]:
+        """Candidates, then partial programs whose predictions no candidate already makes."""
+        out = list(self.candidates)
+        for partial in self.partials:
+            if not any(_same_grids(partial.predictions, c.predictions) for c in out):
+                out.append(partial)
+        return out
+
+
+def _same_grids(a: Sequence[Grid], b: Sequence[Grid]) -> bool:
+    return len(a) == len(b) and all(x.shape == y.shape and np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def _key(state: State) -> bytes:
+    return b"|".join(bytes(g.shape) + g.tobytes() for g in state)
+
+
+def _apply(fn, args: tuple, state: State) -> State | None:
+    out = []
+    for grid in state:
+        try:
+            result = checked(fn(grid, *args))
+        except Exception:  # a primitive that does not apply (DSLError) or fails on this grid
+            return None
+        if result is None:
+            return None
+        out.append(result)
+    return tuple(out)
+
+
+class _Search:
+    def __init__(self, train: Sequence[tuple[Grid, Grid]], tests: Sequence[Grid], config: SearchConfig,
+                 accept: Accept | None):
+        self.config = config
+        self.targets = [np.asarray(o, dtype=np.uint8) for _, o in train]
+        self.n_train = len(self.targets)
+        self.root: State = tuple(np.asarray(g, dtype=np.uint8) for g in [*(i for i, _ in train), *tests])
+        context = Context.from_pairs(self.root, self.targets)
+        prims = list(REGISTRY.values())
+        self.ops = [(p, args) for p in prims for args in p.arg_options(context)]
+        # ops_at[d]: the operations allowed as step d + 1 of a program
+        self.ops_at = [[(p, a) for p, a in self.ops if p.max_step is None or p.max_step > d]
+                       for d in range(config.max_depth)]
+        self.finishers: list[Primitive] = [p for p in prims if p.infer is not None]
+        self.target_shapes = [t.shape for t in self.targets]
+        self.result = SearchResult()
+        self.accept = accept
+        self._candidates: list[tuple[int, int, Candidate]] = []  # (length, order found, candidate)
+        self._partial_scores: list[tuple[float, int, int, Candidate]] = []
+        self._found = 0
+
+    # -- checking a new state ---------------------------------------------------------------------
+    def _shapes_match(self, state: State) -> bool:
+        return all(g.shape == s for g, s in zip(state, self.target_shapes))
+
+    def _consider(self, state: State, steps: Steps) -> None:
+        if not self._shapes_match(state):
+            return
+        fits = tuple(np.array_equal(g, t) for g, t in zip(state, self.targets))
+        if all(fits):
+            self._add(Candidate(Program(steps), state[self.n_train:], fits, 1.0))
+            return
+        right = float(np.mean([np.mean(g == t) for g, t in zip(state, self.targets)]))
+        self._partial(steps, state[self.n_train:], fits, right)
+
+    def _add(self, candidate: Candidate) -> None:
+        self._found += 1
+        if self.accept is not None and not self.accept(candidate.predictions):
+            return
+        for i, (_, _, kept) in enumerate(self._candidates):
+            if _same_grids(candidate.predictions, kept.predictions):
+                if len(candidate.program) < len(kept.program):  # the simpler program explains it
+                    self._candidates[i] = (len(candidate.program), self._found, candidate)
+                return
+        self._candidates.append((len(candidate.program), self._found, candidate))
+
+    def _partial(self, steps: Steps, predictions: State, fits: tuple[bool, ...], right: float) -> None:
+        self._found += 1
+        # Highest share right first; among equals, the shorter then earlier program.
+        rank = (-right, len(steps), self._found)
+        scores = self._partial_scores
+        if len(scores) >= self.config.max_partials and rank >= scores[-1][:3]:
+            return
+        if self.accept is not None and not self.accept(predictions):
+            return
+        if any(_same_grids(predictions, c.predictions) for *_, c in scores):
+            return
+        scores.append((*rank, Candidate(Program(steps), predictions, fits, right)))
+        scores.sort(key=lambda e: e[:3])
+        del scores[self.config.max_partials:]
+
+    def _finish(self, state: State, steps: Steps) -> None:
+        """Try every inferred primitive as the last step of the program `steps`."""
+        train = state[:self.n_train]
+        for prim in self.finishers:
+            try:
+                args = prim.infer(train, self.targets)
+            except Exception:
+                args = None
+            if args is None:
+                continue
+            child = _apply(prim.fn, tuple(args), state)
+            if child is not None:
+                self._consider(child, steps + (Step(prim.name, tuple(args)),))
+
+    # -- the breadth-first loop -------------------------------------------------------------------
+    def run(self) -> SearchResult:
+        config, result = self.config, self.result
+        started = time.perf_counter()
+        deadline = None if config.max_seconds is None else started + config.max_seconds
+        seen = {_key(self.root)}
+        self._consider(self.root, ())
+        self._finish(self.root, ())
+        frontier: list[tuple[State, Steps]] = [(self.root, ())]
+        for depth in range(config.max_depth):
+            if result.capped or not frontier:
+                break
+            next_frontier: list[tuple[State, Steps]] = []
+            for state, steps in frontier:
+                if result.expanded >= config.max_expansions:
+                    break
+                if deadline is not None and time.perf_counter() > deadline:
+                    result.capped = "seconds"
+                    break
+                result.expanded += 1
+                for prim, args in self.ops_at[depth]:
+                    child = _apply(prim.fn, args, state)
+                    if child is None:
+                        continue
+                    key = _key(child)
+                    if key in seen:
+                        continue
+                    if len(seen) >= config.max_states:
+                        result.capped = "states"
+                        break
+                    seen.add(key)
+                    child_steps = steps + (Step(prim.name, args),)
+                    self._consider(child, child_steps)
+                    self._finish(child, child_steps)
+                    next_frontier.append((child, child_steps))
+                if result.capped:
+                    break
+            # Deeper levels would only add longer programs than those already found.
+            if self._candidates:
+                break
+            frontier = next_frontier
+        result.states = len(seen)
+        result.partials = [c for *_, c in self._partial_scores]
+        result.candidates = [c for *_, c in sorted(self._candidates, key=lambda e: e[:2])][:config.max_candidates]
+        result.seconds = time.perf_counter() - started
+        return result
+
+
+def search(task, config: SearchConfig | None = None, *, accept: Accept | None = None) -> SearchResult:
+    """Search programs for `task` (an `arc.tasks.Task`); reads its train pairs and test inputs only.
+
+    `accept`, when given, keeps only the candidates (and partial programs) whose test predictions it
+    accepts, so the same budget goes on looking past the ones it rejects.
+    """
+    config = config or SearchConfig()
+    train = [(ex.input, ex.output) for ex in task.train]
+    tests = [ex.input for ex in task.test]
+    if not train or any(o is None for _, o in train):
+        return SearchResult(error="the task has no complete demonstration pair to search against")
+    return _Search(train, tests, config, accept).run()

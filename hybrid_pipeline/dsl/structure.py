@@ -1,0 +1,360 @@
+"""Structure primitives: grids made of cells, and grids made of repeated rows and columns.
+
+Covers:
+- splitting a grid into cells, at separator lines (full rows/columns of one colour) or, without
+  lines, into equal squares or halves (`cells`, a helper);
+- combining equal cells cell-wise into a 0/1 mask (`cells_and`, `cells_or`, `cells_xor`,
+  `cells_nor`; the inferred `recolor` finisher paints the mask in the task's colour) or keeping
+  their colours (`cells_overlay`, `cells_underlay`), and the cell-wise `majority_cell`;
+- picking one cell (`cell_select_*`: most/fewest colours, most/least filled, the odd one out), one
+  pixel per cell (`cell_colours`), and joining the cells without their lines (`remove_separators`);
+- merging runs of identical adjacent rows/columns (`compress_rows`, `compress_columns`,
+  `dedupe_rows_cols`).
+
+The combiners count a position as filled where it is not 0, ARC's usual background: the grid's most
+frequent colour would flip between demonstrations of one task (cells half 0, half 9) and so flip
+the logic. The selectors compare cells of one grid, so they count against its background colour.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Callable
+
+import numpy as np
+
+from hybrid_pipeline.dsl.grids import background
+from hybrid_pipeline.dsl.registry import DSLError, Grid, primitive
+
+
+def _runs(keep: np.ndarray) -> list[tuple[int, int]]:
+    """(start, stop) of every maximal run of True in a 1-D bool array."""
+    padded = np.concatenate(([False], keep, [False]))
+    edges = np.flatnonzero(padded[1:] != padded[:-1])
+    return list(zip(edges[0::2].tolist(), edges[1::2].tolist()))
+
+
+def _line_colours(grid: Grid) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """colour -> (full rows, full columns) masks, for each colour that fills a whole row or column.
+
+    A line is at least 2 cells long: in a 1-row grid every column would otherwise be one.
+    """
+    found = {}
+    first_col, first_row = grid[:, 0], grid[0, :]
+    full_rows = (grid == first_col[:, None]).all(axis=1) & (grid.shape[1] >= 2)
+    full_cols = (grid == first_row[None, :]).all(axis=0) & (grid.shape[0] >= 2)
+    for colour in set(first_col[full_rows].tolist()) | set(first_row[full_cols].tolist()):
+        found[colour] = (full_rows & (first_col == colour), full_cols & (first_row == colour))
+    return found
+
+
+def _even(lines: np.ndarray) -> bool:
+    """Whether the gaps between the lines are all as long."""
+    return len({stop - start for start, stop in _runs(~lines)}) <= 1
+
+
+def separator(grid: Grid) -> tuple[int, np.ndarray, np.ndarray] | None:
+    """(colour, line rows, line columns) of the grid's separator lines, or None.
+
+    A separator colour fills whole rows or columns and appears nowhere else (a cell's own full row
+    of colour is content, not a line); failing that, one whose full lines run both ways (a lattice,
+    as lines of 0 through noisy cells). Ties go to lines that cut equal cells, then to the most lines.
+    """
+    # every cell primitive asks this of the same search state: answer it once per grid
+    return _separator(grid.tobytes(), grid.shape)
+
+
+@lru_cache(maxsize=4096)
+def _separator(data: bytes, shape: tuple[int, int]) -> tuple[int, np.ndarray, np.ndarray] | None:
+    grid = np.frombuffer(data, dtype=np.uint8).reshape(shape)
+    best, best_score = None, (-1, -1, -1)
+    for colour, (rows, cols) in _line_colours(grid).items():
+        if rows.all() or cols.all():
+            continue
+        on_lines = rows[:, None] | cols[None, :]
+        pure = not ((grid == colour) & ~on_lines).any()
+        if not pure and not (rows.any() and cols.any()):
+            continue
+        score = (int(pure), int(_even(rows) and _even(cols)), int(rows.sum() + cols.sum()))
+        if score > best_score:
+            best, best_score = (colour, rows, cols), score
+    if best is not None:
+        best[1].setflags(write=False)
+        best[2].setflags(write=False)
+    return best
+
+
+def _equal_split(grid: Grid) -> list[Grid]:
+    """Without lines: squares when one side (2 or more) divides the other, else halves of the longer side."""
+    rows, cols = grid.shape
+    long_axis = 0 if rows > cols else 1
+    long, short = max(rows, cols), min(rows, cols)
+    if long == short:
+        raise DSLError("a square grid without separator lines has no equal cells")
+    # 1-wide grids would split into single pixels, which no task means
+    squares = long // short if long % short == 0 else 0
+    parts = squares if short >= 2 and squares >= 2 else (2 if long % 2 == 0 else 0)
+    if parts < 2:
+        raise DSLError(f"a {rows}x{cols} grid does not split into equal cells")
+    return list(np.split(grid, parts, axis=long_axis))
+
+
+def cells(grid: Grid) -> tuple[list[Grid], tuple[int, int]]:
+    """The grid's cells in reading order (views) and their layout (cell rows, cell columns).
+
+    Separator lines split it where it has them (`separator`); else it splits into equal parts
+    (`_equal_split`), laid out along its longer side.
+    """
+    found = separator(grid)
+    if found is None:
+        parts = _equal_split(grid)
+        return parts, ((len(parts), 1) if grid.shape[0] > grid.shape[1] else (1, len(parts)))
+    _, line_rows, line_cols = found
+    row_runs, col_runs = _runs(~line_rows), _runs(~line_cols)
+    parts = [grid[r0:r1, c0:c1] for r0, r1 in row_runs for c0, c1 in col_runs]
+    return parts, (len(row_runs), len(col_runs))
+
+
+def _equal_cells(grid: Grid) -> np.ndarray:
+    """The cells stacked as [n, rows, cols]; DSLError unless there are 2+ of one shape."""
+    parts, _ = cells(grid)
+    if len(parts) < 2:
+        raise DSLError("the grid has fewer than two cells")
+    shape = parts[0].shape
+    if any(p.shape != shape for p in parts):
+        raise DSLError("the cells differ in shape")
+    return np.stack(parts)
+
+
+def _mask(filled: np.ndarray) -> Grid:
+    return filled.astype(np.uint8)
+
+
+@primitive()
+def cells_and(grid: Grid) -> Grid:
+    """1 where every cell is filled (not 0), else 0.
+
+    >>> cells_and(np.array([[1, 1, 5, 1, 0], [0, 1, 5, 1, 1]], dtype=np.uint8)).tolist()
+    [[1, 0], [0, 1]]
+    """
+    return _mask((_equal_cells(grid) != 0).all(axis=0))
+
+
+@primitive()
+def cells_or(grid: Grid) -> Grid:
+    """1 where any cell is filled (not 0), else 0.
+
+    >>> cells_or(np.array([[1, 0, 5, 0, 0], [0, 0, 5, 1, 0]], dtype=np.uint8)).tolist()
+    [[1, 0], [1, 0]]
+    """
+    return _mask((_equal_cells(grid) != 0).any(axis=0))
+
+
+@primitive()
+def cells_xor(grid: Grid) -> Grid:
+    """1 where exactly one cell is filled (not 0), else 0.
+
+    >>> cells_xor(np.array([[1, 1, 5, 1, 0], [0, 0, 5, 1, 0]], dtype=np.uint8)).tolist()
+    [[0, 1], [1, 0]]
+    """
+    return _mask((_equal_cells(grid) != 0).sum(axis=0) == 1)
+
+
+@primitive()
+def cells_nor(grid: Grid) -> Grid:
+    """1 where no cell is filled (every cell is 0), else 0.
+
+    >>> cells_nor(np.array([[1, 0, 5, 0, 0], [0, 0, 5, 1, 0]], dtype=np.uint8)).tolist()
+    [[0, 1], [0, 1]]
+    """
+    return _mask(~(_equal_cells(grid) != 0).any(axis=0))
+
+
+def _overlay(stack: np.ndarray) -> Grid:
+    """Each later layer drawn over the earlier ones where it is not 0."""
+    filled = stack != 0
+    # the last filled layer at each position; a position no layer fills stays 0
+    top = stack.shape[0] - 1 - np.argmax(filled[::-1], axis=0)
+    picked = np.take_along_axis(stack, top[None], axis=0)[0]
+    return np.where(filled.any(axis=0), picked, 0).astype(np.uint8)
+
+
+@primitive()
+def cells_overlay(grid: Grid) -> Grid:
+    """The cells stacked in reading order, each later cell drawn over the earlier where not 0.
+
+    >>> cells_overlay(np.array([[1, 1, 5, 2, 0], [0, 0, 5, 2, 0]], dtype=np.uint8)).tolist()
+    [[2, 1], [2, 0]]
+    """
+    return _overlay(_equal_cells(grid))
+
+
+@primitive()
+def cells_underlay(grid: Grid) -> Grid:
+    """The cells stacked in reading order, each earlier cell drawn over the later where not 0.
+
+    >>> cells_underlay(np.array([[1, 1, 5, 2, 0], [0, 0, 5, 2, 0]], dtype=np.uint8)).tolist()
+    [[1, 1], [2, 0]]
+    """
+    return _overlay(_equal_cells(grid)[::-1])
+
+
+@primitive()
+def majority_cell(grid: Grid) -> Grid:
+    """Each position's most frequent colour over the equal cells (a tie goes to the lowest colour).
+
+    >>> majority_cell(np.array([[1, 0, 5, 1, 2, 5, 3, 2], [0, 0, 5, 0, 0, 5, 0, 0]], dtype=np.uint8)).tolist()
+    [[1, 2], [0, 0]]
+    """
+    stack = _equal_cells(grid)
+    counts = (stack[None] == np.arange(10, dtype=np.uint8)[:, None, None, None]).sum(axis=1)
+    return np.argmax(counts, axis=0).astype(np.uint8)
+
+
+def _select(grid: Grid, score: Callable[[Grid], int]) -> Grid:
+    """The one cell with the highest score; DSLError when no single cell has it."""
+    parts, _ = cells(grid)
+    if len(parts) < 2:
+        raise DSLError("the grid has fewer than two cells")
+    scores = [score(p) for p in parts]
+    best = max(scores)
+    if scores.count(best) != 1:
+        raise DSLError("no single cell scores highest")
+    return parts[scores.index(best)].copy()
+
+
+def _filled_count(bg: int) -> Callable[[Grid], int]:
+    return lambda part: int((part != bg).sum())
+
+
+@primitive()
+def cell_select_most_colours(grid: Grid) -> Grid:
+    """The one cell with the most distinct colours.
+
+    >>> cell_select_most_colours(np.array([[1, 0, 5, 2, 3], [0, 1, 5, 0, 0]], dtype=np.uint8)).tolist()
+    [[2, 3], [0, 0]]
+    """
+    return _select(grid, lambda part: int(np.count_nonzero(np.bincount(part.ravel(), minlength=10))))
+
+
+@primitive()
+def cell_select_fewest_colours(grid: Grid) -> Grid:
+    """The one cell with the fewest distinct colours.
+
+    >>> cell_select_fewest_colours(np.array([[1, 0, 5, 2, 3], [0, 1, 5, 0, 0]], dtype=np.uint8)).tolist()
+    [[1, 0], [0, 1]]
+    """
+    return _select(grid, lambda part: -int(np.count_nonzero(np.bincount(part.ravel(), minlength=10))))
+
+
+@primitive()
+def cell_select_most_filled(grid: Grid) -> Grid:
+    """The one cell with the most cells not of the grid's background colour.
+
+    >>> cell_select_most_filled(np.array([[1, 0, 5, 2, 2], [0, 0, 5, 0, 0]], dtype=np.uint8)).tolist()
+    [[2, 2], [0, 0]]
+    """
+    return _select(grid, _filled_count(background(grid)))
+
+
+@primitive()
+def cell_select_least_filled(grid: Grid) -> Grid:
+    """The one cell with the fewest cells not of the grid's background colour.
+
+    >>> cell_select_least_filled(np.array([[1, 0, 5, 2, 2], [0, 0, 5, 0, 0]], dtype=np.uint8)).tolist()
+    [[1, 0], [0, 0]]
+    """
+    filled = _filled_count(background(grid))
+    return _select(grid, lambda part: -filled(part))
+
+
+def _single_odd(keys: list[bytes]) -> int | None:
+    """The index of the one key that occurs once while the others repeat, or None."""
+    once = [i for i, key in enumerate(keys) if keys.count(key) == 1]
+    return once[0] if len(once) == 1 and len(keys) > 2 else None
+
+
+@primitive()
+def cell_select_unique(grid: Grid) -> Grid:
+    """The one cell unlike the others: by its content, else its shape (filled cells), else its colours.
+
+    >>> grid = np.array([[1, 0, 5, 1, 0, 5, 2, 0], [0, 1, 5, 0, 1, 5, 0, 2]], dtype=np.uint8)
+    >>> cell_select_unique(grid).tolist()
+    [[2, 0], [0, 2]]
+    """
+    parts, _ = cells(grid)
+    bg = background(grid)
+    keyings = (
+        lambda p: bytes(p.shape) + p.tobytes(),
+        lambda p: bytes(p.shape) + (p != bg).tobytes(),
+        lambda p: np.bincount(p.ravel(), minlength=10).astype(bool).tobytes(),
+    )
+    for key in keyings:
+        odd = _single_odd([key(p) for p in parts])
+        if odd is not None:
+            return parts[odd].copy()
+    raise DSLError("no single cell differs from the others")
+
+
+@primitive()
+def cell_colours(grid: Grid) -> Grid:
+    """One pixel per cell, laid out as the cells are: the cell's most frequent colour.
+
+    >>> cell_colours(np.array([[1, 1, 5, 2, 2], [1, 3, 5, 0, 2]], dtype=np.uint8)).tolist()
+    [[1, 2]]
+    """
+    parts, layout = cells(grid)
+    colours = [int(np.argmax(np.bincount(p.ravel(), minlength=10))) for p in parts]
+    return np.array(colours, dtype=np.uint8).reshape(layout)
+
+
+@primitive()
+def remove_separators(grid: Grid) -> Grid:
+    """The grid without its separator lines, the cells joined.
+
+    >>> remove_separators(np.array([[1, 5, 2], [5, 5, 5], [3, 5, 4]], dtype=np.uint8)).tolist()
+    [[1, 2], [3, 4]]
+    """
+    found = separator(grid)
+    if found is None:
+        raise DSLError("the grid has no separator lines")
+    _, line_rows, line_cols = found
+    return grid[~line_rows][:, ~line_cols].copy()
+
+
+def _distinct_runs(grid: Grid) -> np.ndarray:
+    """Rows that differ from the row above (the first always counts)."""
+    keep = np.ones(grid.shape[0], dtype=bool)
+    keep[1:] = (grid[1:] != grid[:-1]).any(axis=1)
+    return keep
+
+
+@primitive()
+def compress_rows(grid: Grid) -> Grid:
+    """Each run of identical adjacent rows merged into one row.
+
+    >>> compress_rows(np.array([[1, 2], [1, 2], [3, 3]], dtype=np.uint8)).tolist()
+    [[1, 2], [3, 3]]
+    """
+    return grid[_distinct_runs(grid)].copy()
+
+
+@primitive()
+def compress_columns(grid: Grid) -> Grid:
+    """Each run of identical adjacent columns merged into one column.
+
+    >>> compress_columns(np.array([[1, 1, 2], [3, 3, 3]], dtype=np.uint8)).tolist()
+    [[1, 2], [3, 3]]
+    """
+    return grid[:, _distinct_runs(grid.T)].copy()
+
+
+@primitive()
+def dedupe_rows_cols(grid: Grid) -> Grid:
+    """Runs of identical adjacent rows, then of identical adjacent columns, each merged into one.
+
+    >>> dedupe_rows_cols(np.array([[1, 1, 2], [1, 1, 2], [3, 3, 3]], dtype=np.uint8)).tolist()
+    [[1, 2], [3, 3]]
+    """
+    rows = grid[_distinct_runs(grid)]
+    return rows[:, _distinct_runs(rows.T)].copy()

@@ -1,0 +1,235 @@
+import doctest
+
+import numpy as np
+import pytest
+
+from hybrid_pipeline.dsl import objects as module
+from hybrid_pipeline.dsl.objects import (count_objects_bar, crop_largest_object, crop_most_colours_object,
+                                         crop_rarest_colour, crop_smallest_object, crop_unique_colour_object,
+                                         crop_unique_shape_object, drop_objects, fill_bboxes, fill_holes,
+                                         gravity, keep_border_objects, keep_largest_object, move_until_contact,
+                                         paint_interiors, recolor_objects, remove_border_objects,
+                                         remove_largest_object, remove_noise, surround_objects)
+from hybrid_pipeline.dsl.registry import REGISTRY, Context, DSLError
+
+
+def g(rows):
+    return np.array(rows, dtype=np.uint8)
+
+
+SCENE = g([[0, 0, 0, 0, 0, 0],
+           [0, 2, 2, 0, 0, 3],
+           [0, 2, 1, 0, 0, 0],
+           [0, 0, 0, 0, 0, 0],
+           [4, 4, 0, 0, 0, 0]])
+
+
+def test_docstring_examples_hold():
+    assert doctest.testmod(module).failed == 0
+
+
+def test_module_stays_within_its_option_budget_for_a_four_colour_task():
+    ctx = Context(colours=(0, 1, 2, 3))
+    mine = [p for p in REGISTRY.values() if p.fn.__module__ == module.__name__]
+    assert sum(len(p.arg_options(ctx)) for p in mine) <= 45
+
+
+def test_primitives_never_modify_their_input():
+    before = SCENE.copy()
+    for name in ("crop_largest_object", "remove_largest_object", "fill_bboxes", "gravity", "drop_objects"):
+        prim = REGISTRY[name]
+        for args in prim.arg_options(Context(colours=(0, 1, 2, 3, 4))):
+            try:
+                prim.fn(SCENE, *args)
+            except DSLError:
+                pass
+    np.testing.assert_array_equal(SCENE, before)
+
+
+def test_crop_largest_object_multi_keeps_a_multicolour_shape_whole():
+    np.testing.assert_array_equal(crop_largest_object(SCENE, "multi"), [[2, 2], [2, 1]])
+
+
+def test_crop_largest_object_single_separates_colours():
+    np.testing.assert_array_equal(crop_largest_object(SCENE, "single"), [[2, 2], [2, 0]])
+    with pytest.raises(DSLError):
+        crop_largest_object(g([[1, 0], [0, 2]]), "single")  # a tie is ambiguous
+    with pytest.raises(DSLError):
+        crop_largest_object(g([[0, 0], [0, 0]]), "multi")
+
+
+def test_crop_smallest_object_returns_the_one_cell_object():
+    grid = g([[3, 0, 0], [0, 0, 2], [0, 2, 2]])
+    np.testing.assert_array_equal(crop_smallest_object(grid, "single"), [[3]])
+    with pytest.raises(DSLError):
+        crop_smallest_object(SCENE, "single")  # the 1 and the 3 tie
+    with pytest.raises(DSLError):
+        crop_smallest_object(grid, "single4")
+
+
+def test_crop_unique_colour_object_finds_the_odd_colour_out():
+    grid = g([[1, 0, 1, 0], [0, 0, 0, 0], [5, 5, 0, 1], [0, 0, 0, 0]])
+    np.testing.assert_array_equal(crop_unique_colour_object(grid), [[5, 5]])
+    with pytest.raises(DSLError):
+        crop_unique_colour_object(g([[1, 0, 2], [0, 0, 0], [0, 0, 0]]))
+
+
+def test_crop_unique_shape_object_finds_the_odd_shape_out():
+    grid = g([[1, 0, 2, 0, 3], [0, 0, 0, 0, 3], [0, 0, 0, 0, 0]])
+    np.testing.assert_array_equal(crop_unique_shape_object(grid), [[3], [3]])
+    with pytest.raises(DSLError):
+        crop_unique_shape_object(g([[1, 0, 2], [0, 0, 0], [0, 0, 0]]))
+
+
+def test_crop_most_colours_object_picks_the_multicoloured_one():
+    np.testing.assert_array_equal(crop_most_colours_object(SCENE), [[2, 2], [2, 1]])
+    with pytest.raises(DSLError):
+        crop_most_colours_object(g([[1, 0, 2], [0, 0, 0], [0, 0, 0]]))
+
+
+def test_crop_rarest_colour_boxes_every_cell_of_the_least_frequent_colour():
+    grid = g([[8, 0, 8, 0], [0, 0, 0, 0], [2, 0, 8, 0], [0, 2, 0, 0]])
+    np.testing.assert_array_equal(crop_rarest_colour(grid), [[2, 0], [0, 2]])
+    with pytest.raises(DSLError):
+        crop_rarest_colour(g([[1, 0, 0], [0, 0, 0], [0, 0, 0]]))
+
+
+def test_keep_largest_object_clears_every_other_cell():
+    expected = g([[0, 0, 0, 0, 0, 0], [0, 2, 2, 0, 0, 0], [0, 2, 1, 0, 0, 0],
+                  [0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]])
+    np.testing.assert_array_equal(keep_largest_object(SCENE, "multi"), expected)
+
+
+def test_remove_largest_object_clears_only_the_largest():
+    expected = SCENE.copy()
+    expected[1:3, 1:3] = 0
+    np.testing.assert_array_equal(remove_largest_object(SCENE), expected)
+    with pytest.raises(DSLError):
+        remove_largest_object(g([[1, 0, 0, 1]]))
+
+
+def test_keep_border_objects_keeps_objects_touching_the_edge():
+    expected = g([[0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 3], [0, 0, 0, 0, 0, 0],
+                  [0, 0, 0, 0, 0, 0], [4, 4, 0, 0, 0, 0]])
+    np.testing.assert_array_equal(keep_border_objects(SCENE), expected)
+
+
+def test_remove_border_objects_keeps_the_inner_objects():
+    expected = g([[0, 0, 0, 0, 0, 0], [0, 2, 2, 0, 0, 0], [0, 2, 1, 0, 0, 0],
+                  [0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]])
+    np.testing.assert_array_equal(remove_border_objects(SCENE), expected)
+
+
+def test_remove_noise_drops_single_cells_only():
+    grid = g([[1, 0, 0, 0], [0, 0, 0, 0], [0, 0, 2, 0], [0, 0, 0, 2]])
+    np.testing.assert_array_equal(remove_noise(grid, "multi"), [[0, 0, 0, 0], [0, 0, 0, 0],
+                                                                [0, 0, 2, 0], [0, 0, 0, 2]])
+    np.testing.assert_array_equal(remove_noise(grid, "single"), np.zeros((4, 4)))
+    with pytest.raises(DSLError):
+        remove_noise(g([[1, 1, 0], [0, 0, 0], [0, 0, 0]]), "multi")
+
+
+def test_fill_holes_fills_only_background_walled_in_by_one_object():
+    grid = g([[0, 0, 0, 0, 0, 0], [0, 1, 1, 1, 0, 0], [0, 1, 0, 1, 0, 0],
+              [0, 1, 1, 1, 0, 0], [0, 0, 0, 0, 0, 0]])
+    expected = grid.copy()
+    expected[2, 2] = 4
+    np.testing.assert_array_equal(fill_holes(grid, 4), expected)
+    with pytest.raises(DSLError):
+        fill_holes(SCENE, 4)
+
+
+def test_fill_bboxes_fills_the_background_inside_each_box():
+    expected = SCENE.copy()
+    np.testing.assert_array_equal(fill_bboxes(g([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 0]]), 5),
+                                  [[0, 0, 0], [1, 5, 0], [5, 1, 0], [0, 0, 0]])
+    with pytest.raises(DSLError):
+        fill_bboxes(expected, 5)  # every object already fills its box
+
+
+def test_surround_objects_draws_a_ring_of_background_cells():
+    grid = g([[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 5]])
+    np.testing.assert_array_equal(surround_objects(grid, 1),
+                                  [[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 1, 1], [0, 0, 1, 5]])
+    with pytest.raises(DSLError):
+        surround_objects(np.zeros((2, 2), dtype=np.uint8), 1)
+
+
+def test_paint_interiors_recolours_cells_surrounded_by_their_own_colour():
+    grid = np.zeros((5, 5), dtype=np.uint8)
+    grid[:3, :3] = 1
+    expected = grid.copy()
+    expected[1, 1] = 0
+    np.testing.assert_array_equal(paint_interiors(grid, 0), expected)
+    with pytest.raises(DSLError):
+        paint_interiors(SCENE, 0)
+
+
+def test_gravity_down_drops_every_cell_to_the_floor():
+    grid = g([[1, 0, 2], [0, 0, 0], [0, 0, 3]])
+    np.testing.assert_array_equal(gravity(grid, "down"), [[0, 0, 0], [0, 0, 2], [1, 0, 3]])
+    np.testing.assert_array_equal(gravity(grid, "left"), [[1, 2, 0], [0, 0, 0], [3, 0, 0]])
+    np.testing.assert_array_equal(gravity(grid, "up"), [[1, 0, 2], [0, 0, 3], [0, 0, 0]])
+    np.testing.assert_array_equal(gravity(grid, "right"), [[0, 1, 2], [0, 0, 0], [0, 0, 3]])
+    with pytest.raises(DSLError):
+        gravity(g([[0, 0], [1, 0]]), "down")
+
+
+def test_drop_objects_moves_shapes_rigidly_onto_each_other():
+    grid = g([[1, 1, 0], [0, 1, 0], [0, 0, 0], [0, 0, 0], [0, 2, 2]])
+    np.testing.assert_array_equal(drop_objects(grid, "down"),
+                                  [[0, 0, 0], [0, 0, 0], [1, 1, 0], [0, 1, 0], [0, 2, 2]])
+    np.testing.assert_array_equal(drop_objects(g([[0, 0, 0], [0, 0, 0], [3, 0, 0]]), "right"),
+                                  [[0, 0, 0], [0, 0, 0], [0, 0, 3]])
+    with pytest.raises(DSLError):
+        drop_objects(g([[0, 0, 0], [0, 0, 0], [3, 0, 0]]), "down")
+
+
+def test_move_until_contact_slides_objects_up_to_the_anchor():
+    grid = g([[2, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [8, 0, 0, 0]])
+    np.testing.assert_array_equal(move_until_contact(grid, 8),
+                                  [[0, 0, 0, 0], [0, 0, 0, 0], [2, 0, 0, 0], [8, 0, 0, 0]])
+    with pytest.raises(DSLError):
+        move_until_contact(g([[2, 0, 0], [0, 0, 0], [0, 0, 8]]), 8)  # not in line
+    with pytest.raises(DSLError):
+        move_until_contact(grid, 5)
+
+
+def test_count_objects_bar_has_one_cell_per_object():
+    np.testing.assert_array_equal(count_objects_bar(g([[1, 0, 1], [0, 0, 0], [0, 1, 1]])), [[1, 1, 1]])
+    with pytest.raises(DSLError):
+        count_objects_bar(SCENE)
+
+
+def test_recolor_objects_paints_each_object_by_its_table_entry():
+    grid = g([[5, 0, 5, 5], [0, 0, 0, 0], [5, 5, 5, 0]])
+    np.testing.assert_array_equal(recolor_objects(grid, "size", {1: 1, 2: 2, 3: 3}),
+                                  [[1, 0, 2, 2], [0, 0, 0, 0], [3, 3, 3, 0]])
+    np.testing.assert_array_equal(recolor_objects(grid, "size_extreme", {1: 4, 0: 0, -1: 6}),
+                                  [[6, 0, 0, 0], [0, 0, 0, 0], [4, 4, 4, 0]])
+    with pytest.raises(DSLError):
+        recolor_objects(grid, "size", {1: 1})  # no colour for the other sizes
+
+
+def test_recolor_objects_infers_largest_and_smallest_colours_over_every_demonstration():
+    grids = [g([[5, 0, 5, 0], [5, 0, 5, 0], [5, 0, 0, 0], [0, 0, 0, 0]]),
+             g([[0, 5, 0, 0], [0, 0, 0, 0], [5, 5, 5, 0], [0, 0, 0, 0]])]
+    targets = [g([[1, 0, 2, 0], [1, 0, 2, 0], [1, 0, 0, 0], [0, 0, 0, 0]]),
+               g([[0, 2, 0, 0], [0, 0, 0, 0], [1, 1, 1, 0], [0, 0, 0, 0]])]
+    assert REGISTRY["recolor_objects"].infer(grids, targets) == ("size_extreme", {1: 1, -1: 2})
+
+
+def test_recolor_objects_infers_background_rooms_by_whether_they_touch_the_border():
+    grid = g([[0, 0, 0, 0, 0], [0, 1, 1, 1, 0], [0, 1, 0, 1, 0], [0, 1, 1, 1, 0], [0, 0, 0, 0, 0]])
+    target = grid.copy()
+    target[2, 2] = 4
+    key, table, kind = REGISTRY["recolor_objects"].infer([grid, grid], [target, target])
+    assert kind == "regions"
+    np.testing.assert_array_equal(recolor_objects(grid, key, table, kind), target)
+
+
+def test_recolor_objects_infers_nothing_when_a_table_would_only_memorise():
+    # Bars of 2 and 3 cells, one per demonstration: only a size -> colour table fits, seen once each.
+    grids = [g([[5, 5, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]), g([[5, 5, 5, 0], [0, 0, 0, 0], [0, 0, 0, 0]])]
+    targets = [g([[3, 3, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]), g([[4, 4, 4, 0], [0, 0, 0, 0], [0, 0, 0, 0]])]
+    assert REGISTRY["recolor_objects"].infer(grids, targets) is None

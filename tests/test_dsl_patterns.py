@@ -1,0 +1,164 @@
+"""Pattern primitives: symmetry completion, periodic inpainting and continuation, fills and lines."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hybrid_pipeline.dsl import DSLError, REGISTRY
+from hybrid_pipeline.dsl import patterns as p
+from hybrid_pipeline.dsl.registry import Context
+
+
+def g(rows):
+    return np.array(rows, dtype=np.uint8)
+
+
+def test_complete_symmetry_fills_the_hole_from_its_mirror_image():
+    grid = g([[1, 2, 2, 1], [3, 4, 4, 3], [3, 4, 9, 9], [1, 2, 2, 1]])
+    np.testing.assert_array_equal(
+        p.complete_symmetry(grid), g([[1, 2, 2, 1], [3, 4, 4, 3], [3, 4, 4, 3], [1, 2, 2, 1]]))
+    assert grid[2, 2] == 9  # the input is left alone
+
+
+def test_complete_symmetry_uses_an_axis_off_the_grid_centre():
+    # Columns 1..4 mirror about 2.5; column 0 lies outside the symmetric part.
+    grid = g([[5, 1, 2, 2, 1], [5, 3, 4, 7, 7], [5, 1, 2, 2, 1]])
+    np.testing.assert_array_equal(
+        p.complete_symmetry(grid), g([[5, 1, 2, 2, 1], [5, 3, 4, 4, 3], [5, 1, 2, 2, 1]]))
+
+
+def test_complete_symmetry_uses_the_diagonal():
+    grid = g([[1, 2, 3, 3], [2, 1, 3, 3], [9, 3, 1, 2], [9, 3, 2, 1]])
+    np.testing.assert_array_equal(
+        p.complete_symmetry(grid), g([[1, 2, 3, 3], [2, 1, 3, 3], [3, 3, 1, 2], [3, 3, 2, 1]]))
+
+
+def test_complete_symmetry_raises_without_a_symmetric_grid():
+    with pytest.raises(DSLError):
+        p.complete_symmetry(g([[1, 2, 3], [4, 5, 6], [7, 8, 0]]))
+
+
+def test_inpaint_pattern_fills_the_hole_from_the_tiling():
+    grid = g([[1, 2, 1, 2], [3, 4, 3, 4], [1, 0, 0, 2], [3, 4, 3, 4]])
+    np.testing.assert_array_equal(
+        p.inpaint_pattern(grid), g([[1, 2, 1, 2], [3, 4, 3, 4], [1, 2, 1, 2], [3, 4, 3, 4]]))
+
+
+def test_inpaint_pattern_follows_diagonal_stripes():
+    grid = g([[1, 2, 3, 1, 2, 3], [2, 3, 1, 2, 0, 0], [3, 1, 2, 3, 0, 0]])
+    np.testing.assert_array_equal(
+        p.inpaint_pattern(grid), g([[1, 2, 3, 1, 2, 3], [2, 3, 1, 2, 3, 1], [3, 1, 2, 3, 1, 2]]))
+
+
+def test_inpaint_pattern_raises_without_a_tiling():
+    with pytest.raises(DSLError):
+        p.inpaint_pattern(g([[1, 2, 3], [4, 5, 6], [7, 8, 0]]))
+
+
+def test_crop_hole_returns_what_lies_under_the_hole():
+    grid = g([[1, 2, 1, 2, 1, 2], [3, 4, 3, 4, 3, 4], [1, 2, 1, 0, 0, 2], [3, 4, 3, 0, 0, 4]])
+    np.testing.assert_array_equal(p.crop_hole(grid), g([[2, 1], [4, 3]]))
+
+
+def test_crop_hole_raises_on_a_grid_of_one_colour():
+    with pytest.raises(DSLError):
+        p.crop_hole(g([[3, 3], [3, 3]]))
+
+
+def test_continue_pattern_repeats_the_content_band_over_the_grid():
+    grid = g([[0, 0, 0, 0], [0, 0, 0, 0], [2, 0, 2, 0], [2, 2, 2, 2], [0, 0, 0, 0]])
+    np.testing.assert_array_equal(
+        p.continue_pattern(grid),
+        g([[2, 0, 2, 0], [2, 2, 2, 2], [2, 0, 2, 0], [2, 2, 2, 2], [2, 0, 2, 0]]))
+
+
+def test_continue_pattern_raises_when_the_content_fills_the_grid():
+    with pytest.raises(DSLError):
+        p.continue_pattern(g([[1, 2], [2, 1]]))
+
+
+def test_symmetrize_mirrors_the_content_over_the_background():
+    grid = g([[0, 0, 0], [1, 1, 0], [1, 2, 1]])
+    np.testing.assert_array_equal(p.symmetrize(grid), g([[0, 0, 0], [1, 1, 1], [1, 2, 1]]))
+
+
+def test_symmetrize_raises_when_mirroring_adds_nothing():
+    with pytest.raises(DSLError):
+        p.symmetrize(g([[0, 0, 0], [0, 3, 0], [0, 0, 0]]))
+
+
+def test_is_symmetric_answers_one_for_a_left_right_mirror_and_zero_otherwise():
+    np.testing.assert_array_equal(p.is_symmetric(g([[2, 0, 2], [0, 2, 0]])), g([[1]]))
+    np.testing.assert_array_equal(p.is_symmetric(g([[2, 0, 0], [0, 2, 0]])), g([[0]]))
+
+
+def test_fill_enclosed_colours_background_cut_off_from_the_border():
+    grid = g([[0, 0, 0, 0, 0], [0, 1, 1, 1, 0], [0, 1, 0, 1, 0], [0, 1, 1, 1, 0], [0, 0, 0, 0, 0]])
+    np.testing.assert_array_equal(
+        p.fill_enclosed(grid, 4),
+        g([[0, 0, 0, 0, 0], [0, 1, 1, 1, 0], [0, 1, 4, 1, 0], [0, 1, 1, 1, 0], [0, 0, 0, 0, 0]]))
+
+
+def test_fill_enclosed_does_not_leak_through_a_diagonal_gap():
+    grid = g([[0, 0, 0, 0, 0], [0, 1, 1, 0, 0], [0, 1, 0, 1, 0], [0, 0, 1, 1, 0], [0, 0, 0, 0, 0]])
+    out = p.fill_enclosed(grid, 4)
+    assert out[2, 2] == 4 and (out == 4).sum() == 1
+
+
+def test_fill_enclosed_raises_when_nothing_is_enclosed():
+    with pytest.raises(DSLError):
+        p.fill_enclosed(g([[1, 0], [0, 0]]), 4)
+
+
+def test_fill_enclosed_offers_the_new_output_colours():
+    ctx = Context(colours=(0, 1, 4), output_colours=(0, 1, 4), new_colours=(4,))
+    assert REGISTRY["fill_enclosed"].arg_options(ctx) == [(4,)]
+
+
+def test_draw_lines_from_points_shoots_vertical_lines_over_the_background():
+    grid = g([[0, 0, 0], [0, 3, 0], [0, 0, 0]])
+    np.testing.assert_array_equal(
+        p.draw_lines_from_points(grid, "vertical"), g([[0, 3, 0], [0, 3, 0], [0, 3, 0]]))
+
+
+def test_draw_lines_from_points_draws_crosses_and_diagonals():
+    grid = g([[0, 0, 0], [0, 3, 0], [0, 0, 0]])
+    np.testing.assert_array_equal(
+        p.draw_lines_from_points(grid, "cross"), g([[0, 3, 0], [3, 3, 3], [0, 3, 0]]))
+    np.testing.assert_array_equal(
+        p.draw_lines_from_points(grid, "diagonal"), g([[3, 0, 3], [0, 3, 0], [3, 0, 3]]))
+
+
+def test_draw_lines_from_points_stops_at_nothing_but_keeps_other_cells():
+    grid = g([[0, 0, 0, 0], [2, 0, 5, 5], [0, 0, 0, 0]])
+    np.testing.assert_array_equal(
+        p.draw_lines_from_points(grid, "horizontal"), g([[0, 0, 0, 0], [2, 2, 5, 5], [0, 0, 0, 0]]))
+
+
+def test_draw_lines_from_points_raises_without_single_cells():
+    with pytest.raises(DSLError):
+        p.draw_lines_from_points(g([[0, 0, 0], [0, 1, 1], [0, 0, 0]]), "cross")
+
+
+def test_connect_same_colour_joins_cells_in_a_row_and_a_column():
+    grid = g([[2, 0, 2], [0, 0, 0], [2, 0, 0]])
+    np.testing.assert_array_equal(
+        p.connect_same_colour(grid, None), g([[2, 2, 2], [2, 0, 0], [2, 0, 0]]))
+
+
+def test_connect_same_colour_draws_in_the_given_colour():
+    grid = g([[8, 0, 0, 8], [0, 0, 0, 0], [0, 0, 0, 0]])
+    np.testing.assert_array_equal(
+        p.connect_same_colour(grid, 3), g([[8, 3, 3, 8], [0, 0, 0, 0], [0, 0, 0, 0]]))
+
+
+def test_patterns_docstring_examples_hold():
+    import doctest
+
+    assert doctest.testmod(p, extraglobs={"np": np}).failed == 0
+
+
+def test_connect_same_colour_raises_on_a_blank_grid():
+    with pytest.raises(DSLError):
+        p.connect_same_colour(g([[0, 0], [0, 0]]), None)
