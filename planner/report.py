@@ -50,11 +50,29 @@ def _attempt_html(attempt: dict[str, Any]) -> str:
              f'{status}, verifier score {verdict["score"]:.2f}']
     if attempt.get("duplicate_of") is not None:
         parts.append(f' <span class="muted">same as attempt {attempt["duplicate_of"] + 1}</span>')
+    parts.append(_explanation_html(attempt))
     if attempt.get("error"):
         parts.append(f'<pre class="bad">{escape(attempt["error"])}</pre>')
     if attempt.get("feedback"):
         parts.append(f"<pre>{escape(attempt['feedback'])}</pre>")
     return f'<div class="cell">{"".join(parts)}{grid_html(attempt["grid"])}</div>'
+
+
+def _explanation_html(attempt: dict[str, Any]) -> str:
+    """The candidate's program (or the proposer's text) and which demonstrations it reproduces."""
+    info = attempt.get("info") or {}
+    html = []
+    fits = info.get("fits")
+    if fits:
+        right = [str(i) for i, ok in enumerate(fits) if ok]
+        cls = "ok" if len(right) == len(fits) else "bad"
+        html.append(f'<br><span class="{cls}">reproduces {len(right)} of {len(fits)} demonstrations'
+                    + (f' (train {", ".join(right)})' if right and len(right) < len(fits) else "") + "</span>")
+    if info.get("capped"):
+        html.append(f'<br><span class="bad">search stopped by its {escape(info["capped"])} cap</span>')
+    if attempt.get("text"):
+        html.append(f'<pre class="program">{escape(attempt["text"])}</pre>')
+    return "".join(html)
 
 
 def _task_html(task: Task, record: dict[str, Any] | None) -> str:

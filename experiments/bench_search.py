@@ -1,0 +1,180 @@
+"""Benchmark of the program-search proposer, through the same code path as `hybrid-arc plan`.
+
+    python experiments/bench_search.py [--splits arc-agi-1:training,arc-agi-1:evaluation,arc-agi-2:evaluation]
+        [--budget 400] [--workers 2] [--limit N] [--compare-feedback] [--json runs/bench_search.json]
+
+For each split it runs `build_planner(PlanSetup(proposers=("search",)))` + `run_plan` (what
+`hybrid-arc plan --proposers search` runs) and prints one table row:
+- pass@1 / pass@2 / pass@3 per task (the headline: a task scores the share of its test inputs
+  solved) and per test output, from the planner's own answer ranking;
+- fit: tasks where a program reproduces every demonstration; wrong fit: of those, the share whose
+  best fitting program is wrong on a test input (the classic failure: the simplest explanation of
+  the demonstrations is not the rule);
+- found: the share of test outputs whose right answer was among the attempts at all, and the mean
+  rank (1-based) where it was;
+- CPU seconds in all (this process and its workers), median and max seconds per task, and states
+  expanded per second of search.
+Errors and capped tasks (a search stopped by its wall-clock or state cap) count as unsolved.
+`--compare-feedback` runs each split a second time with retries that ignore the verifier's problems,
+at the same budget, and says how many test inputs' attempts the feedback changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SPLITS = ("arc-agi-1:training", "arc-agi-1:evaluation", "arc-agi-2:evaluation")
+
+
+def cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def run_split(split: str, args: argparse.Namespace, *, feedback: bool) -> dict:
+    from hybrid_pipeline.arc.tasks import load_tasks
+    from planner.build import PlanSetup, build_planner
+    from planner.run import run_plan
+
+    tasks = load_tasks(split, limit=args.limit).raise_if_problems().tasks
+    setup = PlanSetup(proposers=("search",), attempts=args.attempts, search_budget=args.budget,
+                      search_depth=args.depth, search_seconds=args.seconds, search_feedback=feedback)
+    planner, meta = build_planner(setup)
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(args.out) / f"{split.replace(':', '-')}{'' if feedback else '-no-feedback'}" if args.out else scratch
+        cpu0, wall0 = cpu_seconds(), time.perf_counter()
+        run = run_plan(planner, tasks, out, meta=meta, progress=not args.quiet, workers=args.workers)
+        cpu, wall = cpu_seconds() - cpu0, time.perf_counter() - wall0
+    return measure(split, tasks, run.records, cpu=cpu, wall=wall)
+
+
+def measure(split: str, tasks, records: list[dict], *, cpu: float, wall: float) -> dict:
+    from hybrid_pipeline.arc.scoring import grids_equal
+    from planner.planner import choose_answers
+    from planner.trace import TestInputResult
+
+    by_id = {t.id: t for t in tasks}
+    per_task = {k: [] for k in (1, 2, 3)}
+    per_output = {k: [] for k in (1, 2, 3)}
+    fit_tasks, wrong_fit, found, ranks, expanded, search_s, capped, errors = 0, 0, 0, [], 0, 0.0, 0, 0
+    attempts_by_input = {}
+    for record in records:
+        task = by_id[record["task_id"]]
+        unusable = record["status"] == "error" or bool(record.get("capped"))
+        capped += bool(record.get("capped"))
+        errors += record["status"] == "error"
+        solved = {k: [] for k in (1, 2, 3)}
+        task_fits, task_wrong = False, False
+        for i, entry in enumerate(record["test"]):
+            expected = task.test[i].output
+            result = TestInputResult.from_dict(entry)
+            attempts_by_input[(task.id, i)] = [a.grid.tolist() if a.grid is not None else None for a in result.attempts]
+            ranking = choose_answers(result.attempts, k=len(result.attempts))
+            for k in (1, 2, 3):
+                solved[k].append(not unusable and any(grids_equal(g, expected) for g in ranking[:k]))
+            distinct = [a for a in result.attempts if a.grid is not None and a.duplicate_of is None]
+            hit = next((r for r, a in enumerate(distinct) if grids_equal(a.grid, expected)), None)
+            if hit is not None:
+                found += 1
+                ranks.append(hit + 1)
+            fitting = [a for a in distinct if a.fits_train]
+            if fitting:
+                task_fits = True
+                task_wrong |= not grids_equal(fitting[0].grid, expected)
+        first = (record["test"][0]["attempts"] or [{}])[0].get("info") if record["test"] else None
+        if first:  # one search serves every test input of the task
+            expanded += first.get("expanded", 0)
+            search_s += first.get("search_seconds", 0.0)
+        fit_tasks += task_fits
+        wrong_fit += task_fits and task_wrong
+        for k in (1, 2, 3):
+            per_task[k].append(sum(solved[k]) / len(solved[k]))
+            per_output[k].extend(solved[k])
+    seconds = [r["seconds"] for r in records]
+    n_out = sum(len(r["test"]) for r in records)
+    return {
+        "split": split, "tasks": len(records), "test_outputs": n_out,
+        **{f"pass@{k}_task": statistics.fmean(per_task[k]) for k in (1, 2, 3)},
+        **{f"pass@{k}_output": sum(per_output[k]) / n_out for k in (1, 2, 3)},
+        **{f"solved@{k}_outputs": sum(per_output[k]) for k in (1, 2, 3)},
+        "fit_tasks": fit_tasks, "wrong_fit_tasks": wrong_fit,
+        "found_outputs": found, "mean_found_rank": statistics.fmean(ranks) if ranks else None,
+        "cpu_seconds": round(cpu, 1), "wall_seconds": round(wall, 1),
+        "median_task_seconds": statistics.median(seconds), "max_task_seconds": max(seconds),
+        "states_per_second": expanded / search_s if search_s else 0.0,
+        "capped_tasks": capped, "error_tasks": errors, "attempts": attempts_by_input,
+    }
+
+
+def table(rows: list[dict]) -> str:
+    head = ("split", "tasks", "pass@1", "pass@2", "pass@3", "pass@2 out", "fit", "wrong fit",
+            "found", "CPU s", "med s", "max s", "states/s", "capped")
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for r in rows:
+        cells = (r["label"], str(r["tasks"]),
+                 *(f"{100 * r[f'pass@{k}_task']:.1f}%" for k in (1, 2, 3)),
+                 f"{100 * r['pass@2_output']:.1f}% ({r['solved@2_outputs']}/{r['test_outputs']})",
+                 str(r["fit_tasks"]),
+                 f"{100 * r['wrong_fit_tasks'] / r['fit_tasks']:.0f}%" if r["fit_tasks"] else "-",
+                 f"{100 * r['found_outputs'] / r['test_outputs']:.1f}%",
+                 f"{r['cpu_seconds']:.0f}", f"{r['median_task_seconds']:.2f}", f"{r['max_task_seconds']:.1f}",
+                 f"{r['states_per_second']:.0f}", str(r["capped_tasks"]))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--splits", default=",".join(SPLITS))
+    parser.add_argument("--budget", type=int, default=400, help="states expanded per task (plan's default)")
+    parser.add_argument("--depth", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=30.0, help="wall-clock cap per task search")
+    parser.add_argument("--attempts", type=int, default=4, help="attempts per test input (plan's default)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--limit", type=int, help="first N tasks of each split")
+    parser.add_argument("--compare-feedback", action="store_true", help="also run without feedback")
+    parser.add_argument("--json", default="runs/bench_search.json", help="where to write every figure")
+    parser.add_argument("--out", help="keep each split's run (results.jsonl, report.html, ...) under this folder")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args()
+
+    rows = []
+    for split in args.splits.split(","):
+        row = run_split(split, args, feedback=True)
+        row["label"] = split
+        rows.append(row)
+        if args.compare_feedback:
+            plain = run_split(split, args, feedback=False)
+            plain["label"] = split + " (no feedback)"
+            changed = sum(plain["attempts"].get(key) != value for key, value in row["attempts"].items())
+            row["feedback_changed_inputs"] = plain["feedback_changed_inputs"] = changed
+            rows.append(plain)
+    print(f"program search, budget {args.budget} states, depth {args.depth}, {args.attempts} attempts, "
+          f"{args.workers} workers; {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"python {platform.python_version()}")
+    print(table(rows))
+    for row in rows:
+        if "feedback_changed_inputs" in row and "(no feedback)" not in row["label"]:
+            print(f"{row['label']}: feedback changed the attempts of {row['feedback_changed_inputs']} of "
+                  f"{row['test_outputs']} test inputs")
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        from hybrid_pipeline.arc.files import atomic_write_json
+
+        atomic_write_json(path, {"args": vars(args), "rows": [{k: v for k, v in r.items() if k != "attempts"}
+                                                              for r in rows]}, indent=2)
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
