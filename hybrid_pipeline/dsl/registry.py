@@ -69,6 +69,9 @@ class Primitive:
     # The latest program step it may be (1: only on the input itself); None: any. Keeps the
     # slowest primitives to the first steps, where the training tasks use them.
     max_step: int | None = None
+    # An inferred step that keeps the grid's shape: the search tries it only on states whose train
+    # grids already have the output shapes (most states do not, and this is checked once per state).
+    keeps_shape: bool = False
 
     def arg_options(self, ctx: Context) -> list[Args]:
         if self.infer is not None:
@@ -92,7 +95,7 @@ def as_grid(grid: Any) -> Grid:
 
 
 def primitive(options: OptionsFn | Sequence[Args] | None = None, *, infer: InferFn | None = None,
-              max_step: int | None = None):
+              max_step: int | None = None, keeps_shape: bool = False):
     """Register `fn` as a DSL primitive (see the module docstring); returns its public wrapper."""
 
     def register(fn: Callable[..., Grid]) -> Callable[..., Grid]:
@@ -101,7 +104,9 @@ def primitive(options: OptionsFn | Sequence[Args] | None = None, *, infer: Infer
             raise RuntimeError(f"DSL primitive {name!r} is defined twice")
         if options is not None and infer is not None:
             raise RuntimeError(f"DSL primitive {name!r}: give options or infer, not both")
-        REGISTRY[name] = Primitive(name, fn, options, infer, (fn.__doc__ or "").strip(), max_step)
+        if keeps_shape and infer is None:
+            raise RuntimeError(f"DSL primitive {name!r}: keeps_shape is for inferred primitives")
+        REGISTRY[name] = Primitive(name, fn, options, infer, (fn.__doc__ or "").strip(), max_step, keeps_shape)
 
         @functools.wraps(fn)
         def public(grid: Any, *args: Any) -> Grid:

@@ -12,15 +12,17 @@ length, then by the order they were found (the registry's order: deterministic).
 the first `max_candidates` distinct test predictions and the best partial programs (every train
 grid of the right shape, most cells right), which may fill an attempt no candidate fills.
 
-The budget is counted in expanded states, so results do not depend on the machine or its load;
-`max_states` bounds memory (states kept for de-duplication) and `max_seconds` is a wall-clock
-cap that only ever shortens a search, marking the result `capped`. The search sees only the
+The budget is counted in expanded states, so results do not depend on the machine or its load.
+Memory is bounded twice: the next level keeps only as many states as the budget can still expand,
+and `max_states` caps the digests kept for de-duplication. `max_seconds` is a wall-clock cap that
+only ever shortens a search; a search stopped by a cap says which in `capped`. The search sees only the
 task's train pairs and test inputs (pass `task.without_solutions()` or not: it never reads a test
 output).
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -103,7 +105,8 @@ def _same_grids(a: Sequence[Grid], b: Sequence[Grid]) -> bool:
 
 
 def _key(state: State) -> bytes:
-    return b"|".join(bytes(g.shape) + g.tobytes() for g in state)
+    """A 16-byte digest of every grid (shape and cells): states are kept by digest, not by content."""
+    return hashlib.blake2b(b"|".join(bytes(g.shape) + g.tobytes() for g in state), digest_size=16).digest()
 
 
 def _apply(fn, args: tuple, state: State) -> State | None:
@@ -183,7 +186,10 @@ class _Search:
     def _finish(self, state: State, steps: Steps) -> None:
         """Try every inferred primitive as the last step of the program `steps`."""
         train = state[:self.n_train]
+        shaped = self._shapes_match(state)
         for prim in self.finishers:
+            if prim.keeps_shape and not shaped:
+                continue
             try:
                 args = prim.infer(train, self.targets)
             except Exception:
@@ -215,6 +221,9 @@ class _Search:
                     break
                 result.expanded += 1
                 for prim, args in self.ops_at[depth]:
+                    if deadline is not None and time.perf_counter() > deadline:
+                        result.capped = "seconds"
+                        break
                     child = _apply(prim.fn, args, state)
                     if child is None:
                         continue
@@ -228,7 +237,9 @@ class _Search:
                     child_steps = steps + (Step(prim.name, args),)
                     self._consider(child, child_steps)
                     self._finish(child, child_steps)
-                    next_frontier.append((child, child_steps))
+                    # Only as many states as the budget can still expand are kept for the next level.
+                    if len(next_frontier) < config.max_expansions - result.expanded:
+                        next_frontier.append((child, child_steps))
                 if result.capped:
                     break
             # Deeper levels would only add longer programs than those already found.
