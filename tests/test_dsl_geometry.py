@@ -77,6 +77,28 @@ def test_upscale_blows_each_cell_into_a_block():
     np.testing.assert_array_equal(g.upscale(grid([[1, 2]]), 3), [[1, 1, 1, 2, 2, 2]] * 3)
 
 
+def test_upscale_by_colours_scales_by_the_number_of_non_zero_colours():
+    np.testing.assert_array_equal(g.upscale_by_colours(grid([[1, 0], [3, 2]])),
+                                  [[1, 1, 1, 0, 0, 0]] * 3 + [[3, 3, 3, 2, 2, 2]] * 3)
+
+
+def test_upscale_by_colours_raises_with_fewer_than_two_colours():
+    with pytest.raises(DSLError):
+        g.upscale_by_colours(grid([[0, 4], [4, 0]]))
+
+
+def test_crop_to_period_cuts_the_smallest_tile_that_repeats_whole():
+    repeated = grid([[1, 2, 1, 2], [3, 4, 3, 4], [1, 2, 1, 2], [3, 4, 3, 4]])
+    np.testing.assert_array_equal(g.crop_to_period(repeated), [[1, 2], [3, 4]])
+    # three columns repeat only as a tile cut short, so the columns stay whole
+    np.testing.assert_array_equal(g.crop_to_period(grid([[1, 2, 1], [1, 2, 1]])), [[1, 2, 1]])
+
+
+def test_crop_to_period_raises_when_the_grid_does_not_repeat():
+    with pytest.raises(DSLError):
+        g.crop_to_period(grid([[1, 2], [3, 4]]))
+
+
 def test_upscale_raises_past_thirty_cells():
     with pytest.raises(DSLError):
         g.upscale(np.zeros((8, 8), dtype=np.uint8), 4)

@@ -30,11 +30,12 @@ def test_every_docstring_example_holds():
     assert doctest.testmod(structure).failed == 0
 
 
-def test_every_structure_primitive_has_one_option_and_a_docstring_example():
+def test_every_structure_primitive_has_one_option_or_is_inferred_and_has_a_docstring_example():
     mine = [p for p in REGISTRY.values() if p.fn.__module__ == structure.__name__]
-    assert len(mine) == 17
+    assert len(mine) == 18
+    assert [p.name for p in mine if p.infer is not None] == ["output_by_class"]
     for prim in mine:
-        assert prim.options is None and prim.infer is None, prim.name
+        assert prim.options is None, prim.name
         assert ">>>" in prim.doc, prim.name
 
 
@@ -231,3 +232,34 @@ def test_dedupe_rows_cols_turns_a_block_picture_into_one_pixel_per_block():
               [8, 8, 7],
               [3, 3, 4]])
     np.testing.assert_array_equal(structure.dedupe_rows_cols(grid), [[8, 7], [3, 4]])
+
+
+def infer_class_table(grids, targets):
+    return REGISTRY["output_by_class"].infer(grids, targets)
+
+
+def test_output_by_class_looks_up_the_output_of_the_grids_filled_cells():
+    table = {"01020001": ((7,),), "01020100": ((8,),)}
+    np.testing.assert_array_equal(structure.output_by_class(g([[5, 0]]), "mask", table), [[8]])
+    with pytest.raises(DSLError):
+        structure.output_by_class(g([[5, 5]]), "mask", table)
+
+
+def test_output_by_class_infers_a_table_from_repeated_colour_sets():
+    grids = [g([[1, 0], [0, 1]]), g([[1, 1], [0, 0]]), g([[2, 0], [0, 0]]), g([[0, 2], [2, 2]])]
+    targets = [g([[5]]), g([[5]]), g([[6]]), g([[6]])]
+    kind, table = infer_class_table(grids, targets)
+    assert kind == "colours"  # the masks differ, the colour sets {0, 1} and {0, 2} recur
+    np.testing.assert_array_equal(structure.output_by_class(g([[0, 0], [2, 0]]), kind, table), [[6]])
+
+
+def test_output_by_class_infers_nothing_when_no_class_or_output_recurs():
+    distinct = [g([[1]]), g([[2]]), g([[3]])]
+    assert infer_class_table(distinct, [g([[5]]), g([[5]]), g([[6]])]) is None
+    assert infer_class_table([g([[1]]), g([[1]])], [g([[5]]), g([[5]])]) is None
+
+
+def test_output_by_class_infers_nothing_when_the_grids_are_no_larger_than_their_outputs():
+    grids = [g([[1]]), g([[1]]), g([[2]]), g([[2]])]
+    targets = [g([[5, 5]]), g([[5, 5]]), g([[6, 6]]), g([[6, 6]])]
+    assert infer_class_table(grids, targets) is None

@@ -1,7 +1,8 @@
 """Geometry primitives: where cells go, never which colour they are.
 
 Covers the seven non-identity dihedral transforms, one-cell shifts, cropping to content or to a
-fixed window read off the demonstrations, integer up- and downscaling, plain, mirrored and
+fixed window read off the demonstrations, integer up- and downscaling (upscaling also by the
+number of colours), cutting a repeating grid down to its unit, plain, mirrored and
 self-similar tiling, concatenating a grid with its mirror, the four halves, and tiling a grid out
 to a fixed shape read off the demonstrations.
 """
@@ -181,6 +182,42 @@ def upscale(grid: Grid, factor: int) -> Grid:
     """
     _fits(grid.shape[0] * factor, grid.shape[1] * factor)
     return np.repeat(np.repeat(grid, factor, axis=0), factor, axis=1)
+
+
+@primitive()
+def upscale_by_colours(grid: Grid) -> Grid:
+    """Blow every cell up into a k x k block, k the number of non-zero colours (ac0a08a4, b91ae062).
+
+    >>> upscale_by_colours(np.array([[1, 0], [0, 2]], dtype=np.uint8)).tolist()
+    [[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 2, 2], [0, 0, 2, 2]]
+    """
+    factor = int(np.count_nonzero(np.bincount(grid.ravel(), minlength=10)[1:]))
+    if factor < 2:
+        raise DSLError("fewer than two non-zero colours: no scale beyond the grid itself")
+    _fits(grid.shape[0] * factor, grid.shape[1] * factor)
+    return np.repeat(np.repeat(grid, factor, axis=0), factor, axis=1)
+
+
+def _period(grid: Grid) -> int:
+    """The fewest rows whose copies, stacked, make the grid exactly (the row count if none)."""
+    rows = grid.shape[0]
+    for p in range(1, rows):
+        if rows % p == 0 and np.array_equal(grid[p:], grid[:-p]):
+            return p
+    return rows
+
+
+@primitive()
+def crop_to_period(grid: Grid) -> Grid:
+    """The grid's repeating unit: the smallest tile that, repeated whole, makes the grid (7b7f7511).
+
+    >>> crop_to_period(np.array([[1, 2, 1, 2], [3, 3, 3, 3]], dtype=np.uint8)).tolist()
+    [[1, 2], [3, 3]]
+    """
+    rows, cols = _period(grid), _period(grid.T)
+    if (rows, cols) == grid.shape:
+        raise DSLError("the grid does not repeat")
+    return grid[:rows, :cols].copy()
 
 
 @primitive([(k,) for k in (2, 3, 4, 5)])

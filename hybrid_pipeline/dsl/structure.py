@@ -9,7 +9,9 @@ Covers:
 - picking one cell (`cell_select_*`: most/fewest colours, most/least filled, the odd one out), one
   pixel per cell (`cell_colours`), and joining the cells without their lines (`remove_separators`);
 - merging runs of identical adjacent rows/columns (`compress_rows`, `compress_columns`,
-  `dedupe_rows_cols`).
+  `dedupe_rows_cols`);
+- the inferred `output_by_class`: a whole output grid looked up by a class of the input (where
+  its filled cells are, or which colours it has), read off demonstrations that repeat a class.
 
 The combiners count a position as filled where it is not 0, ARC's usual background: the grid's most
 frequent colour would flip between demonstrations of one task (cells half 0, half 9) and so flip
@@ -19,7 +21,8 @@ the logic. The selectors compare cells of one grid, so they count against its ba
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Callable
+from collections import Counter
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -358,3 +361,62 @@ def dedupe_rows_cols(grid: Grid) -> Grid:
     """
     rows = grid[_distinct_runs(grid)]
     return rows[:, _distinct_runs(rows.T)].copy()
+
+
+# Classes of a whole grid, coarse enough that demonstrations repeat them.
+_CLASSES: dict[str, Callable[[Grid], bytes]] = {
+    "mask": lambda g: bytes(g.shape) + (g != 0).tobytes(),
+    "colours": lambda g: np.bincount(g.ravel(), minlength=10).astype(bool).tobytes(),
+}
+
+
+def _grid_text(grid: Grid) -> tuple:
+    return tuple(map(tuple, grid.tolist()))
+
+
+@lru_cache(maxsize=256)
+def _outputs_recur(outputs: tuple[bytes, ...]) -> bool:
+    """Whether some output occurs twice but not every output is the same; the search asks this of
+    one task's outputs after every state, so it is answered once."""
+    repeats = Counter(outputs)
+    return len(repeats) >= 2 and max(repeats.values()) >= 2
+
+
+def _infer_class_table(grids: Sequence[Grid], targets: Sequence[Grid]) -> tuple | None:
+    """The first class ("mask", then "colours") under which equal classes always have equal
+    outputs, as a class -> output table. Kept only when the demonstrations confirm it: at least
+    half of them share their class with another, and some output recurs but not every output
+    is alike (an open-ended key seen once each would just memorise the answers), and only where
+    every grid is larger than its output."""
+    if any(g.size <= t.size for g, t in zip(grids, targets)):
+        return None  # a class condenses a larger grid: a table over small grids just memorises
+    if not _outputs_recur(tuple(bytes(t.shape) + t.tobytes() for t in targets)):
+        return None  # no output recurs, or every output is the same: no class to learn
+    outs = [_grid_text(t) for t in targets]
+    for name, key in _CLASSES.items():
+        table: dict[str, tuple] = {}
+        seen: Counter = Counter()
+        for grid, out in zip(grids, outs):
+            k = key(grid).hex()
+            seen[k] += 1
+            if table.setdefault(k, out) != out:
+                break
+        else:
+            confirmed = sum(n for n in seen.values() if n >= 2)
+            if len(table) >= 2 and 2 * confirmed >= len(grids):
+                return name, table
+    return None
+
+
+@primitive(infer=_infer_class_table)
+def output_by_class(grid: Grid, kind: str, table: dict) -> Grid:
+    """The output `table` gives the grid's class (hex of its "mask" of non-zero cells, or of its
+    "colours" present); DSLError for a class not in it.
+
+    >>> output_by_class(np.array([[0, 3]], dtype=np.uint8), "mask", {"01020001": ((7,),)}).tolist()
+    [[7]]
+    """
+    out = table.get(_CLASSES[kind](grid).hex())
+    if out is None:
+        raise DSLError("a class the demonstrations never showed")
+    return np.array(out, dtype=np.uint8)
