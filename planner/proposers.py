@@ -330,9 +330,11 @@ class SearchProposer:
                 continue
             info = _search_info(result, candidate, rank, steered)
             problems = () if candidate.fits_all else (_partial_problem(candidate),)
+            # consistency: the share of demonstration cells the program gets right, the measure the
+            # search ranks partial programs by, so the planner keeps the search's order.
             return Proposal(grid, text=candidate.program.to_python(), problems=problems,
-                            consistency=sum(candidate.fits) / len(candidate.fits),
-                            confidence=float(candidate.cells_right), info=info)
+                            consistency=float(candidate.cells_right), confidence=float(candidate.cells_right),
+                            info=info)
         return Proposal(None, error=f"search: no further distinct program ({len(result.candidates)} fit every "
                                     f"demonstration, {len(result.partials)} partial; {result.expanded} states "
                                     f"expanded{', capped by ' + result.capped if result.capped else ''})",

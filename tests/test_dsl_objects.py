@@ -5,11 +5,12 @@ import pytest
 
 from hybrid_pipeline.dsl import objects as module
 from hybrid_pipeline.dsl.objects import (count_objects_bar, crop_largest_object, crop_most_colours_object,
-                                         crop_rarest_colour, crop_smallest_object, crop_unique_colour_object,
-                                         crop_unique_shape_object, drop_objects, fill_bboxes, fill_holes,
-                                         gravity, keep_border_objects, keep_largest_object, move_until_contact,
-                                         paint_interiors, recolor_objects, remove_border_objects,
-                                         remove_largest_object, remove_noise, surround_objects)
+                                         crop_object_by, crop_rarest_colour, crop_smallest_object,
+                                         crop_unique_colour_object, crop_unique_shape_object, drop_objects,
+                                         fill_bboxes, fill_holes, gravity, keep_border_objects,
+                                         keep_largest_object, move_until_contact, paint_interiors,
+                                         recolor_objects, remove_border_objects, remove_largest_object,
+                                         remove_noise, stamp_objects, surround_objects)
 from hybrid_pipeline.dsl.registry import REGISTRY, Context, DSLError
 
 
@@ -185,6 +186,16 @@ def test_drop_objects_moves_shapes_rigidly_onto_each_other():
         drop_objects(g([[0, 0, 0], [0, 0, 0], [3, 0, 0]]), "down")
 
 
+def test_drop_objects_stacks_pieces_in_every_direction_in_the_order_they_land():
+    # The 2 lands on the wall first; the bar of 1s behind it then rests on the 2, whole.
+    grid = g([[1, 0, 0, 0], [1, 0, 2, 0], [0, 0, 0, 0]])
+    np.testing.assert_array_equal(drop_objects(grid, "right"), [[0, 0, 1, 0], [0, 0, 1, 2], [0, 0, 0, 0]])
+    np.testing.assert_array_equal(drop_objects(grid, "up"), [[1, 0, 2, 0], [1, 0, 0, 0], [0, 0, 0, 0]])
+    np.testing.assert_array_equal(drop_objects(grid, "left"), [[1, 0, 0, 0], [1, 2, 0, 0], [0, 0, 0, 0]])
+    with pytest.raises(DSLError):
+        drop_objects(g([[0, 0], [0, 0]]), "down")
+
+
 def test_move_until_contact_slides_objects_up_to_the_anchor():
     grid = g([[2, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [8, 0, 0, 0]])
     np.testing.assert_array_equal(move_until_contact(grid, 8),
@@ -233,3 +244,71 @@ def test_recolor_objects_infers_nothing_when_a_table_would_only_memorise():
     grids = [g([[5, 5, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]), g([[5, 5, 5, 0], [0, 0, 0, 0], [0, 0, 0, 0]])]
     targets = [g([[3, 3, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]), g([[4, 4, 4, 0], [0, 0, 0, 0], [0, 0, 0, 0]])]
     assert REGISTRY["recolor_objects"].infer(grids, targets) is None
+
+
+DOT = (3 * 31 + 1) * 31 + 1  # `_shape_int` of a one-cell object: bits "11", then 1 x 1
+DIAGONALS = ((4, -1, 4), (-1, -1, -1), (4, -1, 4))
+
+
+def test_stamp_objects_paints_each_keys_stencil_around_its_objects_clipped_to_the_grid():
+    grid = g([[2, 0, 0, 0], [0, 0, 0, 0], [0, 0, 3, 0], [0, 0, 0, 0]])
+    table = {(2, DOT): DIAGONALS, (3, DOT): None}
+    np.testing.assert_array_equal(stamp_objects(grid, table),
+                                  [[2, 0, 0, 0], [0, 4, 0, 0], [0, 0, 3, 0], [0, 0, 0, 0]])
+
+
+def test_stamp_objects_leaves_an_object_no_demonstration_showed_as_it_is():
+    grid = g([[0, 0, 0], [0, 7, 0], [0, 0, 0]])
+    np.testing.assert_array_equal(stamp_objects(grid, {(2, DOT): DIAGONALS}), grid)
+
+
+def test_stamp_objects_infers_one_stencil_per_colour_from_every_occurrence():
+    grids = [g([[0, 0, 0, 0, 0], [0, 2, 0, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 1, 0], [0, 0, 0, 0, 0]]),
+             g([[0, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0], [2, 0, 0, 0]])]
+    targets = [g([[4, 0, 4, 0, 0], [0, 2, 0, 0, 0], [4, 0, 4, 7, 0], [0, 0, 7, 1, 7], [0, 0, 0, 7, 0]]),
+               g([[0, 0, 7, 0], [0, 7, 1, 7], [0, 4, 7, 0], [2, 0, 0, 0]])]
+    (table,) = REGISTRY["stamp_objects"].infer(grids, targets)
+    assert table == {(2, DOT): DIAGONALS, (1, DOT): ((-1, 7, -1), (7, -1, 7), (-1, 7, -1))}
+    for grid, target in zip(grids, targets):
+        np.testing.assert_array_equal(stamp_objects(grid, table), target)
+
+
+def test_stamp_objects_infers_nothing_from_an_object_seen_once():
+    grid = g([[0, 0, 0], [0, 2, 0], [0, 0, 0]])
+    target = g([[4, 0, 4], [0, 2, 0], [4, 0, 4]])
+    assert REGISTRY["stamp_objects"].infer([grid], [target]) is None
+    # A change no object touches is no stamp either.
+    far = [g([[2, 0, 0]]), g([[2, 0, 0]])]
+    assert REGISTRY["stamp_objects"].infer(far, [g([[2, 0, 4]]), g([[2, 0, 4]])]) is None
+
+
+def test_crop_object_by_cuts_the_object_with_the_most_cells_of_a_colour():
+    grid = g([[1, 2, 0, 1, 1, 0, 3],
+              [1, 1, 0, 2, 2, 0, 2],
+              [0, 0, 0, 0, 0, 0, 0]])
+    np.testing.assert_array_equal(crop_object_by(grid, ("most", 2)), [[1, 1], [2, 2]])
+    np.testing.assert_array_equal(crop_object_by(grid, ("most", 3)), [[3], [2]])
+    with pytest.raises(DSLError):
+        crop_object_by(grid, ("most", 4))  # no object has a cell of it
+    with pytest.raises(DSLError):
+        crop_object_by(g([[2, 0, 2]]), ("most", 2))  # a tie
+
+
+def test_crop_object_by_cuts_the_only_mirror_symmetric_object():
+    grid = g([[1, 1, 0, 4, 4, 4],
+              [0, 1, 0, 0, 4, 0],
+              [0, 0, 0, 0, 0, 0],
+              [3, 0, 0, 0, 0, 0],
+              [3, 3, 0, 0, 0, 0]])
+    np.testing.assert_array_equal(crop_object_by(grid, ("symmetric",)), [[4, 4, 4], [0, 4, 0]])
+    with pytest.raises(DSLError):
+        crop_object_by(g([[1, 0, 2]]), ("symmetric",))  # both single cells are symmetric
+
+
+def test_crop_object_by_infers_the_selector_only_where_a_demonstration_tells_objects_apart():
+    grids = [g([[1, 2, 0, 1, 1], [1, 1, 0, 2, 2], [0, 0, 0, 0, 0]]),
+             g([[5, 5, 0, 0], [5, 2, 0, 0], [0, 0, 0, 5], [0, 0, 0, 5]])]
+    targets = [g([[1, 1], [2, 2]]), g([[5, 5], [5, 2]])]
+    assert REGISTRY["crop_object_by"].infer(grids, targets) == (("most", 2),)
+    # One object per demonstration: any selector would pick it, so none is inferred.
+    assert REGISTRY["crop_object_by"].infer([g([[0, 0], [0, 3]])], [g([[3]])]) is None

@@ -162,3 +162,68 @@ def test_patterns_docstring_examples_hold():
 def test_connect_same_colour_raises_on_a_blank_grid():
     with pytest.raises(DSLError):
         p.connect_same_colour(g([[0, 0], [0, 0]]), None)
+
+
+def test_extend_to_anchor_draws_each_cell_in_line_up_to_the_anchor_colour():
+    grid = g([[0, 0, 0, 0, 1],
+              [0, 3, 3, 0, 0],
+              [2, 3, 3, 0, 0],
+              [0, 0, 0, 0, 0],
+              [0, 0, 4, 0, 6]])
+    # The 2 and the 4 are in line with the 3s; the 1 and the 6 are not.
+    np.testing.assert_array_equal(p.extend_to_anchor(grid, 3), g([[0, 0, 0, 0, 1],
+                                                                  [0, 3, 3, 0, 0],
+                                                                  [2, 3, 3, 0, 0],
+                                                                  [0, 0, 4, 0, 0],
+                                                                  [0, 0, 4, 0, 6]]))
+    with pytest.raises(DSLError):
+        p.extend_to_anchor(grid, 5)  # no anchor of that colour
+    with pytest.raises(DSLError):
+        p.extend_to_anchor(g([[3, 0, 0], [0, 0, 1]]), 3)  # nothing in line
+
+
+def test_extend_to_anchor_infers_the_largest_regions_colour_when_the_anchor_colour_varies():
+    grids = [g([[2, 2, 0, 0, 1], [2, 2, 0, 0, 0], [0, 0, 0, 0, 0]]),
+             g([[0, 0, 0, 0], [0, 5, 5, 0], [0, 5, 5, 0], [0, 0, 0, 0], [0, 8, 0, 0]])]
+    targets = [g([[2, 2, 1, 1, 1], [2, 2, 0, 0, 0], [0, 0, 0, 0, 0]]),
+               g([[0, 0, 0, 0], [0, 5, 5, 0], [0, 5, 5, 0], [0, 8, 0, 0], [0, 8, 0, 0]])]
+    assert REGISTRY["extend_to_anchor"].infer(grids, targets) == ("largest",)
+    for grid, target in zip(grids, targets):
+        np.testing.assert_array_equal(p.extend_to_anchor(grid, "largest"), target)
+    # A changed cell that was not background is no extension.
+    recoloured = g([[2, 2, 0, 0, 3], [2, 2, 0, 0, 0], [0, 0, 0, 0, 0]])
+    assert REGISTRY["extend_to_anchor"].infer([grids[0]], [recoloured]) is None
+
+
+def test_connect_pairs_fills_only_between_neighbouring_cells_of_one_colour():
+    grid = g([[1, 0, 1, 0, 0, 1],
+              [0, 0, 0, 0, 0, 0],
+              [3, 0, 2, 0, 3, 0]])
+    # Row 0: both gaps between the 1s; row 2: the 3s are not neighbours (a 2 stands between).
+    np.testing.assert_array_equal(p.connect_pairs(grid, "horizontal", 2), g([[1, 2, 1, 2, 2, 1],
+                                                                            [0, 0, 0, 0, 0, 0],
+                                                                            [3, 0, 2, 0, 3, 0]]))
+    np.testing.assert_array_equal(p.connect_pairs(grid.T, "vertical", None), g([[1, 0, 3],
+                                                                               [1, 0, 0],
+                                                                               [1, 0, 2],
+                                                                               [1, 0, 0],
+                                                                               [1, 0, 3],
+                                                                               [1, 0, 0]]))
+    with pytest.raises(DSLError):
+        p.connect_pairs(grid, "vertical", 4)  # no column holds two cells of one colour
+    with pytest.raises(DSLError):
+        p.connect_pairs(grid, "sideways", None)
+
+
+def test_connect_pairs_draws_along_both_diagonals():
+    grid = g([[4, 0, 0, 5], [0, 0, 0, 0], [0, 0, 0, 0], [5, 0, 0, 4]])
+    np.testing.assert_array_equal(p.connect_pairs(grid, "diagonal", None),
+                                  g([[4, 0, 0, 5], [0, 4, 5, 0], [0, 5, 4, 0], [5, 0, 0, 4]]))
+
+
+def test_connect_pairs_infers_orientation_and_the_one_new_colour():
+    grids = [g([[1, 0, 1, 0], [0, 0, 0, 0], [1, 0, 0, 0]]), g([[0, 0, 0], [1, 0, 1], [0, 0, 0]])]
+    targets = [g([[1, 2, 1, 0], [0, 0, 0, 0], [1, 0, 0, 0]]), g([[0, 0, 0], [1, 2, 1], [0, 0, 0]])]
+    assert REGISTRY["connect_pairs"].infer(grids, targets) == ("horizontal", 2)
+    # A changed cell that was not background is no connection.
+    assert REGISTRY["connect_pairs"].infer(grids, [targets[0], g([[0, 0, 0], [3, 2, 1], [0, 0, 0]])]) is None

@@ -38,7 +38,7 @@ def _infer_mapping(grids: Sequence[Grid], targets: Sequence[Grid]) -> tuple | No
     return (mapping,) if mapping else None
 
 
-@primitive(infer=_infer_mapping)
+@primitive(infer=_infer_mapping, keeps_shape=True)
 def recolor(grid: Grid, mapping: dict) -> Grid:
     """Paint each colour by `mapping` (source -> target); colours not in it stay as they are.
 
@@ -96,7 +96,7 @@ def _infer_rank_map(grids: Sequence[Grid], targets: Sequence[Grid]) -> tuple | N
     return (table,)
 
 
-@primitive(infer=_infer_rank_map)
+@primitive(infer=_infer_rank_map, keeps_shape=True)
 def recolor_by_rank(grid: Grid, ranks: dict) -> Grid:
     """Paint the colour of each count rank (0: most cells) as the colour of rank `ranks[rank]`;
     DSLError when two colours tie or a rank is missing.
@@ -381,7 +381,7 @@ def _infer_local_rule(grids: Sequence[Grid], targets: Sequence[Grid]) -> tuple |
     return None
 
 
-@primitive(infer=_infer_local_rule)
+@primitive(infer=_infer_local_rule, keeps_shape=True)
 def local_rule(grid: Grid, neighbours: int, by: str, table: dict) -> Grid:
     """Each cell's colour from `table` (10: keep its colour), keyed by the cell (`by` "colour": its
     colour; "filled": 1 where not 0) + 10 * (bit i set where neighbour i is not 0; 4 or 8

@@ -13,7 +13,11 @@ Objects come from `grids.objects` in one of two views, chosen per primitive wher
 - motion: cell gravity, rigid object gravity, objects sliding until they touch an anchor colour;
 - counting: the number of objects as a bar of cells;
 - `recolor_objects` (inferred): each object takes the colour a table gives for one of its
-  properties (size rank, size, shape, touching the border, holes, ...).
+  properties (size rank, size, shape, touching the border, holes, ...);
+- `stamp_objects` (inferred): each object paints the stencil its (colour, shape) shows in the
+  demonstrations around it (a ring, diagonal corners, a new colour for itself);
+- `crop_object_by` (inferred): the object a property singles out (the most cells of a colour, the
+  only symmetric one), cut to its box.
 
 A selection that is ambiguous (a tie for the largest, two unique colours) raises DSLError rather
 than guess, so a program that fits the demonstrations does so for a reason.
@@ -404,20 +408,32 @@ def gravity(grid: Grid, direction: str) -> Grid:
     return out
 
 
-def _fall_objects(grid: Grid) -> Grid:
-    bg = background(grid)
-    rows = grid.shape[0]
-    out = np.full_like(grid, bg)
-    settled = np.zeros(grid.shape, dtype=bool)
-    # Lowest first, so each object lands on the ones already settled below it.
-    for o in sorted(_objects(grid, "multi"), key=lambda o: -o.bottom):
-        cells = o.mask
-        drop = 0
-        while o.bottom + drop < rows and not (settled[1:] & cells[:-1]).any():
-            cells = np.roll(cells, 1, axis=0)
-            drop += 1
-        out[cells] = np.roll(grid, drop, axis=0)[cells]
-        settled |= cells
+def _fall_objects(grid: Grid, labels: np.ndarray, n: int) -> Grid:
+    """Objects (`labels` 1..n, turned with `grid` so they fall down) dropped as rigid pieces."""
+    rows, cols = grid.shape
+    out = np.full_like(grid, background(grid))
+    ys, xs = np.nonzero(labels)
+    ids = labels[ys, xs] - 1
+    bottom = np.zeros(n, dtype=np.int64)
+    np.maximum.at(bottom, ids, ys + 1)
+    first = np.full(n, rows * cols, dtype=np.int64)
+    np.minimum.at(first, ids, ys * cols + xs)
+    # Each object's cells as one slice of the cells sorted by object.
+    by_object = np.argsort(ids, kind="stable")
+    ends = np.cumsum(np.bincount(ids, minlength=n))
+    # floor[r, c]: the row of the nearest settled cell at or below (r, c), `rows` for the floor
+    # (its extra last row). Kept up to date per landed object, so each drop is read off at once
+    # instead of stepped; a cell stops above the nearest settled cell strictly below it.
+    floor = np.full((rows + 1, cols), rows, dtype=np.int64)
+    # Lowest first (ties in reading order), so each object lands on those settled below it.
+    for k in np.lexsort((first, -bottom)).tolist():
+        cells = by_object[(ends[k - 1] if k else 0):ends[k]]
+        oy, ox = ys[cells], xs[cells]
+        drop = int((floor[oy + 1, ox] - oy).min()) - 1
+        out[oy + drop, ox] = grid[oy, ox]
+        landed = np.full(floor.shape, rows, dtype=np.int64)
+        landed[oy + drop, ox] = oy + drop
+        floor = np.minimum(floor, np.minimum.accumulate(landed[::-1], axis=0)[::-1])
     return out
 
 
@@ -428,7 +444,15 @@ def drop_objects(grid: Grid, direction: str) -> Grid:
     >>> drop_objects([[1, 1], [0, 1], [0, 0], [0, 0]], "down").tolist()
     [[0, 0], [0, 0], [1, 1], [0, 1]]
     """
-    out = _turned(_fall_objects, grid, direction)
+    if direction not in _TURNS:
+        raise DSLError(f"unknown direction {direction!r}")
+    # Labelled once in the grid's own frame (cached, shared by every direction and every "multi"
+    # primitive), then turned with the grid: turning does not change what touches what.
+    labels, n = label(grid, **_VIEWS["multi"], bg=background(grid))
+    if n == 0:
+        raise DSLError("the grid has no objects")
+    k = _TURNS[direction]
+    out = np.ascontiguousarray(np.rot90(_fall_objects(np.rot90(grid, k), np.rot90(labels, k), n), -k))
     if np.array_equal(out, grid):
         raise DSLError("nothing falls")
     return out
@@ -525,7 +549,9 @@ def _kind_objects(grid: Grid, kind: str) -> list[Obj]:
 def _shape_int(obj: Obj) -> int:
     """The object's shape as an int (a printable literal): its box's sides, then its mask bits."""
     box = obj.mask[obj.top:obj.bottom, obj.left:obj.right]
-    bits = int("1" + "".join("1" if b else "0" for b in box.ravel()), 2)
+    # The bits "1" + mask, read as one binary number (packbits pads the last byte with zeros).
+    flat = np.concatenate(([True], box.ravel()))
+    bits = int.from_bytes(np.packbits(flat).tobytes(), "big") >> (-flat.size % 8)
     return (bits * 31 + obj.height) * 31 + obj.width
 
 
@@ -617,7 +643,7 @@ def _infer_recolor(grids: Sequence[Grid], targets: Sequence[Grid]) -> Args | Non
     return None
 
 
-@primitive(infer=_infer_recolor)
+@primitive(infer=_infer_recolor, keeps_shape=True)
 def recolor_objects(grid: Grid, key: str, table: dict, kind: str = "8") -> Grid:
     """Each object takes the colour `table` gives its `key` (objects of `kind`; see `_KINDS`).
 
@@ -633,3 +659,201 @@ def recolor_objects(grid: Grid, key: str, table: dict, kind: str = "8") -> Grid:
             raise DSLError(f"no colour for {key} {k}")
         out[o.mask] = table[k]
     return out
+
+
+# --- stamping a neighbourhood per object (inferred) ---------------------------------------------
+
+# A stencil cell that leaves the grid as it is (a stencil is the object's box grown by one cell).
+_KEEP = -1
+
+
+def _stamp_key(obj: Obj) -> tuple[int, int]:
+    return obj.colour, _shape_int(obj)
+
+
+def _padded(grid: Grid) -> np.ndarray:
+    """The grid in a frame of 255 (off the grid), so every object's grown box is a plain slice."""
+    out = np.full((grid.shape[0] + 2, grid.shape[1] + 2), 255, dtype=np.int16)
+    out[1:-1, 1:-1] = grid
+    return out
+
+
+def _infer_stamp(grids: Sequence[Grid], targets: Sequence[Grid]) -> Args | None:
+    if any(g.shape != t.shape for g, t in zip(grids, targets)):
+        return None
+    # Necessary and cheap: every changed cell touches (8 neighbours) a non-background cell. Most
+    # states fail it at their first changed cell already, so that cell is looked at alone first;
+    # then the 3 x 3 dilation, separable (rows, then columns): four ORs.
+    some_change = False
+    for g, t in zip(grids, targets):
+        changed = g != t
+        first = int(changed.argmax())
+        if not changed.flat[first]:
+            continue
+        some_change = True
+        bg = background(g)
+        r, c = divmod(first, g.shape[1])
+        if (g[max(r - 1, 0):r + 2, max(c - 1, 0):c + 2] == bg).all():
+            return None
+        filled = np.zeros((g.shape[0] + 2, g.shape[1] + 2), dtype=bool)
+        filled[1:-1, 1:-1] = g != bg
+        across = filled[:, :-2] | filled[:, 1:-1] | filled[:, 2:]
+        if (changed & ~(across[:-2] | across[1:-1] | across[2:])).any():
+            return None
+    if not some_change:
+        return None
+    # Per object key, the target's grown box at every occurrence: a cell is a colour if every
+    # occurrence shows it there and some occurrence changes it, else kept (a neighbour's stamp
+    # may reach it); the search then checks that the stamps reproduce every output.
+    seen: dict[tuple[int, int], list[tuple[np.ndarray, np.ndarray]]] = {}
+    for g, t in zip(grids, targets):
+        pg, pt = _padded(g), _padded(t)
+        for o in objects(g, diagonal=True):
+            box = (slice(o.top, o.bottom + 2), slice(o.left, o.right + 2))
+            seen.setdefault(_stamp_key(o), []).append((pt[box], pg[box]))
+    table = {}
+    for key, boxes in seen.items():
+        # One occurrence fits any stencil, so nothing would confirm it: such a key stamps nothing.
+        if len(boxes) < 2 or all(np.array_equal(a, b) for a, b in boxes):
+            table[key] = None
+            continue
+        after = np.stack([a for a, _ in boxes])
+        before = np.stack([b for _, b in boxes])
+        on_grid = after != 255
+        changed = (after != before) & on_grid
+        first = np.where(on_grid, after, -1).max(axis=0)  # the colour some occurrence shows there
+        agreed = ~(on_grid & (after != first)).any(axis=0)
+        stencil = np.where(agreed & changed.any(axis=0), first, _KEEP)
+        painted = (stencil != _KEEP).any()
+        table[key] = tuple(tuple(int(v) for v in row) for row in stencil) if painted else None
+    if all(v is None for v in table.values()):
+        return None
+    return (table,)
+
+
+@primitive(infer=_infer_stamp, keeps_shape=True, max_step=2)
+def stamp_objects(grid: Grid, table: dict) -> Grid:
+    """Around each object (8-neighbour, one colour) paint the stencil `table` gives its (colour,
+    shape): its box grown by one cell, -1 leaving a cell as it is; None or no entry: no stencil.
+
+    >>> corners = ((4, -1, 4), (-1, -1, -1), (4, -1, 4))
+    >>> stamp_objects([[0, 0, 0], [0, 2, 0], [0, 0, 0]], {(2, 2915): corners}).tolist()
+    [[4, 0, 4], [0, 2, 0], [4, 0, 4]]
+    """
+    rows, cols = grid.shape
+    out = grid.copy()
+    for o in objects(grid, diagonal=True):
+        # An object no demonstration showed (a new colour or shape) is left as it is, like one
+        # the demonstrations showed once.
+        found = table.get(_stamp_key(o))
+        if found is None:
+            continue
+        stencil = np.array(found, dtype=np.int16)
+        top, left = o.top - 1, o.left - 1
+        # Clip the stencil to the grid: objects at the border stamp only what fits.
+        r0, c0 = max(0, -top), max(0, -left)
+        r1 = min(stencil.shape[0], rows - top)
+        c1 = min(stencil.shape[1], cols - left)
+        part = stencil[r0:r1, c0:c1]
+        view = out[top + r0:top + r1, left + c0:left + c1]
+        view[part != _KEEP] = part[part != _KEEP]
+    return out
+
+
+# --- cropping the object a property singles out (inferred) --------------------------------------
+
+def _colour_counts(grid: Grid, found: list[Obj]) -> np.ndarray:
+    """[objects, 10]: each object's cells of each colour, in one pass over the labels."""
+    labels, n = label(grid, **_VIEWS["multi"], bg=background(grid))
+    ids = labels.ravel()
+    counts = np.bincount(ids * 10 + grid.ravel(), minlength=(n + 1) * 10).reshape(n + 1, 10)[1:]
+    if len(found) != n:
+        raise DSLError("objects and labels disagree")
+    return counts
+
+
+def _is_symmetric(box: np.ndarray) -> bool:
+    return bool(np.array_equal(box, box[:, ::-1]) or np.array_equal(box, box[::-1]))
+
+
+def _selected(grid: Grid, found: list[Obj], selector: tuple) -> int:
+    """The index of the one object `selector` picks: ("most", colour), the most cells of that
+    colour; ("symmetric",), the only mirror-symmetric one (left-right or top-bottom)."""
+    bg = background(grid)
+    if selector[0] == "most":
+        if selector[1] == bg:
+            raise DSLError("the background is no property of an object")
+        counts = _colour_counts(grid, found)[:, selector[1]]
+        best = counts.max()
+        if best == 0 or (counts == best).sum() != 1:
+            raise DSLError(f"no single object has the most cells of colour {selector[1]}")
+        return int(counts.argmax())
+    if selector[0] == "symmetric":
+        picked = [i for i, o in enumerate(found) if _is_symmetric(o.cut(grid, bg))]
+        return found.index(_only([found[i] for i in picked], "mirror-symmetric"))
+    raise DSLError(f"unknown selector {selector!r}")
+
+
+def _shows(grid: Grid, part: Grid) -> bool:
+    """Whether some window of `grid` agrees with every non-background cell of `part`."""
+    drawn = part != background(grid)
+    ys, xs = np.nonzero(drawn)
+    if ys.size == 0:
+        return False
+    # The grid must hold at least as many cells of each colour as the part draws.
+    if (np.bincount(part[ys, xs], minlength=10) > np.bincount(grid.ravel(), minlength=10)).any():
+        return False
+    rows, cols = grid.shape[0] - part.shape[0] + 1, grid.shape[1] - part.shape[1] + 1
+    # Window origins where the first and the last drawn cell agree (few), then every drawn cell
+    # checked at those at once.
+    oy, ox = np.nonzero((grid[ys[0]:ys[0] + rows, xs[0]:xs[0] + cols] == part[ys[0], xs[0]])
+                        & (grid[ys[-1]:ys[-1] + rows, xs[-1]:xs[-1] + cols] == part[ys[-1], xs[-1]]))
+    if oy.size == 0:
+        return False
+    return bool((grid[oy[:, None] + ys, ox[:, None] + xs] == part[ys, xs]).all(axis=1).any())
+
+
+def _infer_crop_by(grids: Sequence[Grid], targets: Sequence[Grid]) -> Args | None:
+    # A crop shrinks: every output fits inside its input, and one at least is smaller.
+    if any(t.shape[0] > g.shape[0] or t.shape[1] > g.shape[1] for g, t in zip(grids, targets)):
+        return None
+    if all(t.shape == g.shape for g, t in zip(grids, targets)):
+        return None
+    # Necessary and cheaper than finding objects: the output's colours sit somewhere in the input
+    # (a cut keeps the object's cells and blanks the rest). Most states fail it in the first pair.
+    for g, t in zip(grids, targets):
+        if not _shows(g, t):
+            return None
+    matches, scenes = [], []
+    for g, t in zip(grids, targets):
+        found = objects(g, diagonal=True, multicolour=True)
+        bg = background(g)
+        hits = {i for i, o in enumerate(found)
+                if (o.height, o.width) == t.shape and np.array_equal(o.cut(g, bg), t)}
+        if not hits:
+            return None
+        matches.append(hits)
+        scenes.append((g, found))
+    # Some demonstration must tell the right object from a wrong one, or any selector would do.
+    if all(len(h) == len(f) for h, (_, f) in zip(matches, scenes)):
+        return None
+    colours = sorted(set.intersection(*(set(np.unique(t).tolist()) for t in targets)))
+    for selector in [*(("most", c) for c in colours), ("symmetric",)]:
+        try:
+            if all(_selected(g, f, selector) in h for (g, f), h in zip(scenes, matches)):
+                return (selector,)
+        except DSLError:
+            continue
+    return None
+
+
+@primitive(infer=_infer_crop_by, max_step=2)
+def crop_object_by(grid: Grid, selector: tuple) -> Grid:
+    """The object (8-neighbour, any colour) `selector` singles out, cut to its box: ("most",
+    colour) or ("symmetric",); see `_selected`.
+
+    >>> crop_object_by([[1, 2, 0, 1, 1], [1, 1, 0, 2, 2], [0, 0, 0, 0, 0]], ("most", 2)).tolist()
+    [[1, 1], [2, 2]]
+    """
+    found = _objects(grid, "multi")
+    return found[_selected(grid, found, tuple(selector))].cut(grid, background(grid))

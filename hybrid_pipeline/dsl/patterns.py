@@ -9,7 +9,9 @@
   `crop_hole` returns only what lies under the hole once filled (by symmetry, else by tiling).
 - `fill_enclosed`: background regions that do not reach the border (4-neighbour) take a colour.
 - Lines: `draw_lines_from_points` shoots lines from every single-cell object; `connect_same_colour`
-  joins same-coloured cells sharing a row or column.
+  joins same-coloured cells sharing a row or column; `connect_pairs` (inferred) joins neighbouring
+  same-coloured cells along rows, columns or diagonals; `extend_to_anchor` (inferred) extends
+  cells in line with an anchor colour up to it.
 
 The hole colour is never an argument: it is the colour whose cells, once treated as unknown, leave a
 grid that obeys a symmetry (or a tiling) covering every one of them. That keeps the branching low.
@@ -18,11 +20,12 @@ grid that obeys a symmetry (or a tiling) covering every one of them. That keeps 
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Sequence
 
 import numpy as np
 
 from hybrid_pipeline.dsl.grids import background, bbox, label
-from hybrid_pipeline.dsl.registry import Context, DSLError, Grid, primitive
+from hybrid_pipeline.dsl.registry import Args, Context, DSLError, Grid, primitive
 
 # A reflection must pair at least this share of the grid's cells with cells inside the grid, and
 # confirm at least this share of the known cells: an axis near the border proves nothing.
@@ -425,4 +428,143 @@ def connect_same_colour(grid: Grid, colour: int | None) -> Grid:
             span = (idx >= first[:, None]) & (idx <= last[:, None])
             take = span & (free if g is grid else free.T)
             o[take] = k if colour is None else colour
+    return out
+
+
+def _extend_pairs(grid: Grid, out: Grid, colour: int, bg: int) -> None:
+    """Along each row of `grid`: between neighbouring non-background cells of which exactly one
+    has `colour`, fill the background in `out` with the other cell's colour."""
+    ys, xs = np.nonzero(grid != bg)  # row by row, left to right
+    same_row = ys[1:] == ys[:-1]
+    gap = xs[1:] - xs[:-1] > 1
+    a, b = grid[ys[:-1], xs[:-1]], grid[ys[1:], xs[1:]]
+    towards = same_row & gap & ((a == colour) != (b == colour))
+    for i in np.flatnonzero(towards).tolist():
+        out[ys[i], xs[i] + 1:xs[i + 1]] = b[i] if a[i] == colour else a[i]
+
+
+def _extend(grid: Grid, colour: int) -> Grid:
+    bg = background(grid)
+    out = grid.copy()
+    _extend_pairs(grid, out, colour, bg)
+    _extend_pairs(grid.T, out.T, colour, bg)
+    return out
+
+
+def _infer_anchor(grids: Sequence[Grid], targets: Sequence[Grid]) -> Args | None:
+    if any(g.shape != t.shape for g, t in zip(grids, targets)):
+        return None
+    # Only background cells change, and into a colour: checked before any line is drawn.
+    anchors = None
+    for g, t in zip(grids, targets):
+        bg = background(g)
+        changed = g != t
+        if (changed & (g != bg)).any() or (t[changed] == bg).any():
+            return None
+        present = set(np.unique(g).tolist()) - {bg}
+        anchors = present if anchors is None else anchors & present
+    if not any((g != t).any() for g, t in zip(grids, targets)):
+        return None
+    for anchor in [*sorted(anchors), "largest"]:
+        try:
+            if all(np.array_equal(_extend(g, _anchor_colour(g, anchor)), t) for g, t in zip(grids, targets)):
+                return (anchor,)
+        except DSLError:
+            continue
+    return None
+
+
+def _anchor_colour(grid: Grid, anchor: int | str) -> int:
+    """`anchor` itself, or for "largest" the colour of the grid's one largest colour region."""
+    bg = background(grid)
+    if anchor != "largest":
+        colour = int(anchor)
+    else:
+        labels, n = label(grid, diagonal=False, multicolour=False, bg=bg)
+        sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+        if n == 0 or (sizes == sizes.max()).sum() != 1:
+            raise DSLError("no single largest region to be the anchor")
+        colour = int(grid[labels == int(sizes.argmax()) + 1][0])
+    if colour == bg or not (grid == colour).any():
+        raise DSLError(f"no anchor of colour {colour}")
+    return colour
+
+
+@primitive(infer=_infer_anchor)
+def extend_to_anchor(grid: Grid, anchor: int | str) -> Grid:
+    """Every cell in line (row or column) with an anchor cell, nothing but background between,
+    draws a line of its own colour up to it. anchor: a colour, or "largest" for the colour of the
+    largest one-colour region (4-neighbour).
+
+    >>> extend_to_anchor(np.array([[3, 0, 0, 1], [0, 0, 0, 0], [3, 0, 0, 0]], dtype=np.uint8), 3).tolist()
+    [[3, 1, 1, 1], [0, 0, 0, 0], [3, 0, 0, 0]]
+    """
+    out = _extend(grid, _anchor_colour(grid, anchor))
+    if np.array_equal(out, grid):
+        raise DSLError("nothing is in line with the anchor")
+    return out
+
+
+# Line directions of `connect_pairs`: each a (row step, column step) along the line.
+_PAIR_STEPS = {"horizontal": ((0, 1),), "vertical": ((1, 0),), "both": ((0, 1), (1, 0)),
+               "diagonal": ((1, 1), (1, -1))}
+
+
+def _connect(grid: Grid, orientation: str, colour: int | None) -> Grid:
+    bg = background(grid)
+    ys, xs = np.nonzero(grid != bg)
+    values = grid[ys, xs]
+    out = grid.copy()
+    for dy, dx in _PAIR_STEPS[orientation]:
+        # A line is the cells with equal (dx * r - dy * c); along it cells go by (dy * r + dx * c),
+        # which grows by `norm` per step.
+        norm = dy * dy + dx * dx
+        line = dx * ys - dy * xs
+        pos = dy * ys + dx * xs
+        order = np.lexsort((pos, line))
+        l, q, v = line[order], pos[order], values[order]
+        join = (l[1:] == l[:-1]) & (q[1:] - q[:-1] > norm) & (v[1:] == v[:-1])
+        for i in np.flatnonzero(join).tolist():
+            k = np.arange(1, (q[i + 1] - q[i]) // norm)
+            r, c = ys[order[i]] + dy * k, xs[order[i]] + dx * k
+            out[r, c] = v[i] if colour is None else colour
+    return out
+
+
+def _infer_pairs(grids: Sequence[Grid], targets: Sequence[Grid]) -> Args | None:
+    if any(g.shape != t.shape for g, t in zip(grids, targets)):
+        return None
+    # Only background cells change, into a colour: checked before any line is drawn. A fixed line
+    # colour must be the one colour every changed cell takes.
+    new: set[int] = set()
+    for g, t in zip(grids, targets):
+        bg = background(g)
+        changed = g != t
+        if (changed & (g != bg)).any():
+            return None
+        new.update(np.unique(t[changed]).tolist())
+    if not new or background(grids[0]) in new:
+        return None
+    colours = [None] + ([new.pop()] if len(new) == 1 else [])
+    for orientation in _PAIR_STEPS:
+        for colour in colours:
+            if all(np.array_equal(_connect(g, orientation, colour), t) for g, t in zip(grids, targets)):
+                return (orientation, colour)
+    return None
+
+
+@primitive(infer=_infer_pairs)
+def connect_pairs(grid: Grid, orientation: str, colour: int | None) -> Grid:
+    """Fill the background between neighbouring cells of one colour along a line with `colour`
+    (None: theirs). orientation: "horizontal", "vertical", "both" or "diagonal" (both diagonals).
+
+    >>> grid = np.array([[1, 0, 1, 0, 1], [0, 0, 0, 0, 0], [1, 0, 0, 2, 0]], dtype=np.uint8)
+    >>> connect_pairs(grid, "horizontal", 2).tolist()
+    [[1, 2, 1, 2, 1], [0, 0, 0, 0, 0], [1, 0, 0, 2, 0]]
+    """
+    if orientation not in _PAIR_STEPS:
+        raise DSLError(f"unknown orientation {orientation!r}")
+    out = _connect(grid, orientation, colour)
+    if np.array_equal(out, grid):
+        raise DSLError("no two neighbouring cells of one colour to connect")
     return out

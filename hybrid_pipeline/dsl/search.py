@@ -188,7 +188,7 @@ class _Search:
         train = state[:self.n_train]
         shaped = self._shapes_match(state)
         for prim in self.finishers:
-            if prim.keeps_shape and not shaped:
+            if (prim.keeps_shape and not shaped) or (prim.max_step is not None and len(steps) >= prim.max_step):
                 continue
             try:
                 args = prim.infer(train, self.targets)
