@@ -24,8 +24,9 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
-# A few small ARC-AGI-1 evaluation tasks, attempted by the planner with the offline default models
-# (random weights: the run shows the pipeline, not a score). --resume: a second `make demo` continues.
+# A few ARC-AGI-1 evaluation tasks attempted by the planner with its offline default, program search
+# (no weights): the search solves three of these four and not 00576224. --resume: a second `make demo`
+# continues.
 DEMO_TASKS ?= 00576224,66e6c45b,68b67ca3,e633a9e5
 demo: install
 	$(BIN)/hybrid-arc plan --data arc-agi-1:evaluation --tasks $(DEMO_TASKS) --out $(DEMO_OUT) --resume

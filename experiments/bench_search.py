@@ -17,6 +17,11 @@ For each split it runs `build_planner(PlanSetup(proposers=("search",)))` + `run_
 Errors and capped tasks (a search stopped by its wall-clock or state cap) count as unsolved.
 `--compare-feedback` runs each split a second time with retries that ignore the verifier's problems,
 at the same budget, and says how many test inputs' attempts the feedback changed.
+
+`--peer DIR` also runs a local build of the 2020 Kaggle-winning C++ DSL search (the `run` binary
+of github.com/top-quarks/ARC-solution, built with its `make`; never part of this repository) on the
+same tasks, one process per test input in `--workers` parallel, at `--peer-depth` (its default 2),
+and prints its row beside ours: its top three answers by its own score give pass@1/2/3.
 """
 
 from __future__ import annotations
@@ -39,12 +44,10 @@ def cpu_seconds() -> float:
     return times.user + times.system + times.children_user + times.children_system
 
 
-def run_split(split: str, args: argparse.Namespace, *, feedback: bool) -> dict:
-    from hybrid_pipeline.arc.tasks import load_tasks
+def run_split(split: str, tasks, args: argparse.Namespace, *, feedback: bool) -> dict:
     from planner.build import PlanSetup, build_planner
     from planner.run import run_plan
 
-    tasks = load_tasks(split, limit=args.limit).raise_if_problems().tasks
     setup = PlanSetup(proposers=("search",), attempts=args.attempts, search_budget=args.budget,
                       search_depth=args.depth, search_seconds=args.seconds, search_feedback=feedback)
     planner, meta = build_planner(setup)
@@ -114,6 +117,75 @@ def measure(split: str, tasks, records: list[dict], *, cpu: float, wall: float) 
     }
 
 
+def run_peer(peer_dir: str, split: str, tasks, args: argparse.Namespace) -> dict:
+    """The peer's answers for every test input of `tasks`, scored like ours."""
+    import subprocess
+    from concurrent.futures import ThreadPoolExecutor
+
+    binary = Path(peer_dir).resolve() / "run"
+    if not binary.is_file():
+        raise SystemExit(f"error: --peer {peer_dir}: no built `run` binary there (run `make` in it first)")
+    with tempfile.TemporaryDirectory() as work:
+        # The peer reads ./dataset/evaluation/<id>.json (test outputs included, for its own log) and
+        # writes output/answer_<sample>_<depth>.csv, its sample order being the directory's.
+        data = Path(work) / "dataset" / "evaluation"
+        data.mkdir(parents=True)
+        (Path(work) / "output").mkdir()
+        for task in tasks:
+            (data / f"{task.id}.json").write_text(json.dumps(task.to_json()))
+        n_samples = sum(len(t.test) for t in tasks)
+
+        def one(i: int) -> float:
+            started = time.perf_counter()
+            subprocess.run([str(binary), str(i), str(args.peer_depth)], cwd=work, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=600)
+            return time.perf_counter() - started
+
+        cpu0, wall0 = cpu_seconds(), time.perf_counter()
+        with ThreadPoolExecutor(args.workers) as pool:
+            sample_seconds = list(pool.map(one, range(n_samples)))
+        cpu, wall = cpu_seconds() - cpu0, time.perf_counter() - wall0
+        answers, seconds = {}, {}
+        for i in range(n_samples):
+            path = Path(work) / "output" / f"answer_{i}_{args.peer_depth}.csv"
+            if not path.exists():
+                continue
+            head, *lines = path.read_text().split("\n")
+            task_id, test_index = head.rsplit("_", 1)
+            ranked = sorted((ln.split() for ln in lines if ln.strip()), key=lambda p: -float(p[1]))
+            grids = []
+            for image, _ in ranked:
+                if image not in grids:
+                    grids.append(image)
+            answers[(task_id, int(test_index))] = grids[:3]
+            seconds[task_id] = seconds.get(task_id, 0.0) + sample_seconds[i]
+
+    def text(grid) -> str:
+        return "|" + "|".join("".join(map(str, row)) for row in grid.tolist()) + "|"
+
+    per_task = {k: [] for k in (1, 2, 3)}
+    per_output = {k: [] for k in (1, 2, 3)}
+    for task in tasks:
+        solved = {k: [] for k in (1, 2, 3)}
+        for i, ex in enumerate(task.test):
+            got = answers.get((task.id, i), [])
+            for k in (1, 2, 3):
+                solved[k].append(text(ex.output) in got[:k])
+        for k in (1, 2, 3):
+            per_task[k].append(sum(solved[k]) / len(solved[k]))
+            per_output[k].extend(solved[k])
+    n_out = len(per_output[1])
+    times = [seconds.get(t.id, 0.0) for t in tasks]
+    return {"label": f"{split} (peer, depth {args.peer_depth})", "split": split, "tasks": len(tasks),
+            "test_outputs": n_out, **{f"pass@{k}_task": statistics.fmean(per_task[k]) for k in (1, 2, 3)},
+            **{f"pass@{k}_output": sum(per_output[k]) / n_out for k in (1, 2, 3)},
+            **{f"solved@{k}_outputs": sum(per_output[k]) for k in (1, 2, 3)},
+            "fit_tasks": None, "wrong_fit_tasks": None, "found_outputs": sum(per_output[3]),
+            "cpu_seconds": round(cpu, 1), "wall_seconds": round(wall, 1),
+            "median_task_seconds": statistics.median(times), "max_task_seconds": max(times),
+            "states_per_second": None, "capped_tasks": 0, "error_tasks": n_out - len(answers), "attempts": {}}
+
+
 def table(rows: list[dict]) -> str:
     head = ("split", "tasks", "pass@1", "pass@2", "pass@3", "pass@2 out", "fit", "wrong fit",
             "found", "CPU s", "med s", "max s", "states/s", "capped")
@@ -122,11 +194,12 @@ def table(rows: list[dict]) -> str:
         cells = (r["label"], str(r["tasks"]),
                  *(f"{100 * r[f'pass@{k}_task']:.1f}%" for k in (1, 2, 3)),
                  f"{100 * r['pass@2_output']:.1f}% ({r['solved@2_outputs']}/{r['test_outputs']})",
-                 str(r["fit_tasks"]),
+                 "-" if r["fit_tasks"] is None else str(r["fit_tasks"]),
                  f"{100 * r['wrong_fit_tasks'] / r['fit_tasks']:.0f}%" if r["fit_tasks"] else "-",
                  f"{100 * r['found_outputs'] / r['test_outputs']:.1f}%",
                  f"{r['cpu_seconds']:.0f}", f"{r['median_task_seconds']:.2f}", f"{r['max_task_seconds']:.1f}",
-                 f"{r['states_per_second']:.0f}", str(r["capped_tasks"]))
+                 "-" if r["states_per_second"] is None else f"{r['states_per_second']:.0f}",
+                 str(r["capped_tasks"]))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -142,17 +215,24 @@ def main() -> int:
     parser.add_argument("--limit", type=int, help="first N tasks of each split")
     parser.add_argument("--compare-feedback", action="store_true", help="also run without feedback")
     parser.add_argument("--json", default="runs/bench_search.json", help="where to write every figure")
+    parser.add_argument("--peer", metavar="DIR", help="a local build of the 2020 C++ DSL search, run beside ours")
+    parser.add_argument("--peer-depth", type=int, default=2)
     parser.add_argument("--out", help="keep each split's run (results.jsonl, report.html, ...) under this folder")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args()
 
+    from hybrid_pipeline.arc.tasks import load_tasks
+
     rows = []
     for split in args.splits.split(","):
-        row = run_split(split, args, feedback=True)
+        tasks = load_tasks(split, limit=args.limit).raise_if_problems().tasks
+        row = run_split(split, tasks, args, feedback=True)
         row["label"] = split
         rows.append(row)
+        if args.peer:
+            rows.append(run_peer(args.peer, split, tasks, args))
         if args.compare_feedback:
-            plain = run_split(split, args, feedback=False)
+            plain = run_split(split, tasks, args, feedback=False)
             plain["label"] = split + " (no feedback)"
             changed = sum(plain["attempts"].get(key) != value for key, value in row["attempts"].items())
             row["feedback_changed_inputs"] = plain["feedback_changed_inputs"] = changed
