@@ -1,7 +1,7 @@
 """Benchmark of the program-search proposer, through the same code path as `hybrid-arc plan`.
 
     python experiments/bench_search.py [--splits arc-agi-1:training,arc-agi-1:evaluation,arc-agi-2:evaluation]
-        [--budget 400] [--workers 2] [--limit N] [--compare-feedback] [--json runs/bench_search.json]
+        [--budget 350] [--workers 2] [--limit N] [--compare-feedback] [--json runs/bench_search.json]
 
 For each split it runs `build_planner(PlanSetup(proposers=("search",)))` + `run_plan` (what
 `hybrid-arc plan --proposers search` runs) and prints one table row:
@@ -49,7 +49,8 @@ def run_split(split: str, tasks, args: argparse.Namespace, *, feedback: bool) ->
     from planner.run import run_plan
 
     setup = PlanSetup(proposers=("search",), attempts=args.attempts, search_budget=args.budget,
-                      search_depth=args.depth, search_seconds=args.seconds, search_feedback=feedback)
+                      search_depth=args.depth, search_seconds=args.seconds, search_feedback=feedback,
+                      search_order=args.order)
     planner, meta = build_planner(setup)
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(args.out) / f"{split.replace(':', '-')}{'' if feedback else '-no-feedback'}" if args.out else scratch
@@ -207,8 +208,10 @@ def table(rows: list[dict]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--splits", default=",".join(SPLITS))
-    parser.add_argument("--budget", type=int, default=400, help="states expanded per task (plan's default)")
+    parser.add_argument("--budget", type=int, default=350, help="states expanded per task (plan's default)")
     parser.add_argument("--depth", type=int, default=3)
+    parser.add_argument("--order", default="breadth", choices=("breadth", "closest"),
+                        help="which states of a level the search expands first (plan's --search-order)")
     parser.add_argument("--seconds", type=float, default=30.0, help="wall-clock cap per task search")
     parser.add_argument("--attempts", type=int, default=4, help="attempts per test input (plan's default)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)

@@ -36,10 +36,11 @@ class PlanSetup:
     attempts: int = 4  # per test input
     consistency_checks: bool = True  # leave-one-out and augmentation checks for the hybrid and LLM proposers
     seed: int = 0
-    search_budget: int = 400  # states the search expands per task (deterministic)
+    search_budget: int = 350  # states the search expands per task (deterministic)
     search_depth: int = 3
     search_seconds: float | None = 30.0  # wall-clock cap per task search
     search_feedback: bool = True  # verifier problems steer the search's next round
+    search_order: str = "breadth"  # which states of a level the search expands first
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -60,7 +61,7 @@ class PlanSetup:
         from hybrid_pipeline.dsl.search import SearchConfig
 
         return SearchConfig(max_expansions=self.search_budget, max_depth=self.search_depth,
-                            max_seconds=self.search_seconds)
+                            max_seconds=self.search_seconds, order=self.search_order)
 
 
 def default_proposers(setup: PlanSetup) -> tuple[str, ...]:
@@ -105,7 +106,8 @@ def build_planner(setup: PlanSetup) -> tuple[ARCPlanner, dict[str, Any]]:
             "consistency_checks": setup.consistency_checks, "random_weights": random_parts}
     if "search" in setup.proposers:
         meta["search"] = {"budget": setup.search_budget, "depth": setup.search_depth,
-                          "seconds_cap": setup.search_seconds, "feedback": setup.search_feedback}
+                          "seconds_cap": setup.search_seconds, "feedback": setup.search_feedback,
+                          "order": setup.search_order}
     config = PlannerConfig(attempts_per_input=setup.attempts, consistency_checks=setup.consistency_checks)
     planner = ARCPlanner(built, GridVerifier(), FeedbackFormatter(), config)
     return planner, meta

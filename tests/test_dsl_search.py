@@ -73,7 +73,7 @@ def test_the_budget_counts_expanded_states_and_caps_are_reported():
 
 
 @pytest.mark.parametrize("field, value", [("max_expansions", 0), ("max_expansions", -3), ("max_depth", 0),
-                                          ("max_seconds", 0.0)])
+                                          ("max_seconds", 0.0), ("order", "random")])
 def test_a_budget_of_zero_or_less_is_refused(field, value):
     with pytest.raises(ValueError):
         SearchConfig(**{field: value})

@@ -1,11 +1,13 @@
 """Program search: compositions of DSL primitives that reproduce every demonstration of a task.
 
 A *state* is what a program prefix makes of every grid of the task at once: the train inputs and
-the test inputs, transformed. The search runs breadth first over states, not program strings:
-two prefixes that give the same grids everywhere are one state (kept under the shorter, earlier
-program), so the same work is never done twice. From each expanded state it applies every
-(primitive, option) pair; after each new state it also tries every *inferred* primitive as a last
-step (a colour map, an object colour table read off the demonstrations).
+the test inputs, transformed. The search runs level by level (program length) over states, not
+program strings: two prefixes that give the same grids everywhere are one state (kept under the
+shorter, earlier program), so the same work is never done twice. From each expanded state it
+applies every (primitive, option) pair; after each new state it also tries every *inferred*
+primitive as a last step (a colour map, an object colour table read off the demonstrations).
+Within a level, states are expanded in the order they were made (the registry's order), or with
+`order="closest"` the closest to the train outputs first (right shapes, then most cells right).
 
 A candidate is a program whose train grids equal the train outputs exactly. Candidates rank by
 length, then by the order they were found (the registry's order: deterministic). The search keeps
@@ -23,6 +25,7 @@ output).
 from __future__ import annotations
 
 import hashlib
+import heapq
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -42,17 +45,22 @@ Steps = tuple[Step, ...]
 @dataclass(frozen=True)
 class SearchConfig:
     max_depth: int = 3  # enumerated steps, not counting one inferred last step
-    max_expansions: int = 400  # states expanded (the budget; deterministic)
+    max_expansions: int = 350  # states expanded (the budget; deterministic)
     max_states: int = 60_000  # distinct states kept (memory cap)
     max_seconds: float | None = 30.0  # wall-clock cap; a search that reaches it says so
     max_candidates: int = 4  # distinct test predictions kept
     max_partials: int = 3
+    # Which states of a level are expanded first: "closest" (to the train outputs: shapes, then
+    # cells right) or "breadth" (the order they were made, i.e. the registry's order).
+    order: str = "breadth"
 
     def __post_init__(self) -> None:
         if self.max_expansions < 1:
             raise ValueError(f"the search budget must be at least 1 expanded state, got {self.max_expansions}")
         if self.max_depth < 1:
             raise ValueError(f"max_depth must be at least 1, got {self.max_depth}")
+        if self.order not in ("closest", "breadth"):
+            raise ValueError(f"order must be closest or breadth, got {self.order!r}")
         if self.max_seconds is not None and self.max_seconds <= 0:
             raise ValueError(f"max_seconds must be positive, got {self.max_seconds}")
 
@@ -147,15 +155,18 @@ class _Search:
     def _shapes_match(self, state: State) -> bool:
         return all(g.shape == s for g, s in zip(state, self.target_shapes))
 
-    def _consider(self, state: State, steps: Steps) -> None:
+    def _consider(self, state: State, steps: Steps) -> float:
+        """Record a candidate or partial program; returns how close the state is to the train
+        outputs: the share of pairs of the right shape, plus the share of cells right when all are."""
         if not self._shapes_match(state):
-            return
+            return sum(g.shape == s for g, s in zip(state, self.target_shapes)) / self.n_train
         fits = tuple(np.array_equal(g, t) for g, t in zip(state, self.targets))
         if all(fits):
             self._add(Candidate(Program(steps), state[self.n_train:], fits, 1.0))
-            return
+            return 2.0
         right = float(np.mean([np.mean(g == t) for g, t in zip(state, self.targets)]))
         self._partial(steps, state[self.n_train:], fits, right)
+        return 1.0 + right
 
     def _add(self, candidate: Candidate) -> None:
         self._found += 1
@@ -209,10 +220,14 @@ class _Search:
         self._consider(self.root, ())
         self._finish(self.root, ())
         frontier: list[tuple[State, Steps]] = [(self.root, ())]
+        order = 0
         for depth in range(config.max_depth):
             if result.capped or not frontier:
                 break
-            next_frontier: list[tuple[State, Steps]] = []
+            # The next level's states worth expanding: the closest to the outputs first (see
+            # `SearchConfig.order`), at most as many as the budget can still expand. A min-heap of
+            # (closeness, -order) drops the farthest, then the latest, when it is full.
+            next_frontier: list[tuple[float, int, State, Steps]] = []
             for state, steps in frontier:
                 if result.expanded >= config.max_expansions:
                     break
@@ -235,17 +250,20 @@ class _Search:
                         break
                     seen.add(key)
                     child_steps = steps + (Step(prim.name, args),)
-                    self._consider(child, child_steps)
+                    closeness = self._consider(child, child_steps) if config.order == "closest" else 0.0
+                    if config.order != "closest":
+                        self._consider(child, child_steps)
                     self._finish(child, child_steps)
-                    # Only as many states as the budget can still expand are kept for the next level.
-                    if len(next_frontier) < config.max_expansions - result.expanded:
-                        next_frontier.append((child, child_steps))
+                    order += 1
+                    heapq.heappush(next_frontier, (closeness, -order, child, child_steps))
+                    if len(next_frontier) > config.max_expansions - result.expanded:
+                        heapq.heappop(next_frontier)
                 if result.capped:
                     break
             # Deeper levels would only add longer programs than those already found.
             if self._candidates:
                 break
-            frontier = next_frontier
+            frontier = [(state, steps) for _, _, state, steps in sorted(next_frontier, reverse=True)]
         result.states = len(seen)
         result.partials = [c for *_, c in self._partial_scores]
         result.candidates = [c for *_, c in sorted(self._candidates, key=lambda e: e[:2])][:config.max_candidates]
