@@ -27,7 +27,7 @@ def _bench():
 
 
 def _args(**overrides):
-    values = dict(budget=40, depth=3, seconds=None, attempts=4, workers=1, limit=None, quiet=True, out=None,
+    values = dict(budget=40, depth=3, order="breadth", seconds=None, attempts=4, workers=1, limit=None, quiet=True, out=None,
                   peer_depth=2)
     values.update(overrides)
     return argparse.Namespace(**values)
