@@ -139,3 +139,12 @@ def test_every_program_found_on_training_tasks_runs_in_a_fresh_interpreter_with_
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == [c["expected"] for c in cases]
+
+
+def test_the_examples_in_the_program_and_grids_docstrings_hold():
+    import doctest
+
+    from hybrid_pipeline.dsl import grids, program
+
+    assert doctest.testmod(program).failed == 0
+    assert doctest.testmod(grids, extraglobs={"np": np}).failed == 0

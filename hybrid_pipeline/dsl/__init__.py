@@ -2,10 +2,10 @@
 
 Every primitive is importable from here, so a printed program runs as is:
 
-    from hybrid_pipeline.dsl import crop, largest_object
+    from hybrid_pipeline.dsl import flip_horizontal, recolor
 
     def transform(grid):
-        return crop(largest_object(grid))
+        return recolor(flip_horizontal(grid), {1: 5})
 
 Modules: `registry` (how primitives are declared), `program` (programs as data), `geometry`,
 `colour`, `objects`, `structure`, `patterns` (the primitives), `search` (compositions that fit the

@@ -1,15 +1,16 @@
 """Programs as data: a chain of primitive calls with literal arguments, innermost first.
 
-`Program((Step("largest_object"), Step("crop")))` is `crop(largest_object(grid))`. A program runs
-(`program(grid)`), hashes and compares by its text, and prints as Python that imports the DSL and
-runs as is:
+`Program((Step("flip_horizontal"), Step("recolor", ({1: 5},))))` is
+`recolor(flip_horizontal(grid), {1: 5})`. A program runs (`program(grid)`), hashes and compares by
+its text, and prints as Python that imports the DSL and runs as is:
 
-    >>> print(Program((Step("largest_object"), Step("crop"))).to_python())
-    from hybrid_pipeline.dsl import crop, largest_object
+    >>> import hybrid_pipeline.dsl
+    >>> print(Program((Step("flip_horizontal"), Step("recolor", ({1: 5},)))).to_python(), end="")
+    from hybrid_pipeline.dsl import flip_horizontal, recolor
     <BLANKLINE>
     <BLANKLINE>
     def transform(grid):
-        return crop(largest_object(grid))
+        return recolor(flip_horizontal(grid), {1: 5})
 """
 
 from __future__ import annotations
