@@ -58,11 +58,11 @@ class SearchConfig:
         if self.max_expansions < 1:
             raise ValueError(f"the search budget must be at least 1 expanded state, got {self.max_expansions}")
         if self.max_depth < 1:
-            raise ValueError(f"max_depth must be at least 1, got {self.max_depth}")
+            raise ValueError(f"the search depth must be at least 1 step, got {self.max_depth}")
         if self.order not in ("closest", "breadth"):
-            raise ValueError(f"order must be closest or breadth, got {self.order!r}")
+            raise ValueError(f"the search order must be breadth or closest, got {self.order!r}")
         if self.max_seconds is not None and self.max_seconds <= 0:
-            raise ValueError(f"max_seconds must be positive, got {self.max_seconds}")
+            raise ValueError(f"the search's wall-clock cap must be a positive number of seconds, got {self.max_seconds:g}")
 
 
 @dataclass(frozen=True, eq=False)
