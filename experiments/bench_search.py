@@ -66,8 +66,7 @@ def measure(split: str, tasks, records: list[dict], *, cpu: float, wall: float) 
     from planner.trace import TestInputResult
 
     by_id = {t.id: t for t in tasks}
-    per_task = {k: [] for k in (1, 2, 3)}
-    per_output = {k: [] for k in (1, 2, 3)}
+    solved_tasks = []
     fit_tasks, wrong_fit, found, ranks, expanded, search_s, capped, errors = 0, 0, 0, [], 0, 0.0, 0, 0
     attempts_by_input = {}
     for record in records:
@@ -99,16 +98,10 @@ def measure(split: str, tasks, records: list[dict], *, cpu: float, wall: float) 
             search_s += first.get("search_seconds", 0.0)
         fit_tasks += task_fits
         wrong_fit += task_fits and task_wrong
-        for k in (1, 2, 3):
-            per_task[k].append(sum(solved[k]) / len(solved[k]))
-            per_output[k].extend(solved[k])
+        solved_tasks.append(solved)
     seconds = [r["seconds"] for r in records]
-    n_out = sum(len(r["test"]) for r in records)
     return {
-        "split": split, "tasks": len(records), "test_outputs": n_out,
-        **{f"pass@{k}_task": statistics.fmean(per_task[k]) for k in (1, 2, 3)},
-        **{f"pass@{k}_output": sum(per_output[k]) / n_out for k in (1, 2, 3)},
-        **{f"solved@{k}_outputs": sum(per_output[k]) for k in (1, 2, 3)},
+        "split": split, "tasks": len(records), **pass_at(solved_tasks),
         "fit_tasks": fit_tasks, "wrong_fit_tasks": wrong_fit,
         "found_outputs": found, "mean_found_rank": statistics.fmean(ranks) if ranks else None,
         "cpu_seconds": round(cpu, 1), "wall_seconds": round(wall, 1),
@@ -116,6 +109,17 @@ def measure(split: str, tasks, records: list[dict], *, cpu: float, wall: float) 
         "states_per_second": expanded / search_s if search_s else 0.0,
         "capped_tasks": capped, "error_tasks": errors, "attempts": attempts_by_input,
     }
+
+
+def pass_at(solved_tasks: list[dict[int, list[bool]]]) -> dict:
+    """pass@1/2/3 per task and per output from, per task, k -> whether each test input was solved
+    within the first k answers."""
+    per_task = {k: [sum(s[k]) / len(s[k]) for s in solved_tasks] for k in (1, 2, 3)}
+    per_output = {k: [ok for s in solved_tasks for ok in s[k]] for k in (1, 2, 3)}
+    n_out = len(per_output[1])
+    return {"test_outputs": n_out, **{f"pass@{k}_task": statistics.fmean(per_task[k]) for k in (1, 2, 3)},
+            **{f"pass@{k}_output": sum(per_output[k]) / n_out for k in (1, 2, 3)},
+            **{f"solved@{k}_outputs": sum(per_output[k]) for k in (1, 2, 3)}}
 
 
 def run_peer(peer_dir: str, split: str, tasks, args: argparse.Namespace) -> dict:
@@ -164,24 +168,13 @@ def run_peer(peer_dir: str, split: str, tasks, args: argparse.Namespace) -> dict
     def text(grid) -> str:
         return "|" + "|".join("".join(map(str, row)) for row in grid.tolist()) + "|"
 
-    per_task = {k: [] for k in (1, 2, 3)}
-    per_output = {k: [] for k in (1, 2, 3)}
-    for task in tasks:
-        solved = {k: [] for k in (1, 2, 3)}
-        for i, ex in enumerate(task.test):
-            got = answers.get((task.id, i), [])
-            for k in (1, 2, 3):
-                solved[k].append(text(ex.output) in got[:k])
-        for k in (1, 2, 3):
-            per_task[k].append(sum(solved[k]) / len(solved[k]))
-            per_output[k].extend(solved[k])
-    n_out = len(per_output[1])
+    solved_tasks = [{k: [text(ex.output) in answers.get((task.id, i), [])[:k] for i, ex in enumerate(task.test)]
+                     for k in (1, 2, 3)} for task in tasks]
+    scores = pass_at(solved_tasks)
+    n_out = scores["test_outputs"]
     times = [seconds.get(t.id, 0.0) for t in tasks]
     return {"label": f"{split} (peer, depth {args.peer_depth})", "split": split, "tasks": len(tasks),
-            "test_outputs": n_out, **{f"pass@{k}_task": statistics.fmean(per_task[k]) for k in (1, 2, 3)},
-            **{f"pass@{k}_output": sum(per_output[k]) / n_out for k in (1, 2, 3)},
-            **{f"solved@{k}_outputs": sum(per_output[k]) for k in (1, 2, 3)},
-            "fit_tasks": None, "wrong_fit_tasks": None, "found_outputs": sum(per_output[3]),
+            **scores, "fit_tasks": None, "wrong_fit_tasks": None, "found_outputs": scores["solved@3_outputs"],
             "cpu_seconds": round(cpu, 1), "wall_seconds": round(wall, 1),
             "median_task_seconds": statistics.median(times), "max_task_seconds": max(times),
             "states_per_second": None, "capped_tasks": 0, "error_tasks": n_out - len(answers), "attempts": {}}

@@ -256,7 +256,7 @@ class ProgramProposer:
                         info={"fits": [r.status == "exact" for r in report.train]})
 
 
-def feedback_constraints(history: Sequence[Attempt], test_index: int):
+def feedback_constraints(history: Sequence[Attempt]):
     """What the verifier's problems with earlier attempts imply about the answer, as a test on one
     predicted grid: a "shape" problem names the shapes the train pairs allow, a "palette" problem
     the colours they allow. None when no earlier problem constrains the answer."""
@@ -313,7 +313,7 @@ class SearchProposer:
         if result.error:
             return Proposal(None, error=f"search: {result.error}")
         seen = [a.grid for a in history if a.grid is not None]
-        constraint = feedback_constraints(history, test_index) if self.use_feedback else None
+        constraint = feedback_constraints(history) if self.use_feedback else None
         ranked = result.ranked()
         steered = False
         if constraint is not None:

@@ -155,10 +155,11 @@ class _Search:
     def _shapes_match(self, state: State) -> bool:
         return all(g.shape == s for g, s in zip(state, self.target_shapes))
 
-    def _consider(self, state: State, steps: Steps) -> float:
+    def _consider(self, state: State, steps: Steps, shaped: bool) -> float:
         """Record a candidate or partial program; returns how close the state is to the train
-        outputs: the share of pairs of the right shape, plus the share of cells right when all are."""
-        if not self._shapes_match(state):
+        outputs: the share of pairs of the right shape, plus the share of cells right when all are.
+        `shaped`: every train grid already has its output's shape."""
+        if not shaped:
             return sum(g.shape == s for g, s in zip(state, self.target_shapes)) / self.n_train
         fits = tuple(np.array_equal(g, t) for g, t in zip(state, self.targets))
         if all(fits):
@@ -194,10 +195,9 @@ class _Search:
         scores.sort(key=lambda e: e[:3])
         del scores[self.config.max_partials:]
 
-    def _finish(self, state: State, steps: Steps) -> None:
+    def _finish(self, state: State, steps: Steps, shaped: bool) -> None:
         """Try every inferred primitive as the last step of the program `steps`."""
         train = state[:self.n_train]
-        shaped = self._shapes_match(state)
         for prim in self.finishers:
             if (prim.keeps_shape and not shaped) or (prim.max_step is not None and len(steps) >= prim.max_step):
                 continue
@@ -209,7 +209,7 @@ class _Search:
                 continue
             child = _apply(prim.fn, tuple(args), state)
             if child is not None:
-                self._consider(child, steps + (Step(prim.name, tuple(args)),))
+                self._consider(child, steps + (Step(prim.name, tuple(args)),), self._shapes_match(child))
 
     # -- the breadth-first loop -------------------------------------------------------------------
     def run(self) -> SearchResult:
@@ -217,8 +217,9 @@ class _Search:
         started = time.perf_counter()
         deadline = None if config.max_seconds is None else started + config.max_seconds
         seen = {_key(self.root)}
-        self._consider(self.root, ())
-        self._finish(self.root, ())
+        shaped = self._shapes_match(self.root)
+        self._consider(self.root, (), shaped)
+        self._finish(self.root, (), shaped)
         frontier: list[tuple[State, Steps]] = [(self.root, ())]
         order = 0
         for depth in range(config.max_depth):
@@ -250,10 +251,11 @@ class _Search:
                         break
                     seen.add(key)
                     child_steps = steps + (Step(prim.name, args),)
-                    closeness = self._consider(child, child_steps) if config.order == "closest" else 0.0
+                    shaped = self._shapes_match(child)
+                    closeness = self._consider(child, child_steps, shaped)
                     if config.order != "closest":
-                        self._consider(child, child_steps)
-                    self._finish(child, child_steps)
+                        closeness = 0.0  # the heap then keeps the earliest states
+                    self._finish(child, child_steps, shaped)
                     order += 1
                     heapq.heappush(next_frontier, (closeness, -order, child, child_steps))
                     if len(next_frontier) > config.max_expansions - result.expanded:
