@@ -366,6 +366,7 @@ def train_trm(config: TRMTrainConfig, *, resume: bool = False, progress: bool = 
             save_checkpoint(step)
         if stop_after is not None and step - start_step >= stop_after:
             bar.close()
+            accelerator.end_training()
             return TrainResult(out_dir / "checkpoints", step, last_log, None, accelerator.is_main_process)
     bar.close()
 
@@ -377,6 +378,9 @@ def train_trm(config: TRMTrainConfig, *, resume: bool = False, progress: bool = 
                    "eval": None if eval_result is None else {k: v for k, v in eval_result.items() if k != "ranks"}}
         atomic_write_json(out_dir / "summary.json", summary, indent=2)
     accelerator.wait_for_everyone()
+    # Tear the process group down before the interpreter exits: a gloo group left to die with the
+    # process can abort a rank at exit ("terminate called without an active exception").
+    accelerator.end_training()
     return TrainResult(final_dir, step, last_log, eval_result, accelerator.is_main_process)
 
 
