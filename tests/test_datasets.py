@@ -1,3 +1,6 @@
+import os
+import stat
+
 import numpy as np
 
 from hybrid_pipeline.arc.datasets import (AugmentationPlan, TextDataConfig, TRMDataConfig, build_text_dataset,
@@ -40,6 +43,16 @@ def test_trm_dataset_is_deterministic_and_cached_by_content(tmp_path, arc1_eval)
     assert len(list(tmp_path.iterdir())) == 2 and other["inputs"] != a["inputs"]
     torch_row = a.with_format("torch")[0]
     assert torch_row["inputs"].shape == (900,)
+
+
+def test_a_cache_directory_gets_the_mode_the_umask_gives(tmp_path, arc1_eval):
+    old = os.umask(0o027)
+    try:
+        build_text_dataset(arc1_eval[:1], cache_dir=tmp_path)
+    finally:
+        os.umask(old)
+    (cache,) = tmp_path.iterdir()
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o750  # not mkdtemp's 0700
 
 
 def test_text_dataset_answers_parse_back_to_the_augmented_output(arc1_eval):

@@ -26,6 +26,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from hybrid_pipeline.arc.files import creation_mode
 from hybrid_pipeline.arc.grids import (IDENTITY, Augmentation, encode_grid, random_offset,
                                        sample_augmentations)
 from hybrid_pipeline.arc.tasks import NUM_COLOURS, Task
@@ -223,6 +224,7 @@ def _cached(kind: str, tasks: Sequence[Task], config: Any, cache_dir: str | os.P
     scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         dataset.save_to_disk(str(scratch))
+        os.chmod(scratch, creation_mode(directory=True))  # mkdtemp made it 0700
         os.replace(scratch, target)
     except OSError:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -3,6 +3,10 @@
 Whole files are written to a temporary file in the same directory, flushed to disk, then renamed
 over the target (`os.replace` is atomic on POSIX and Windows). Line logs such as `results.jsonl` are
 appended one complete line per write, and readers skip a torn last line.
+
+Temporary files and directories are created private (0600, 0700); before the rename they get the
+mode an ordinary `open` or `mkdir` would have given (0644 and 0755 under umask 022), so results can
+be read by whoever could read the rest of the output directory.
 """
 
 from __future__ import annotations
@@ -16,6 +20,29 @@ from typing import Any, Iterator
 from hybrid_pipeline.arc.errors import ARCDataError, Problem
 
 
+def current_umask() -> int:
+    """The process's file-creation mask, read without changing it where the system allows.
+
+    Linux shows it in /proc/self/status; elsewhere it is read by setting and restoring it, which
+    another thread creating a file at that instant could notice.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def creation_mode(*, directory: bool = False) -> int:
+    """The mode `open` (0666) or `mkdir` (0777) gives a new file or directory under the current umask."""
+    return (0o777 if directory else 0o666) & ~current_umask()
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -25,6 +52,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, creation_mode())  # mkstemp made it 0600
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

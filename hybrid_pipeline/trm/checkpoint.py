@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 
 from hybrid_pipeline.arc.datasets import BLANK_PUZZLE, AugmentationPlan
-from hybrid_pipeline.arc.files import atomic_write_json
+from hybrid_pipeline.arc.files import atomic_write_json, creation_mode
 from hybrid_pipeline.trm.config import CONFIG_NAME, TRMConfig
 from hybrid_pipeline.trm.model import TRM, WEIGHTS_NAME
 
@@ -95,6 +95,7 @@ def write_dir_atomically(target: str | Path, write: Callable[[Path], None]) -> N
     scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         write(scratch)
+        os.chmod(scratch, creation_mode(directory=True))  # mkdtemp made it 0700
         if target.exists():
             shutil.rmtree(target)
         os.replace(scratch, target)
