@@ -1,8 +1,9 @@
 """`hybrid-arc`: the command line. Thin: each subcommand parses its flags and calls library functions.
 
 Exit codes: 0 success, 2 bad input or usage (one line per problem on stderr, no traceback),
-1 internal fault. Heavy imports (torch, transformers, datasets) happen inside the subcommand that
-needs them, so `hybrid-arc --help` stays fast.
+1 internal fault, 141 (128 + SIGPIPE, what a shell reports for a command a broken pipe ended) when
+the reader of stdout stops early, as `hybrid-arc ... | head` does. Heavy imports (torch,
+transformers, datasets) happen inside the subcommand that needs them, so `hybrid-arc --help` stays fast.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 from typing import Callable, Sequence
 
 EXIT_OK, EXIT_FAULT, EXIT_USAGE = 0, 1, 2
+EXIT_BROKEN_PIPE = 128 + 13  # SIGPIPE is 13 on every POSIX system
 
 DATA_HELP = ("arc-agi-1:training | arc-agi-1:evaluation | arc-agi-2:training | arc-agi-2:evaluation | "
              "a directory of task JSON files | a task JSON file | a Kaggle challenges file")
@@ -255,6 +257,30 @@ def _compact_rows(text: str) -> str:
 # parser
 
 
+def package_version() -> str:
+    """The installed distribution's version, else the package's `__version__`, else "unknown"."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("hybrid-arc")
+    except PackageNotFoundError:
+        import hybrid_pipeline
+
+        return getattr(hybrid_pipeline, "__version__", "unknown")
+
+
+class _VersionAction(argparse.Action):
+    """`--version`, looked up only when asked for, so that building the parser stays cheap."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="print the version of hybrid-arc and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print(f"hybrid-arc {package_version()}")
+        parser.exit(EXIT_OK)
+
+
 def _add_selection(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tasks", help="comma-separated task ids or glob patterns (e.g. '00*,1a2b3c4d')")
     p.add_argument("--limit", type=_positive_int, help="keep only the first N selected tasks")
@@ -272,6 +298,7 @@ def _positive_int(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hybrid-arc", description="LLM + Tiny Recursive Model toolkit for ARC-AGI.")
+    parser.add_argument("--version", action=_VersionAction)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     data = commands.add_parser("data", help="inspect and validate ARC data").add_subparsers(
@@ -379,7 +406,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stdout_reader_gone() -> bool:
+    """True when stdout is a pipe whose reading end is closed (`| head` has exited).
+
+    Tells that case apart from a broken pipe inside a command (to a child process), which is a fault.
+    Where poll cannot say (no `select.poll`, stdout not a real file), a broken pipe is taken as stdout's.
+    """
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):
+        return True
+
+
+def _silence_stdout() -> None:
+    """Point stdout at the null device, so the flush at interpreter exit cannot fail a second time."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        try:
+            return _main(argv)
+        finally:  # output still buffered is written here, where a broken pipe is handled, not at exit
+            if sys.stdout is not None:
+                sys.stdout.flush()
+    except BrokenPipeError:
+        if not _stdout_reader_gone():
+            raise
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:

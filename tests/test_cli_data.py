@@ -1,6 +1,7 @@
 """End-to-end checks of `hybrid-arc data ...` and `hybrid-arc score` on real bundled tasks."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -24,6 +25,40 @@ def test_entry_point_help_is_fast_and_imports_no_torch():
     assert out.strip() == "[]"
     help_run = subprocess.run([sys.executable, "-m", "hybrid_pipeline.cli", "--help"], capture_output=True, text=True)
     assert help_run.returncode == 0 and "data" in help_run.stdout and "score" in help_run.stdout
+
+
+def test_version_prints_the_installed_version_or_the_package_attribute(capsys, monkeypatch):
+    import importlib.metadata
+
+    import hybrid_pipeline
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"hybrid-arc {importlib.metadata.version('hybrid-arc')}\n"
+
+    def not_installed(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    monkeypatch.setattr(hybrid_pipeline, "__version__", "9.8.7", raising=False)
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out == "hybrid-arc 9.8.7\n"
+
+
+@pytest.mark.parametrize("argv", [["data", "show", "--data", "{tasks}", "abc"], ["--version"]],
+                         ids=["command", "argparse"])
+def test_a_reader_that_stops_early_ends_the_command_quietly(write_json, argv):
+    # As `hybrid-arc data show ... | head` once head has exited: the reader is gone before the write.
+    task = write_json("tasks/abc.json", task_json())
+    reader = subprocess.Popen([sys.executable, "-c", "pass"], stdin=subprocess.PIPE)
+    reader.wait(timeout=60)
+    writer = subprocess.run([sys.executable, "-m", "hybrid_pipeline.cli", *(a.format(tasks=task.parent) for a in argv)],
+                            stdout=reader.stdin, stderr=subprocess.PIPE, text=True, timeout=120)
+    reader.stdin.close()
+    assert writer.stderr == ""  # no traceback, no "Exception ignored" at exit
+    assert writer.returncode == 141  # 128 + SIGPIPE, what a shell reports for a command `| head` cut short
 
 
 def test_stats_reports_400_tasks_for_arc_agi_1_evaluation(capsys):
