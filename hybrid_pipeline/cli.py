@@ -79,14 +79,22 @@ def cmd_data_show(args: argparse.Namespace) -> int:
 
 
 def cmd_data_check(args: argparse.Namespace) -> int:
-    from hybrid_pipeline.arc.tasks import load_tasks
+    from hybrid_pipeline.arc.errors import ARCDataError
+    from hybrid_pipeline.arc.tasks import load_tasks, merge_tasks
 
-    n_tasks, n_problems = 0, 0
+    sources, n_problems = [], 0
     for path in args.paths:
         result = load_tasks(path, require_solutions=args.require_solutions)
-        n_tasks += len(result.tasks)
+        sources.append((path, result.tasks))
         n_problems += len(result.problems)
         for problem in result.problems:
+            print(problem, file=sys.stderr)
+    try:  # the paths together are one set of tasks: an id must name one task across all of them
+        n_tasks = len(merge_tasks(sources))
+    except ARCDataError as e:
+        n_tasks = len({t.id for _, tasks in sources for t in tasks})
+        n_problems += len(e.problems)
+        for problem in e.problems:
             print(problem, file=sys.stderr)
     print(f"{n_tasks} valid tasks, {n_problems} problems", file=sys.stderr if n_problems else sys.stdout)
     return EXIT_USAGE if n_problems else EXIT_OK

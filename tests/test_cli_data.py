@@ -104,6 +104,23 @@ def test_check_lists_each_broken_file_and_exits_2(tmp_path, write_json, capsys):
     assert code == 0 and "1 valid tasks, 0 problems" in out
 
 
+def test_check_of_several_paths_holds_each_id_to_one_task(write_json, capsys):
+    first = write_json("a/abc.json", task_json(train_pairs=2))
+    regrouped = task_json(train_pairs=2)
+    regrouped["train"][0], regrouped["test"][0] = regrouped["test"][0], regrouped["train"][0]
+    write_json("b/abc.json", regrouped)
+    code, out, _ = run(capsys, "data", "check", str(first.parent), str(first.parent.parent / "b"))
+    assert code == 0 and out.splitlines() == [
+        f"note: merged 1 duplicate tasks (the same id and the same pairs in {first.parent} and "
+        f"{first.parent.parent / 'b'}); each is kept once", "1 valid tasks, 0 problems"]
+
+    other = write_json("c/abc.json", task_json(train_pairs=3))
+    code, _, err = run(capsys, "data", "check", str(first.parent), str(other.parent))
+    assert code == 2 and err.splitlines() == [
+        f"task abc: two different tasks under one id, in {first} and in {other} (an id must name one task: "
+        "rename one or leave it out of one source)", "1 valid tasks, 1 problems"]
+
+
 def test_score_reads_a_written_submission_and_rejects_a_broken_one(tmp_path, capsys):
     from hybrid_pipeline.arc.scoring import write_submission
     from hybrid_pipeline.arc.tasks import load_tasks

@@ -3,7 +3,7 @@ import pytest
 
 from conftest import task_json
 from hybrid_pipeline.arc.errors import ARCDataError
-from hybrid_pipeline.arc.tasks import find_leakage, load_tasks, parse_task
+from hybrid_pipeline.arc.tasks import find_leakage, load_tasks, merge_tasks, parse_task, same_pairs
 
 
 @pytest.mark.parametrize("spec, tasks, test_inputs", [
@@ -146,3 +146,48 @@ def test_arc_agi_2_training_leaks_376_arc_agi_1_evaluation_tasks(arc1_eval):
     assert len(leaks) == 376
     assert all(eval_id == train_id for eval_id, train_id in leaks)
     assert find_leakage(load_tasks("arc-agi-2:evaluation").tasks, arc2_train) == []
+
+
+def _pair(i, o):
+    return {"input": [[i]], "output": [[o]]}
+
+
+def test_one_id_with_different_pairs_in_two_sources_is_an_error_naming_the_id_and_both_files(write_json):
+    first = write_json("a/abc.json", {"train": [_pair(1, 2)], "test": [_pair(3, 4)]})
+    second = write_json("b/abc.json", {"train": [_pair(1, 2)], "test": [_pair(3, 5)]})
+    sources = [(str(p.parent), load_tasks(p.parent).raise_if_problems().tasks) for p in (first, second)]
+    with pytest.raises(ARCDataError) as error:
+        merge_tasks(sources, say=pytest.fail)
+    (problem,) = error.value.problems
+    assert str(problem).startswith(f"task abc: two different tasks under one id, in {first} and in {second} ")
+
+
+@pytest.mark.parametrize("second", [
+    {"train": [_pair(3, 4), _pair(5, 6)], "test": [_pair(1, 2)]},  # the same pairs regrouped
+    {"train": [_pair(1, 2), _pair(3, 4)], "test": [_pair(5, 6)]},  # an exact copy
+], ids=["regrouped", "exact"])
+def test_the_same_pairs_under_one_id_are_one_task_with_a_note(write_json, second):
+    first = write_json("a/abc.json", {"train": [_pair(1, 2), _pair(3, 4)], "test": [_pair(5, 6)]})
+    write_json("a/other.json", task_json())
+    write_json("b/abc.json", second)
+    a, b = (load_tasks(first.parent.parent / d).raise_if_problems().tasks for d in ("a", "b"))
+    notes = []
+    merged = merge_tasks([("a", a), ("b", b)], say=notes.append)
+    assert [t.id for t in merged] == ["abc", "other"] and merged[0] is a[0]
+    assert notes == ["note: merged 1 duplicate tasks (the same id and the same pairs in a and b); each is kept once"]
+
+
+def test_a_test_input_without_its_output_is_not_the_same_pair():
+    solved, _ = parse_task(task_json(), task_id="t")
+    assert same_pairs(solved, solved.without_solutions()) is False
+    assert same_pairs(solved, solved) is True
+
+
+def test_arc_agi_2_training_reuses_arc_agi_1_ids_for_the_same_tasks_but_one(arc1_train, arc1_eval):
+    arc2_train = load_tasks("arc-agi-2:training").tasks
+    notes = []
+    merged = merge_tasks([("arc-agi-1:training", arc1_train), ("arc-agi-2:training", arc2_train)], say=notes.append)
+    assert len(merged) == 400 + 1000 - 391 and notes[0].startswith("note: merged 391 duplicate tasks ")
+    with pytest.raises(ARCDataError, match="task ac0c5833: two different tasks under one id, in arc-agi-1:evaluation "
+                                           "and in arc-agi-2:training"):
+        merge_tasks([("arc-agi-1:evaluation", arc1_eval), ("arc-agi-2:training", arc2_train)])

@@ -198,6 +198,23 @@ def test_leakage_between_training_and_evaluation_is_refused_by_default(tmp_path)
     assert excluded.eval_tasks == []
 
 
+def test_an_evaluation_task_under_a_training_task_id_must_be_that_task(tmp_path, capsys):
+    def task(*values):
+        return {"train": [{"input": [[v]], "output": [[v + 1]]} for v in values[:-1]],
+                "test": [{"input": [[values[-1]]], "output": [[values[-1] + 1]]}]}
+
+    for folder, values in (("train", (1, 3)), ("held_out", (5, 7))):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "abc.json").write_text(json.dumps(task(*values)))
+    args = ["trm", "train", f"data={tmp_path / 'train'}", f"eval_data={tmp_path / 'held_out'}",
+            f"out_dir={tmp_path / 'run'}", "canvas=8", "num_augmentations=1", "batch_size=2", "max_steps=1"]
+    assert main(args) == 2  # otherwise the held-out task would be scored with the training task's embeddings
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: task abc: two different tasks under one id, in {tmp_path / 'train' / 'abc.json'} and in "
+        f"{tmp_path / 'held_out' / 'abc.json'} (an id must name one task: rename one or leave it out of one source)"]
+    assert not (tmp_path / "run").exists()
+
+
 def test_no_training_tasks_trains_on_evaluation_demonstrations_only(tmp_path):
     config = tiny_config(tmp_path / "run", tmp_path / "cache", data=None, tasks=None)
     data = load_training_data(config)

@@ -118,6 +118,58 @@ def find_leakage(evaluation: Iterable[Task], training: Iterable[Task]) -> list[t
     return leaks
 
 
+def _pair_digests(task: Task) -> list[str]:
+    return sorted(_grid_digest(ex.input) + ("-" if ex.output is None else _grid_digest(ex.output))
+                  for ex in (*task.train, *task.test))
+
+
+def same_pairs(a: Task, b: Task) -> bool:
+    """True when two tasks hold the same multiset of (input, output) pairs, however they split them
+    into train and test (a test input without its output is a pair of its own)."""
+    return _pair_digests(a) == _pair_digests(b)
+
+
+def merge_tasks(sources: Iterable[tuple[str, Iterable[Task]]], say: Callable[[str], Any] = print) -> list[Task]:
+    """The tasks of several sources as one list with one task per id, in the order first seen.
+
+    `sources` are (label, tasks) pairs; a task is named by its file (`Task.source`), or by its
+    source's label when it has none. Two tasks under one id are one task when `same_pairs` holds:
+    the first is kept, and a note to `say` counts the duplicates merged (ARC-AGI-2's training set
+    reuses 767 ARC-AGI-1 ids, all but one for the same pairs regrouped). Different pairs under one
+    id raise `ARCDataError` naming the id and both files: whatever is keyed by id (a TRM's puzzle
+    embeddings, results, submissions) would otherwise mix two puzzles.
+    """
+    kept: dict[str, tuple[Task, str]] = {}
+    merged: list[Task] = []
+    labels: list[str] = []
+    duplicates = 0
+    clashes: list[tuple[str, str, str]] = []
+    for label, tasks in sources:
+        labels.append(label)
+        for task in tasks:
+            where = task.source or label
+            if task.id not in kept:
+                kept[task.id] = (task, where)
+                merged.append(task)
+            elif same_pairs(kept[task.id][0], task):
+                duplicates += 1
+            else:
+                clashes.append((task.id, kept[task.id][1], where))
+    if clashes:
+        task_id, first, second = clashes[0]
+        more = ""
+        if len(clashes) > 1:
+            more = (f"; {len(clashes) - 1} more ids hold different tasks in different sources: "
+                    + ", ".join(c[0] for c in clashes[1:4]) + (", ..." if len(clashes) > 4 else ""))
+        raise ARCDataError(Problem(f"two different tasks under one id, in {first} and in {second} (an id must "
+                                   f"name one task: rename one or leave it out of one source){more}",
+                                   task_id=task_id))
+    if duplicates:
+        say(f"note: merged {duplicates} duplicate tasks (the same id and the same pairs in "
+            f"{' and '.join(dict.fromkeys(labels))}); each is kept once")
+    return merged
+
+
 LEAKAGE_POLICIES = ("refuse", "exclude", "allow")
 
 

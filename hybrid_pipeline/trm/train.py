@@ -40,7 +40,8 @@ import torch
 from hybrid_pipeline.arc.datasets import AugmentationPlan, TRMDataConfig, build_trm_dataset
 from hybrid_pipeline.arc.errors import ARCDataError, Problem
 from hybrid_pipeline.arc.files import append_jsonl, atomic_write_json
-from hybrid_pipeline.arc.tasks import LEAKAGE_POLICIES, Task, apply_leakage_policy, fitting, load_tasks
+from hybrid_pipeline.arc.tasks import (LEAKAGE_POLICIES, Task, apply_leakage_policy, fitting, load_tasks,
+                                      merge_tasks)
 from hybrid_pipeline.config import ConfigError
 from hybrid_pipeline.trm.checkpoint import LATEST_NAME, save_export, write_dir_atomically
 from hybrid_pipeline.trm.checkpoint import latest_checkpoint as checkpoint_pointer
@@ -153,8 +154,11 @@ def load_training_data(config: TRMTrainConfig) -> TRMData:
     if not train_tasks and not eval_tasks:
         raise ARCDataError(Problem(f"no training data: data={config.data!r}, eval_data={config.eval_data!r} "
                                    f"give no task that fits the {config.canvas}x{config.canvas} canvas"))
+    # The plan gives each id its puzzle embeddings: an evaluation task under a training task's id
+    # must be that task (its pairs regrouped at most), or it would be scored with another's embedding.
     train_ids = {t.id for t in train_tasks}
-    eval_only = [t for t in eval_tasks if t.id not in train_ids]
+    eval_only = [t for t in merge_tasks([(str(config.data), train_tasks), (str(config.eval_data), eval_tasks)])
+                 if t.id not in train_ids]
     plan = AugmentationPlan.sample(train_tasks + eval_only, config.num_augmentations, seed=config.seed)
     cache = config.cache_dir
     # Test pairs of training tasks train too; only demonstrations of evaluation tasks do.
