@@ -115,6 +115,18 @@ def test_selection_by_id_glob_and_limit():
     assert result.tasks == [] and "no task matches nope" in str(result.problems[0])
 
 
+def test_an_id_or_pattern_that_matches_no_task_is_a_problem_naming_it(write_json):
+    write_json("d/aaa.json", task_json())
+    write_json("d/bbb.json", {"train": [], "test": []})  # broken: their own problems say why bbb, eee are absent
+    write_json("d/eee.json", "{truncated")
+    result = load_tasks(write_json("d/ccc.json", task_json()).parent, ids=["aaa", "zzz", "bbb", "c*", "q*", "eee"])
+    assert [t.id for t in result.tasks] == ["aaa", "ccc"]
+    assert result.unmatched == ["zzz", "q*"]
+    assert str(result.problems[-1]).endswith("/d: no task matches zzz, q*") and len(result.problems) == 4
+    nothing = load_tasks("no/such/dir", ids=["aaa"])  # nothing loaded: the spec's problem alone
+    assert nothing.unmatched == [] and len(nothing.problems) == 1
+
+
 def test_unknown_spec_is_one_clear_problem():
     with pytest.raises(ARCDataError) as err:
         load_tasks("arc-agi-3:evaluation").raise_if_problems()

@@ -18,9 +18,9 @@ import fnmatch
 import hashlib
 import json
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -214,6 +214,7 @@ class LoadResult:
 
     tasks: list[Task]
     problems: list[Problem]
+    unmatched: list[str] = field(default_factory=list)  # selection entries no task matched (also a problem)
 
     def raise_if_problems(self) -> LoadResult:
         if self.problems:
@@ -325,7 +326,8 @@ def load_tasks(spec: str | os.PathLike, *, ids: Iterable[str] | None = None, lim
     """Load tasks from a data spec (see the module docstring), validating every one.
 
     `ids` selects tasks by id or glob pattern (``"00*"``), in the order they appear in the source;
-    `limit` keeps the first N after selection. Bundled splits always carry solutions.
+    one that matches no task is a problem. `limit` keeps the first N after selection (see
+    `select_from`). Bundled splits always carry solutions.
     Problems are collected, not raised: a directory with one broken file still returns the rest.
     A spec that names nothing loadable is a problem of its own.
     """
@@ -345,12 +347,7 @@ def load_tasks(spec: str | os.PathLike, *, ids: Iterable[str] | None = None, lim
             result = LoadResult([], [Problem(
                 "no such file or directory; expected a task JSON file, a directory of them, a Kaggle "
                 "challenges file, or one of " + ", ".join(BUNDLED_SPLITS), file=spec)])
-    if ids is not None:
-        result.tasks = select_tasks(result.tasks, ids)
-        if not result.tasks and not result.problems:
-            result.problems.append(Problem(f"no task matches {', '.join(ids)}", file=spec))
-    if limit is not None:
-        result.tasks = result.tasks[:limit]
+    result = select_from(result, spec, ids=ids, limit=limit)
     if require_solutions:
         result.problems.extend(
             Problem("missing 'output' (a solution is expected here)", file=t.source, task_id=t.id,
@@ -360,10 +357,40 @@ def load_tasks(spec: str | os.PathLike, *, ids: Iterable[str] | None = None, lim
     return result
 
 
+def select_from(result: LoadResult, spec: str, *, ids: Iterable[str] | None = None,
+                limit: int | None = None) -> LoadResult:
+    """`result` narrowed to the tasks `ids` select (in source order), then to the first `limit`.
+
+    An id or pattern that matches no task is a problem naming it (a mistyped id must not quietly
+    shrink a run), recorded in `unmatched` too. One that names a task whose file has a problem is
+    not (that problem already says why the task is absent), nor is any when nothing loaded at all.
+    """
+    if ids is not None:
+        patterns = list(ids)
+        if result.tasks or not result.problems:
+            present = [t.id for t in result.tasks] + [p.task_id or Path(p.file).stem for p in result.problems
+                                                      if p.task_id or p.file]  # <id>.json not even JSON
+            result.unmatched = [p for p in patterns if not any(_matches(i, p) for i in present)]
+            if result.unmatched:
+                result.problems.append(unmatched_problem(spec, result.unmatched))
+        result.tasks = select_tasks(result.tasks, patterns)
+    if limit is not None:
+        result.tasks = result.tasks[:limit]
+    return result
+
+
+def unmatched_problem(spec: str, patterns: Sequence[str]) -> Problem:
+    return Problem(f"no task matches {', '.join(patterns)}", file=spec)
+
+
 def select_tasks(tasks: list[Task], patterns: Iterable[str]) -> list[Task]:
     """Tasks whose id equals or glob-matches any pattern, in their original order."""
     patterns = list(patterns)
-    return [t for t in tasks if any(t.id == p or fnmatch.fnmatchcase(t.id, p) for p in patterns)]
+    return [t for t in tasks if any(_matches(t.id, p) for p in patterns)]
+
+
+def _matches(task_id: str, pattern: str) -> bool:
+    return task_id == pattern or fnmatch.fnmatchcase(task_id, pattern)
 
 
 def _load_bundled(spec: str) -> LoadResult:
