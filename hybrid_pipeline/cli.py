@@ -50,11 +50,15 @@ def _user_error_lines(exc: BaseException) -> list[str] | None:
 # data
 
 
+def _task_patterns(text: str | None) -> list[str] | None:
+    """`--tasks a, b,` -> ["a", "b"]; None when the flag is absent."""
+    return [p.strip() for p in text.split(",") if p.strip()] if text else None
+
+
 def _load(args: argparse.Namespace, *, require_solutions: bool = False):
     from hybrid_pipeline.arc.tasks import load_tasks
 
-    ids = args.tasks.split(",") if getattr(args, "tasks", None) else None
-    return load_tasks(args.data, ids=ids, limit=getattr(args, "limit", None),
+    return load_tasks(args.data, ids=_task_patterns(getattr(args, "tasks", None)), limit=getattr(args, "limit", None),
                       require_solutions=require_solutions).raise_if_problems().tasks
 
 
@@ -108,16 +112,30 @@ def cmd_score(args: argparse.Namespace) -> int:
     import json
 
     from hybrid_pipeline.arc.scoring import read_submission, score_submission
+    from hybrid_pipeline.arc.tasks import load_tasks, select_from
 
-    tasks = _load(args, require_solutions=True)
-    report = score_submission(read_submission(args.submission, tasks), tasks)
+    loaded = load_tasks(args.data, require_solutions=True).raise_if_problems()
+    dataset_ids = [t.id for t in loaded.tasks]  # a submission id outside these is the wrong dataset
+    tasks = select_from(loaded, args.data, ids=_task_patterns(args.tasks), limit=args.limit).raise_if_problems().tasks
+    submission = read_submission(args.submission, tasks, dataset_ids=dataset_ids, require_all=args.strict)
+    held = [t for t in tasks if t.id in submission]
+    if not held:
+        raise UsageError(f"{args.submission}: holds none of the {len(tasks)} tasks of {args.data} being scored")
+    report = score_submission(submission, held)
     print(f"{args.data}: {report.n_tasks} tasks, {report.n_outputs} test outputs, 2 attempts each")
     print(f"  per-task score    {100 * report.task_score:6.2f}%  (mean over tasks of the fraction "
           f"of test inputs solved)")
     print(f"  per-output score  {100 * report.output_score:6.2f}%  ({report.n_solved_outputs} of "
           f"{report.n_outputs} test outputs solved)")
+    result = report.to_dict()
+    if len(held) < len(tasks):  # scored above on the tasks it holds; here on all, the others unsolved
+        everything = score_submission(submission, tasks)
+        print(f"  missing tasks     {len(tasks) - len(held)} of {len(tasks)} not in the submission; counted as "
+              f"unsolved: per-task {100 * everything.task_score:.2f}%, per-output {100 * everything.output_score:.2f}%")
+        result["missing_tasks"] = [t.id for t in tasks if t.id not in submission]
+        result["with_missing_unsolved"] = {k: v for k, v in everything.to_dict().items() if k != "per_task"}
     if args.json:
-        print(json.dumps(report.to_dict()))
+        print(json.dumps(result))
     return EXIT_OK
 
 
@@ -170,7 +188,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
         backbone = BackboneConfig(kind=kind, name_or_path=args.backbone, dtype=args.dtype,
                                   load_in_4bit=args.load_in_4bit, load_in_8bit=args.load_in_8bit,
                                   trust_remote_code=args.trust_remote_code)
-        config = BaselineConfig(data=args.data, out_dir=args.out, tasks=args.tasks, limit=args.limit,
+        config = BaselineConfig(data=args.data, out_dir=args.out, tasks=_task_patterns(args.tasks), limit=args.limit,
                                 backbone=backbone, attempts=args.attempts, augment=args.augment,
                                 temperature=args.temperature, max_new_tokens=args.max_new_tokens,
                                 seed=args.seed, resume=args.resume)
@@ -187,7 +205,8 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from hybrid_pipeline.arc.tasks import load_tasks
+    from hybrid_pipeline.arc.errors import ARCDataError
+    from hybrid_pipeline.arc.tasks import load_tasks, unmatched_problem
     from planner.build import PlanSetup, build_planner
     from planner.run import run_plan
 
@@ -203,8 +222,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
             raise ValueError(f"--workers must be at least 1, got {args.workers}")
     except ValueError as e:
         raise UsageError(str(e)) from None
-    ids = args.tasks.split(",") if args.tasks else None
-    loaded = load_tasks(args.data, ids=ids, limit=args.limit)
+    loaded = load_tasks(args.data, ids=_task_patterns(args.tasks), limit=args.limit)
+    if loaded.unmatched:  # a mistyped id stops the run before it starts; broken task files do not
+        raise ARCDataError(unmatched_problem(args.data, loaded.unmatched))
     for problem in loaded.problems:  # reported now and again at the end; the good tasks still run
         print(f"error: {problem}", file=sys.stderr)
     if not loaded.tasks:
@@ -327,10 +347,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--require-solutions", action="store_true", help="every test input must have an output")
     p.set_defaults(func=cmd_data_check)
 
-    p = commands.add_parser("score", help="score a Kaggle-format submission.json")
+    p = commands.add_parser("score", help="score a Kaggle-format submission.json (a partial one on the tasks it "
+                                          "holds, unless --strict)")
     p.add_argument("--submission", required=True, help="submission.json")
     p.add_argument("--data", required=True, help=DATA_HELP)
     _add_selection(p)
+    p.add_argument("--strict", action="store_true",
+                   help="every selected task must be in the submission (Kaggle's rule); exit 2 otherwise")
     p.add_argument("--json", action="store_true", help="also print the report as one JSON line")
     p.set_defaults(func=cmd_score)
 

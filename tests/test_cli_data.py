@@ -145,6 +145,76 @@ def test_score_reads_a_written_submission_and_rejects_a_broken_one(tmp_path, cap
     assert err == f"error: {path}: task {tasks[3].id}: test[0]: missing 'attempt_2'\n"
 
 
+@pytest.fixture
+def tiny_run(write_json):
+    """Four hand-made tasks (aa, bb with two test inputs, cc, dd) and a submission for aa and bb only:
+    aa solved by its second attempt, bb's first test input solved and its second not."""
+    def task(*answers):
+        return {"train": [{"input": [[0]], "output": [[0]]}], "test": [{"input": [[0]], "output": a} for a in answers]}
+
+    for task_id, answers in {"aa": [[[1]]], "bb": [[[2]], [[3]]], "cc": [[[4]]], "dd": [[[5]]]}.items():
+        write_json(f"data/{task_id}.json", task(*answers))
+    submission = write_json("submission.json", {
+        "aa": [{"attempt_1": [[9]], "attempt_2": [[1]]}],
+        "bb": [{"attempt_1": [[2]], "attempt_2": [[9]]}, {"attempt_1": [[9]], "attempt_2": [[2, 3]]}]})
+    return str(submission), str(submission.parent / "data")
+
+
+def test_score_of_a_partial_submission_scores_the_tasks_it_holds_and_counts_the_rest(tiny_run, capsys):
+    submission, data = tiny_run
+    code, out, err = run(capsys, "score", "--submission", submission, "--data", data, "--json")
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[:-1] == [
+        f"{data}: 2 tasks, 3 test outputs, 2 attempts each",
+        "  per-task score     75.00%  (mean over tasks of the fraction of test inputs solved)",  # (1 + 1/2) / 2
+        "  per-output score   66.67%  (2 of 3 test outputs solved)",
+        "  missing tasks     2 of 4 not in the submission; counted as unsolved: per-task 37.50%, per-output 40.00%",
+    ]
+    assert json.loads(lines[-1]) == {
+        "task_score": 0.75, "output_score": 2 / 3, "tasks": 2, "test_outputs": 3, "solved_test_outputs": 2,
+        "per_task": {"aa": [True], "bb": [True, False]}, "missing_tasks": ["cc", "dd"],
+        "with_missing_unsolved": {"task_score": 0.375, "output_score": 0.4, "tasks": 4, "test_outputs": 5,
+                                  "solved_test_outputs": 2}}
+
+    code, out, _ = run(capsys, "score", "--submission", submission, "--data", data, "--tasks", "aa,bb", "--strict")
+    assert code == 0 and "missing" not in out and "  per-task score     75.00%" in out
+
+
+def test_score_strict_requires_every_task_in_one_line(tiny_run, capsys):
+    submission, data = tiny_run
+    code, out, err = run(capsys, "score", "--submission", submission, "--data", data, "--strict")
+    assert (code, out) == (2, "")
+    assert err == f"error: {submission}: 2 of 4 tasks missing from submission (every task must be present): cc, dd\n"
+
+
+def test_score_refuses_a_submission_with_none_of_the_tasks_or_tasks_of_another_dataset(tiny_run, capsys):
+    submission, data = tiny_run
+    code, _, err = run(capsys, "score", "--submission", submission, "--data", data, "--tasks", "c*")
+    assert code == 2 and err == f"error: {submission}: holds none of the 1 tasks of {data} being scored\n"
+    obj = json.loads(open(submission).read())
+    with open(submission, "w") as f:
+        json.dump({**obj, "zz": obj["aa"]}, f)
+    code, _, err = run(capsys, "score", "--submission", submission, "--data", data)
+    assert code == 2 and err == f"error: {submission}: task zz: task is not in the dataset being scored\n"
+
+
+@pytest.mark.parametrize("command", [
+    ["data", "stats"], ["score", "--submission", "{submission}"], ["trm", "eval", "--checkpoint", "{out}"],
+    ["baseline", "--backbone", "tiny-random"], ["plan"],
+], ids=lambda c: " ".join(c[:2]).split(" -")[0])
+def test_an_unknown_id_in_tasks_is_exit_2_naming_it(tiny_run, tmp_path, capsys, command):
+    submission, data = tiny_run
+    out_dir = tmp_path / "out"
+    argv = [a.format(submission=submission, out=out_dir) for a in command] + ["--data", data, "--tasks", "aa, zz,b*,q*"]
+    if command[0] in ("trm", "baseline", "plan"):
+        argv += ["--out", str(out_dir)]
+    code, out, err = run(capsys, *argv)
+    assert (code, out) == (2, "")
+    assert err == f"error: {data}: no task matches zz, q*\n"
+    assert not out_dir.exists()
+
+
 @pytest.mark.parametrize("argv", [["data", "stats"], ["data", "stats", "--data", "x", "--limit", "0"]])
 def test_usage_errors_exit_2(argv):
     with pytest.raises(SystemExit) as exit_info:

@@ -81,3 +81,22 @@ def test_read_submission_rejects_non_json(tmp_path):
     path.write_text("{")
     with pytest.raises(ARCDataError, match="not valid JSON"):
         read_submission(path, TASKS)
+
+
+def test_a_partial_submission_validates_on_the_tasks_it_holds_unless_every_task_is_required():
+    obj = submission_to_json({}, TASKS)
+    del obj["two"], obj["three"]
+    submission, problems = validate_submission(obj, TASKS, file="s.json", require_all=False)
+    assert list(submission) == ["one"] and problems == []
+    _, problems = validate_submission(obj, TASKS, file="s.json")
+    assert [str(p) for p in problems] == [
+        "s.json: 2 of 3 tasks missing from submission (every task must be present): two, three"]
+
+
+def test_ids_of_the_dataset_outside_the_selection_are_ignored_and_others_summed_in_one_problem():
+    obj = submission_to_json({}, TASKS)
+    submission, problems = validate_submission(obj, TASKS[:1], dataset_ids=["one", "two", "three"])
+    assert list(submission) == ["one"] and problems == []
+    _, problems = validate_submission(obj, TASKS[:1], file="s.json")
+    assert [str(p) for p in problems] == ["s.json: 2 of the submission's 3 tasks are not in the dataset being "
+                                          "scored: two, three"]

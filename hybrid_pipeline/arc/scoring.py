@@ -8,7 +8,8 @@ test inputs:
   - per test output (Kaggle's text): solved test outputs over all test outputs.
 
 Submission format: ``{task_id: [{"attempt_1": grid, "attempt_2": grid}, ...]}``, one entry per test
-input in order, every task present, both attempts always present.
+input in order, every task present, both attempts always present. Validation can relax "every task
+present" (`require_all=False`) to score a partial run on the tasks it holds.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -104,25 +105,32 @@ def score_submission(submission: Submission, tasks: Sequence[Task], max_attempts
     return report
 
 
-def validate_submission(obj: Any, tasks: Sequence[Task], *, file: str | None = None
+def validate_submission(obj: Any, tasks: Sequence[Task], *, file: str | None = None,
+                        dataset_ids: Iterable[str] | None = None, require_all: bool = True
                         ) -> tuple[Submission, list[Problem]]:
     """Check a submission's JSON object against the tasks; returns the parsed grids and every problem.
 
-    Every task must be present with one entry per test input, each with both attempts as valid grids.
-    Task ids that are not in `tasks` are problems too (usually the wrong dataset).
+    Each task present must have one entry per test input, each with both attempts as valid grids.
+    With `require_all` every task must be present (Kaggle's rule; one problem counts those missing
+    and names the first few); without it, missing tasks are left out of the result. Task ids that
+    are not in `dataset_ids` (default: the ids of `tasks`) are problems too (usually the wrong
+    dataset); ids in `dataset_ids` but not in `tasks` (tasks not selected) are ignored.
     """
     problems: list[Problem] = []
     if not isinstance(obj, dict):
         return {}, [Problem(f"expected an object mapping task ids to lists of attempts, got "
                             f"{type(obj).__name__}", file=file)]
-    known = {t.id for t in tasks}
-    problems += [Problem("task is not in the dataset being scored", file=file, task_id=tid)
-                 for tid in obj if tid not in known]
+    known = set(dataset_ids) if dataset_ids is not None else {t.id for t in tasks}
+    problems += _summed([tid for tid in obj if tid not in known], file,
+                        "task is not in the dataset being scored",
+                        f"{{n}} of the submission's {len(obj)} tasks are not in the dataset being scored")
+    if require_all:
+        problems += _summed([t.id for t in tasks if t.id not in obj], file,
+                            "task missing from submission (every task must be present)",
+                            f"{{n}} of {len(tasks)} tasks missing from submission (every task must be present)")
     submission: Submission = {}
     for task in tasks:
         if task.id not in obj:
-            problems.append(Problem("task missing from submission (every task must be present)",
-                                    file=file, task_id=task.id))
             continue
         entries = obj[task.id]
         n = len(task.test)
@@ -151,8 +159,19 @@ def validate_submission(obj: Any, tasks: Sequence[Task], *, file: str | None = N
     return submission, problems
 
 
-def read_submission(path: str | os.PathLike, tasks: Sequence[Task]) -> Submission:
-    """Load and validate a submission file; raises ARCDataError listing every problem."""
+def _summed(task_ids: list[str], file: str | None, one: str, many: str, shown: int = 5) -> list[Problem]:
+    """One problem for the ids: `one` naming the task when there is one, else `many` (with {n}) and
+    the first few ids, so a submission for the wrong dataset is a line, not hundreds."""
+    if len(task_ids) <= 1:
+        return [Problem(one, file=file, task_id=tid) for tid in task_ids]
+    listed = ", ".join(task_ids[:shown]) + (", ..." if len(task_ids) > shown else "")
+    return [Problem(f"{many.format(n=len(task_ids))}: {listed}", file=file)]
+
+
+def read_submission(path: str | os.PathLike, tasks: Sequence[Task], *, dataset_ids: Iterable[str] | None = None,
+                    require_all: bool = True) -> Submission:
+    """Load and validate a submission file (see `validate_submission`); raises ARCDataError listing
+    every problem."""
     try:
         with open(path, encoding="utf-8") as f:
             obj = json.load(f)
@@ -161,7 +180,8 @@ def read_submission(path: str | os.PathLike, tasks: Sequence[Task]) -> Submissio
                                    file=str(path))) from None
     except OSError as e:
         raise ARCDataError(Problem(f"cannot read submission: {e.strerror}", file=str(path))) from None
-    submission, problems = validate_submission(obj, tasks, file=str(path))
+    submission, problems = validate_submission(obj, tasks, file=str(path), dataset_ids=dataset_ids,
+                                               require_all=require_all)
     if problems:
         raise ARCDataError(problems)
     return submission
