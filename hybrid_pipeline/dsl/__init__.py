@@ -8,13 +8,15 @@ Every primitive is importable from here, so a printed program runs as is:
         return recolor(flip_horizontal(grid), {1: 5})
 
 Modules: `registry` (how primitives are declared), `program` (programs as data), `geometry`,
-`colour`, `objects`, `structure`, `patterns` (the primitives), `search` (compositions that fit the
-demonstrations). Imports only numpy and `hybrid_pipeline.arc`.
+`colour`, `objects`, `structure`, `patterns` (the primitives), `compose` (outputs laid together
+from several programs' grids), `search` (compositions that fit the demonstrations). Imports only
+numpy and `hybrid_pipeline.arc`.
 """
 
 from hybrid_pipeline.dsl import colour, geometry, objects, patterns, structure  # noqa: F401  (registers primitives)
-from hybrid_pipeline.dsl.program import Program, Step
+from hybrid_pipeline.dsl.compose import overlay
+from hybrid_pipeline.dsl.program import Overlay, Program, Step
 from hybrid_pipeline.dsl.registry import EXPORTS, REGISTRY, DSLError
 
 globals().update(EXPORTS)
-__all__ = ["Program", "Step", "DSLError", "REGISTRY", *EXPORTS]
+__all__ = ["Program", "Overlay", "Step", "DSLError", "REGISTRY", "overlay", *EXPORTS]

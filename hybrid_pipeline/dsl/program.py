@@ -1,4 +1,5 @@
-"""Programs as data: a chain of primitive calls with literal arguments, innermost first.
+"""Programs as data: a chain of primitive calls with literal arguments, innermost first, or an
+`Overlay` of several chains' grids.
 
 `Program((Step("flip_horizontal"), Step("recolor", ({1: 5},))))` is
 `recolor(flip_horizontal(grid), {1: 5})`. A program runs (`program(grid)`), hashes and compares by
@@ -49,6 +50,12 @@ def _literal(value: Any) -> str:
     raise TypeError(f"a DSL argument must be a literal, got {type(value).__name__}")
 
 
+def _module(names: set[str], expression: str) -> str:
+    """Python source defining `transform(grid)` as `expression`, importing `names` from the DSL."""
+    head = f"from hybrid_pipeline.dsl import {', '.join(sorted(names))}\n\n\n" if names else ""
+    return f"{head}def transform(grid):\n    return {expression}\n"
+
+
 class Program:
     """An immutable chain of steps; the empty program is the identity."""
 
@@ -85,9 +92,7 @@ class Program:
 
     def to_python(self) -> str:
         """A module defining `transform(grid)`, with the imports it needs."""
-        names = sorted({s.name for s in self.steps})
-        head = f"from hybrid_pipeline.dsl import {', '.join(names)}\n\n\n" if names else ""
-        return f"{head}def transform(grid):\n    return {self._text}\n"
+        return _module({s.name for s in self.steps}, self._text)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Program) and other._text == self._text
@@ -97,6 +102,49 @@ class Program:
 
     def __repr__(self) -> str:
         return f"Program({self._text})"
+
+    def __str__(self) -> str:
+        return self._text
+
+
+class Overlay:
+    """Programs whose grids are painted one over another (`compose.overlay`): a tree of depth one.
+
+    `Overlay((Program((Step("flip_horizontal"),)), Program()))` is
+    `overlay(flip_horizontal(grid), grid)`. It runs, hashes, compares and prints like a `Program`;
+    its length is the steps of its parts plus one for the overlay.
+    """
+
+    __slots__ = ("parts", "_text")
+
+    def __init__(self, parts: tuple[Program, ...]):
+        if len(parts) < 2:
+            raise ValueError("an overlay needs at least two programs")
+        self.parts = tuple(parts)
+        self._text = self.expression()
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self.parts) + 1
+
+    def __call__(self, grid: Any) -> Grid:
+        from hybrid_pipeline.dsl.compose import overlay
+
+        return overlay(*(part(grid) for part in self.parts))
+
+    def expression(self) -> str:
+        return f"overlay({', '.join(p.expression() for p in self.parts)})"
+
+    def to_python(self) -> str:
+        return _module({s.name for p in self.parts for s in p.steps} | {"overlay"}, self._text)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Overlay) and other._text == self._text
+
+    def __hash__(self) -> int:
+        return hash(self._text)
+
+    def __repr__(self) -> str:
+        return f"Overlay({self._text})"
 
     def __str__(self) -> str:
         return self._text

@@ -32,7 +32,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from hybrid_pipeline.dsl.program import Program, Step
+from hybrid_pipeline.dsl.compose import Pieces, overlay_tests
+from hybrid_pipeline.dsl.program import Overlay, Program, Step
 from hybrid_pipeline.dsl.registry import REGISTRY, Context, Grid, Primitive, checked
 
 # The grids of one state: train inputs first, then test inputs.
@@ -50,6 +51,8 @@ class SearchConfig:
     max_seconds: float | None = 30.0  # wall-clock cap; a search that reaches it says so
     max_candidates: int = 4  # distinct test predictions kept
     max_partials: int = 3
+    # When no single program fits: lay up to this many programs' grids over one another (0: never).
+    max_overlay: int = 3
     # Which states of a level are expanded first: "closest" (to the train outputs: shapes, then
     # cells right) or "breadth" (the order they were made, i.e. the registry's order).
     order: str = "breadth"
@@ -74,7 +77,7 @@ class Candidate:
     wrong).
     """
 
-    program: Program
+    program: Program | Overlay
     predictions: tuple[Grid, ...]
     fits: tuple[bool, ...]
     cells_right: float
@@ -150,6 +153,7 @@ class _Search:
         self._candidates: list[tuple[int, int, Candidate]] = []  # (length, order found, candidate)
         self._partial_scores: list[tuple[float, int, int, Candidate]] = []
         self._found = 0
+        self.pieces = Pieces(self.targets)
 
     # -- checking a new state ---------------------------------------------------------------------
     def _shapes_match(self, state: State) -> bool:
@@ -167,6 +171,8 @@ class _Search:
             return 2.0
         right = float(np.mean([np.mean(g == t) for g, t in zip(state, self.targets)]))
         self._partial(steps, state[self.n_train:], fits, right)
+        if self.config.max_overlay > 1:
+            self.pieces.add(steps, state[:self.n_train], state[self.n_train:], right)
         return 1.0 + right
 
     def _add(self, candidate: Candidate) -> None:
@@ -210,6 +216,12 @@ class _Search:
             child = _apply(prim.fn, tuple(args), state)
             if child is not None:
                 self._consider(child, steps + (Step(prim.name, tuple(args)),), self._shapes_match(child))
+
+    def _overlays(self) -> None:
+        """Candidates laid together from pieces (see `compose`), tried when no program fits."""
+        for chosen in self.pieces.covers(self.config.max_overlay):
+            program = Overlay(tuple(Program(p.steps) for p in chosen))
+            self._add(Candidate(program, overlay_tests(chosen), (True,) * self.n_train, 1.0))
 
     # -- the breadth-first loop -------------------------------------------------------------------
     def run(self) -> SearchResult:
@@ -266,6 +278,8 @@ class _Search:
             if self._candidates:
                 break
             frontier = [(state, steps) for _, _, state, steps in sorted(next_frontier, reverse=True)]
+        if not self._candidates and config.max_overlay > 1:
+            self._overlays()
         result.states = len(seen)
         result.partials = [c for *_, c in self._partial_scores]
         result.candidates = [c for *_, c in sorted(self._candidates, key=lambda e: e[:2])][:config.max_candidates]
