@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from hybrid_pipeline.dsl import geometry as g
-from hybrid_pipeline.dsl.registry import REGISTRY, DSLError
+from hybrid_pipeline.dsl.registry import REGISTRY, Context, DSLError
 
 
 def grid(rows):
@@ -52,6 +52,32 @@ def test_crop_to_content_cuts_the_box_of_non_background_cells():
 def test_crop_to_content_raises_on_a_single_colour_grid():
     with pytest.raises(DSLError):
         g.crop_to_content(grid([[5, 5], [5, 5]]))
+
+
+def test_crop_to_colour_cuts_the_box_the_colour_spans_with_what_lies_inside():
+    framed = grid([[0, 0, 0, 0, 0],
+                   [0, 4, 0, 4, 0],
+                   [0, 0, 7, 0, 0],
+                   [0, 4, 0, 4, 0]])
+    assert g.crop_to_colour(framed, 4).tolist() == [[4, 0, 4], [0, 7, 0], [4, 0, 4]]
+    assert g.crop_to_colour(framed, 7).tolist() == [[7]]
+    with pytest.raises(DSLError):
+        g.crop_to_colour(framed, 5)
+
+
+def test_trim_border_drops_the_outer_ring():
+    assert g.trim_border(grid([[4, 0, 4], [0, 7, 0], [4, 0, 4]])).tolist() == [[7]]
+    assert g.trim_border(grid([[1] * 4] * 3)).tolist() == [[1, 1]]
+    with pytest.raises(DSLError):
+        g.trim_border(grid([[1, 2, 3], [4, 5, 6]]))
+
+
+def test_first_third_keeps_the_first_third_of_rows_or_columns():
+    wide = grid([[4, 5, 1, 1, 5, 4], [5, 5, 5, 5, 5, 5]])
+    assert g.first_third(wide, "columns").tolist() == [[4, 5], [5, 5]]
+    assert g.first_third(grid([[1], [2], [3]]), "rows").tolist() == [[1]]
+    with pytest.raises(DSLError):
+        g.first_third(wide, "rows")
 
 
 def test_crop_region_infers_a_window_anchored_to_the_far_corner():
@@ -213,7 +239,7 @@ def test_geometry_primitives_never_change_their_input():
     for prim in REGISTRY.values():
         if prim.fn.__module__ != g.__name__ or prim.infer is not None:
             continue
-        for args in prim.arg_options(None):
+        for args in prim.arg_options(Context(colours=(0, 1, 2, 3), input_colours=(0, 1, 2, 3))):
             try:
                 prim.fn(start, *args)
             except DSLError:

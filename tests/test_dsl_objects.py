@@ -32,7 +32,7 @@ def test_docstring_examples_hold():
 def test_module_stays_within_its_option_budget_for_a_four_colour_task():
     ctx = Context(colours=(0, 1, 2, 3))
     mine = [p for p in REGISTRY.values() if p.fn.__module__ == module.__name__]
-    assert sum(len(p.arg_options(ctx)) for p in mine) <= 45
+    assert sum(len(p.arg_options(ctx)) for p in mine) <= 46
 
 
 def test_primitives_never_modify_their_input():
@@ -312,3 +312,35 @@ def test_crop_object_by_infers_the_selector_only_where_a_demonstration_tells_obj
     assert REGISTRY["crop_object_by"].infer(grids, targets) == (("most", 2),)
     # One object per demonstration: any selector would pick it, so none is inferred.
     assert REGISTRY["crop_object_by"].infer([g([[0, 0], [0, 3]])], [g([[3]])]) is None
+
+
+def test_dots_slide_to_the_line_of_their_colour_over_anything_between_and_strays_vanish():
+    start = g([[0, 4, 0, 3, 0, 0, 4],
+               [0, 0, 0, 3, 0, 0, 4],
+               [2, 0, 0, 3, 0, 0, 4]])
+    # the 4 at (0, 1) crosses the 3-line to stop beside the 4-line; the 2 has no line: it vanishes
+    assert module.dots_to_same_colour(start).tolist() == [[0, 0, 0, 3, 0, 4, 4],
+                                                          [0, 0, 0, 3, 0, 0, 4],
+                                                          [0, 0, 0, 3, 0, 0, 4]]
+    with pytest.raises(DSLError):
+        module.dots_to_same_colour(g([[0, 3, 3], [0, 0, 0]]))  # no single cell
+
+
+def test_crop_frame_inside_takes_the_largest_outline_and_ignores_filled_boxes():
+    start = g([[6, 6, 6, 0, 0, 0, 0],
+               [6, 6, 6, 0, 2, 2, 2],
+               [6, 6, 6, 0, 2, 0, 2],
+               [0, 0, 0, 0, 2, 1, 2],
+               [0, 0, 0, 0, 2, 2, 2]])
+    assert module.crop_frame_inside(start).tolist() == [[0], [1]]
+    with pytest.raises(DSLError):
+        module.crop_frame_inside(g([[6, 6, 6], [6, 6, 6], [6, 6, 6]]))  # filled: not an outline
+
+
+def test_the_per_grid_masks_do_not_leak_between_colours_or_grids():
+    ring = g([[0, 0, 0], [0, 5, 0], [0, 0, 0]])
+    assert surround_objects(ring, 1).tolist() == [[1, 1, 1], [1, 5, 1], [1, 1, 1]]
+    assert surround_objects(ring, 2).tolist() == [[2, 2, 2], [2, 5, 2], [2, 2, 2]]
+    assert surround_objects(ring, 1).tolist() == [[1, 1, 1], [1, 5, 1], [1, 1, 1]]
+    other = g([[5, 0, 0], [0, 0, 0], [0, 0, 0]])
+    assert surround_objects(other, 1).tolist() == [[5, 1, 0], [1, 1, 0], [0, 0, 0]]

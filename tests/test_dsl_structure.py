@@ -32,10 +32,10 @@ def test_every_docstring_example_holds():
 
 def test_every_structure_primitive_has_one_option_or_is_inferred_and_has_a_docstring_example():
     mine = [p for p in REGISTRY.values() if p.fn.__module__ == structure.__name__]
-    assert len(mine) == 18
+    assert len(mine) == 19
     assert [p.name for p in mine if p.infer is not None] == ["output_by_class"]
     for prim in mine:
-        assert prim.options is None, prim.name
+        assert prim.options is None or prim.name == "majority_lines", prim.name  # its axis: 3 options
         assert ">>>" in prim.doc, prim.name
 
 
@@ -263,3 +263,13 @@ def test_output_by_class_infers_nothing_when_the_grids_are_no_larger_than_their_
     grids = [g([[1]]), g([[1]]), g([[2]]), g([[2]])]
     targets = [g([[5, 5]]), g([[5, 5]]), g([[6, 6]]), g([[6, 6]])]
     assert infer_class_table(grids, targets) is None
+
+
+def test_majority_lines_paint_each_row_or_column_its_commonest_colour():
+    noisy = g([[1, 1, 8, 3],
+               [1, 9, 8, 3],
+               [4, 1, 8, 3]])
+    assert structure.majority_lines(noisy, "columns").tolist() == [[1, 1, 8, 3]] * 3
+    assert structure.majority_lines(noisy, "rows").tolist() == [[1, 1, 1, 1], [1, 1, 1, 1], [1, 1, 1, 1]]
+    # "either" picks the columns here: their stripes agree with 10 of 12 cells, the rows' with 5
+    assert structure.majority_lines(noisy, "either").tolist() == [[1, 1, 8, 3]] * 3

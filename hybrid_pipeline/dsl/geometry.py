@@ -1,9 +1,9 @@
 """Geometry primitives: where cells go, never which colour they are.
 
-Covers the seven non-identity dihedral transforms, one-cell shifts, cropping to content or to a
-fixed window read off the demonstrations, integer up- and downscaling (upscaling also by the
+Covers the seven non-identity dihedral transforms, one-cell shifts, cropping to content, to the
+box a colour spans or to a fixed window read off the demonstrations, dropping a frame, integer up- and downscaling (upscaling also by the
 number of colours), cutting a repeating grid down to its unit, plain, mirrored and
-self-similar tiling, concatenating a grid with its mirror, the four halves, and tiling a grid out
+self-similar tiling, concatenating a grid with its mirror, the four halves, the first third, and tiling a grid out
 to a fixed shape read off the demonstrations.
 """
 
@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from hybrid_pipeline.dsl.grids import background, bbox
-from hybrid_pipeline.dsl.registry import MAX_SIDE, DSLError, Grid, primitive
+from hybrid_pipeline.dsl.registry import MAX_SIDE, Context, DSLError, Grid, primitive
 
 
 def _fits(rows: int, cols: int) -> None:
@@ -124,6 +124,37 @@ def crop_to_content(grid: Grid) -> Grid:
     """
     top, left, bottom, right = bbox(grid != background(grid))
     return grid[top:bottom, left:right].copy()
+
+
+def _input_colour_options(ctx: Context) -> list[tuple]:
+    return [(c,) for c in ctx.input_colours if c != 0]
+
+
+@primitive(_input_colour_options)
+def crop_to_colour(grid: Grid, colour: int) -> Grid:
+    """Cut the bounding box of every cell of `colour`, with whatever lies inside it (a frame's
+    contents, the area four corner marks span).
+
+    >>> crop_to_colour(np.array([[0, 2, 0, 0], [0, 1, 2, 0], [0, 0, 0, 0]], dtype=np.uint8), 2).tolist()
+    [[2, 0], [1, 2]]
+    """
+    mask = grid == colour
+    if not mask.any():
+        raise DSLError(f"no cell of colour {colour}")
+    top, left, bottom, right = bbox(mask)
+    return grid[top:bottom, left:right].copy()
+
+
+@primitive()
+def trim_border(grid: Grid) -> Grid:
+    """Drop the outermost ring of cells (a frame around the contents).
+
+    >>> trim_border(np.array([[5, 5, 5], [5, 1, 5], [5, 5, 5]], dtype=np.uint8)).tolist()
+    [[1]]
+    """
+    if min(grid.shape) < 3:
+        raise DSLError("a grid under 3 cells on a side has no inside")
+    return grid[1:-1, 1:-1].copy()
 
 
 def _infer_window(grids: Sequence[Grid], targets: Sequence[Grid]) -> tuple | None:
@@ -304,6 +335,19 @@ def _half_side(size: int) -> tuple[int, int]:
     if size < 2:
         raise DSLError("a side of one cell has no halves")
     return size // 2, (size + 1) // 2
+
+
+@primitive([("rows",), ("columns",)])
+def first_third(grid: Grid, axis: str) -> Grid:
+    """The first third of the rows or columns (a side that does not divide by 3 does not apply).
+
+    >>> first_third(np.array([[1, 2, 3], [4, 5, 6]], dtype=np.uint8), "columns").tolist()
+    [[1], [4]]
+    """
+    side = grid.shape[0 if axis == "rows" else 1]
+    if side % 3:
+        raise DSLError(f"{side} {axis} do not split into thirds")
+    return (grid[:side // 3] if axis == "rows" else grid[:, :side // 3]).copy()
 
 
 @primitive()

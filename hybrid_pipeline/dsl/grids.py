@@ -6,7 +6,8 @@ Helpers, not primitives: they return masks and objects, not grids, so the search
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, wraps
+from typing import Callable, TypeVar
 
 import numpy as np
 
@@ -27,6 +28,31 @@ def background(grid: Grid) -> int:
     if 3 * counts[0] >= grid.size:
         return 0
     return int(np.argmax(counts))
+
+
+T = TypeVar("T")
+
+
+def per_grid(fn: Callable[[Grid], T]) -> Callable[[Grid], T]:
+    """Memoise `fn(grid)` by the grid's content. For the part of a primitive that does not depend
+    on its option (the cells a fill would paint, whatever the colour), which the search asks for
+    once per option. What `fn` returns is shared: return read-only arrays."""
+
+    @lru_cache(maxsize=2048)
+    def on_bytes(data: bytes, shape: tuple[int, int]) -> T:
+        return fn(np.frombuffer(data, dtype=np.uint8).reshape(shape))
+
+    @wraps(fn)
+    def cached(grid: Grid) -> T:
+        return on_bytes(grid.tobytes(), grid.shape)
+
+    return cached
+
+
+def frozen(mask: np.ndarray) -> np.ndarray:
+    """`mask`, made read-only (for values `per_grid` shares)."""
+    mask.setflags(write=False)
+    return mask
 
 
 def bbox(mask: np.ndarray) -> tuple[int, int, int, int]:

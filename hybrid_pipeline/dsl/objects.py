@@ -6,11 +6,12 @@ Objects come from `grids.objects` in one of two views, chosen per primitive wher
 
 - selection, cropped to the object's box or kept in place on a cleared grid: the largest, the
   smallest, the one with a colour no other object has, a shape no other has, the most colours,
-  the cells of the rarest colour;
+  the cells of the rarest colour, the inside of the largest rectangular outline;
 - removal: the largest object, objects touching the border (or not), single-cell noise;
 - boxes and holes: fill each object's bounding box, fill background enclosed by an object,
   surround objects with a ring, paint (or hollow) object interiors;
-- motion: cell gravity, rigid object gravity, objects sliding until they touch an anchor colour;
+- motion: cell gravity, rigid object gravity, objects sliding until they touch an anchor colour,
+  single cells sliding to the line of their own colour;
 - counting: the number of objects as a bar of cells;
 - `recolor_objects` (inferred): each object takes the colour a table gives for one of its
   properties (size rank, size, shape, touching the border, holes, ...);
@@ -31,7 +32,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from hybrid_pipeline.dsl.grids import Obj, background, label
+from hybrid_pipeline.dsl.grids import Obj, background, frozen, label, per_grid
 from hybrid_pipeline.dsl.grids import objects as _all_objects
 from hybrid_pipeline.dsl.registry import Args, DSLError, Grid, colour_options, primitive
 
@@ -292,6 +293,17 @@ def _holes(obj: Obj, shape: tuple[int, int]) -> np.ndarray:
     return mask
 
 
+@per_grid
+def _enclosed(grid: Grid) -> tuple[int, np.ndarray]:
+    """The background and the background cells that one object (8-neighbour, one colour) encloses."""
+    bg = background(grid)
+    enclosed = np.zeros(grid.shape, dtype=bool)
+    for o in objects(grid, diagonal=True):
+        if o.height > 2 and o.width > 2:
+            enclosed |= _holes(o, grid.shape)
+    return bg, frozen(enclosed & (grid == bg))
+
+
 @primitive(colour_options)
 def fill_holes(grid: Grid, colour: int) -> Grid:
     """Background cells enclosed by one object (8-neighbour, one colour) take `colour`.
@@ -299,17 +311,22 @@ def fill_holes(grid: Grid, colour: int) -> Grid:
     >>> fill_holes([[1, 1, 1, 0], [1, 0, 1, 0], [1, 1, 1, 0], [0, 0, 0, 0]], 4).tolist()
     [[1, 1, 1, 0], [1, 4, 1, 0], [1, 1, 1, 0], [0, 0, 0, 0]]
     """
-    bg = background(grid)
-    enclosed = np.zeros(grid.shape, dtype=bool)
-    for o in objects(grid, diagonal=True):
-        if o.height > 2 and o.width > 2:
-            enclosed |= _holes(o, grid.shape)
-    enclosed &= grid == bg
+    bg, enclosed = _enclosed(grid)
     if not enclosed.any() or colour == bg:
         raise DSLError("no background cell is enclosed by an object")
     out = grid.copy()
     out[enclosed] = colour
     return out
+
+
+@per_grid
+def _in_boxes(grid: Grid) -> tuple[int, np.ndarray]:
+    """The background and its cells inside an object's box (8-neighbour, any colour)."""
+    bg = background(grid)
+    inside = np.zeros(grid.shape, dtype=bool)
+    for o in _objects(grid, "multi"):
+        inside[o.top:o.bottom, o.left:o.right] = True
+    return bg, frozen(inside & (grid == bg))
 
 
 @primitive(colour_options)
@@ -319,11 +336,7 @@ def fill_bboxes(grid: Grid, colour: int) -> Grid:
     >>> fill_bboxes([[1, 0, 0], [1, 1, 1], [0, 0, 0]], 2).tolist()
     [[1, 2, 2], [1, 1, 1], [0, 0, 0]]
     """
-    bg = background(grid)
-    inside = np.zeros(grid.shape, dtype=bool)
-    for o in _objects(grid, "multi"):
-        inside[o.top:o.bottom, o.left:o.right] = True
-    inside &= grid == bg
+    bg, inside = _in_boxes(grid)
     if not inside.any() or colour == bg:
         raise DSLError("every object already fills its box")
     out = grid.copy()
@@ -342,6 +355,14 @@ def _dilate(mask: np.ndarray) -> np.ndarray:
     return grown[1:-1, 1:-1]
 
 
+@per_grid
+def _ring(grid: Grid) -> tuple[int, np.ndarray]:
+    """The background and its cells touching an object (8 neighbours)."""
+    bg = background(grid)
+    filled = grid != bg
+    return bg, frozen(_dilate(filled) & ~filled)
+
+
 @primitive(colour_options)
 def surround_objects(grid: Grid, colour: int) -> Grid:
     """Background cells touching an object (8 neighbours) take `colour`: a ring round each object.
@@ -349,14 +370,21 @@ def surround_objects(grid: Grid, colour: int) -> Grid:
     >>> surround_objects([[0, 0, 0], [0, 5, 0], [0, 0, 0]], 1).tolist()
     [[1, 1, 1], [1, 5, 1], [1, 1, 1]]
     """
-    bg = background(grid)
-    filled = grid != bg
-    ring = _dilate(filled) & ~filled
+    bg, ring = _ring(grid)
     if not ring.any() or colour == bg:
         raise DSLError("no background cell touches an object")
     out = grid.copy()
     out[ring] = colour
     return out
+
+
+@per_grid
+def _interior(grid: Grid) -> np.ndarray:
+    """Object cells whose 4 neighbours share their colour."""
+    padded = np.pad(grid, 1, constant_values=255)
+    core = padded[1:-1, 1:-1]
+    return frozen((grid != background(grid)) & (padded[:-2, 1:-1] == core) & (padded[2:, 1:-1] == core)
+                  & (padded[1:-1, :-2] == core) & (padded[1:-1, 2:] == core))
 
 
 @primitive(colour_options)
@@ -366,11 +394,7 @@ def paint_interiors(grid: Grid, colour: int) -> Grid:
     >>> paint_interiors([[1, 1, 1, 0, 0], [1, 1, 1, 0, 0], [1, 1, 1, 0, 0], [0, 0, 0, 0, 0]], 8)[:3, :3].tolist()
     [[1, 1, 1], [1, 8, 1], [1, 1, 1]]
     """
-    bg = background(grid)
-    padded = np.pad(grid, 1, constant_values=255)
-    core = padded[1:-1, 1:-1]
-    inner = ((grid != bg) & (padded[:-2, 1:-1] == core) & (padded[2:, 1:-1] == core)
-             & (padded[1:-1, :-2] == core) & (padded[1:-1, 2:] == core) & (grid != colour))
+    inner = _interior(grid) & (grid != colour)
     if not inner.any():
         raise DSLError("no object has an interior to paint")
     out = grid.copy()
@@ -504,6 +528,36 @@ def move_until_contact(grid: Grid, colour: int) -> Grid:
         ys, xs = np.nonzero(o.mask)
         out[ys + dy, xs + dx] = grid[ys, xs]
         blocked[ys + dy, xs + dx] = True
+    return out
+
+
+@primitive()
+def dots_to_same_colour(grid: Grid) -> Grid:
+    """Every single cell slides straight to the larger object of its colour in line with it, until
+    it touches it, passing over anything else; a cell with no such object in line vanishes.
+
+    >>> dots_to_same_colour([[0, 0, 0, 3], [3, 0, 0, 3], [0, 0, 4, 3]]).tolist()
+    [[0, 0, 0, 3], [0, 0, 3, 3], [0, 0, 0, 3]]
+    """
+    bg = background(grid)
+    found = objects(grid, diagonal=True, bg=bg)
+    dots = [o for o in found if o.size == 1]
+    anchors = [o for o in found if o.size > 1]
+    if not {d.colour for d in dots} & {a.colour for a in anchors}:
+        raise DSLError("no single cell with a larger object of its colour to move to")
+    out = grid.copy()
+    for dot in dots:
+        out[dot.top, dot.left] = bg
+    for dot in dots:
+        for anchor in (a for a in anchors if a.colour == dot.colour):
+            try:
+                dy, dx = _slide(grid, anchor.mask, dot, anchor.mask)  # over anything else in the way
+            except DSLError:
+                continue
+            out[dot.top + dy, dot.left + dx] = dot.colour
+            break
+    if np.array_equal(out, grid):
+        raise DSLError("nothing moved")
     return out
 
 
@@ -845,6 +899,26 @@ def _infer_crop_by(grids: Sequence[Grid], targets: Sequence[Grid]) -> Args | Non
         except DSLError:
             continue
     return None
+
+
+@primitive()
+def crop_frame_inside(grid: Grid) -> Grid:
+    """The inside of the largest one-colour rectangular outline (4-neighbour, 3x3 at least).
+
+    >>> crop_frame_inside([[1, 0, 0, 0], [0, 2, 2, 2], [0, 2, 7, 2], [0, 2, 2, 2]]).tolist()
+    [[7]]
+    """
+    best = None
+    for o in objects(grid):
+        if o.height < 3 or o.width < 3 or o.size != 2 * (o.height + o.width) - 4:
+            continue
+        box = o.mask[o.top:o.bottom, o.left:o.right]
+        if box[0].all() and box[-1].all() and box[:, 0].all() and box[:, -1].all():
+            if best is None or o.height * o.width > best.height * best.width:
+                best = o
+    if best is None:
+        raise DSLError("no rectangular outline")
+    return grid[best.top + 1:best.bottom - 1, best.left + 1:best.right - 1].copy()
 
 
 @primitive(infer=_infer_crop_by, max_step=2)

@@ -9,7 +9,7 @@ Covers:
 - picking one cell (`cell_select_*`: most/fewest colours, most/least filled, the odd one out), one
   pixel per cell (`cell_colours`), and joining the cells without their lines (`remove_separators`);
 - merging runs of identical adjacent rows/columns (`compress_rows`, `compress_columns`,
-  `dedupe_rows_cols`);
+  `dedupe_rows_cols`), and stripes cleaned of noise (`majority_lines`);
 - the inferred `output_by_class`: a whole output grid looked up by a class of the input (where
   its filled cells are, or which colours it has), read off demonstrations that repeat a class.
 
@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from hybrid_pipeline.dsl.grids import background
+from hybrid_pipeline.dsl.grids import background, frozen, per_grid
 from hybrid_pipeline.dsl.registry import DSLError, Grid, primitive
 
 
@@ -330,6 +330,31 @@ def _distinct_runs(grid: Grid) -> np.ndarray:
     keep = np.ones(grid.shape[0], dtype=bool)
     keep[1:] = (grid[1:] != grid[:-1]).any(axis=1)
     return keep
+
+
+@primitive([("rows",), ("columns",), ("either",)])
+def majority_lines(grid: Grid, axis: str) -> Grid:
+    """Every row (or column) painted its most frequent colour: stripes cleaned of noise. "either":
+    the axis whose stripes agree with more of the grid.
+
+    >>> majority_lines(np.array([[1, 1, 4], [2, 5, 2]], dtype=np.uint8), "rows").tolist()
+    [[1, 1, 1], [2, 2, 2]]
+    """
+    by_rows, by_cols = _majority_lines(grid)
+    if axis == "either":
+        axis = "rows" if (by_rows == grid).sum() >= (by_cols == grid).sum() else "columns"
+    return (by_rows if axis == "rows" else by_cols).copy()
+
+
+@per_grid
+def _majority_lines(grid: Grid) -> tuple[Grid, Grid]:
+    """The grid with every row, and with every column, painted its most frequent colour."""
+    def along_rows(lines: Grid) -> Grid:
+        n, width = lines.shape
+        counts = np.bincount((lines + 10 * np.arange(n)[:, None]).ravel(), minlength=10 * n).reshape(n, 10)
+        return np.repeat(counts.argmax(axis=1).astype(np.uint8)[:, None], width, axis=1)
+
+    return frozen(along_rows(grid)), frozen(np.ascontiguousarray(along_rows(grid.T).T))
 
 
 @primitive()
