@@ -1,7 +1,7 @@
 """Benchmark of the program-search proposer, through the same code path as `hybrid-arc plan`.
 
     python experiments/bench_search.py [--splits arc-agi-1:training,arc-agi-1:evaluation,arc-agi-2:evaluation]
-        [--budget 350] [--workers 2] [--limit N] [--compare-feedback] [--json runs/bench_search.json]
+        [--budget 300] [--view-budget 100] [--workers 2] [--limit N] [--compare-feedback] [--json runs/bench_search.json]
 
 For each split it runs `build_planner(PlanSetup(proposers=("search",)))` + `run_plan` (what
 `hybrid-arc plan --proposers search` runs) and prints one table row:
@@ -50,7 +50,7 @@ def run_split(split: str, tasks, args: argparse.Namespace, *, feedback: bool) ->
 
     setup = PlanSetup(proposers=("search",), attempts=args.attempts, search_budget=args.budget,
                       search_depth=args.depth, search_seconds=args.seconds, search_feedback=feedback,
-                      search_order=args.order)
+                      search_order=args.order, search_view_budget=args.view_budget)
     planner, meta = build_planner(setup)
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(args.out) / f"{split.replace(':', '-')}{'' if feedback else '-no-feedback'}" if args.out else scratch
@@ -199,13 +199,18 @@ def table(rows: list[dict]) -> str:
 
 
 def main() -> int:
+    from planner.build import PlanSetup
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--splits", default=",".join(SPLITS))
-    parser.add_argument("--budget", type=int, default=350, help="states expanded per task (plan's default)")
-    parser.add_argument("--depth", type=int, default=3)
-    parser.add_argument("--order", default="breadth", choices=("breadth", "closest"),
+    parser.add_argument("--budget", type=int, default=PlanSetup.search_budget,
+                        help="states expanded per task (plan's default)")
+    parser.add_argument("--depth", type=int, default=PlanSetup.search_depth)
+    parser.add_argument("--order", default=PlanSetup.search_order, choices=("breadth", "closest"),
                         help="which states of a level the search expands first (plan's --search-order)")
-    parser.add_argument("--seconds", type=float, default=30.0, help="wall-clock cap per task search")
+    parser.add_argument("--view-budget", type=int, default=PlanSetup.search_view_budget,
+                        help="states for the colours-by-rank view when nothing fits (plan's --search-view-budget)")
+    parser.add_argument("--seconds", type=float, default=PlanSetup.search_seconds, help="wall-clock cap per task search")
     parser.add_argument("--attempts", type=int, default=4, help="attempts per test input (plan's default)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--limit", type=int, help="first N tasks of each split")
@@ -233,7 +238,8 @@ def main() -> int:
             changed = sum(plain["attempts"].get(key) != value for key, value in row["attempts"].items())
             row["feedback_changed_inputs"] = plain["feedback_changed_inputs"] = changed
             rows.append(plain)
-    print(f"program search, budget {args.budget} states, depth {args.depth}, {args.attempts} attempts, "
+    print(f"program search, budget {args.budget} states (+{args.view_budget} in the colour view), depth {args.depth}, "
+          f"{args.attempts} attempts, "
           f"{args.workers} workers; {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"python {platform.python_version()}")
     print(table(rows))

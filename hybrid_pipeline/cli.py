@@ -217,7 +217,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
                           consistency_checks=not args.no_consistency_checks, seed=args.seed,
                           search_budget=args.search_budget, search_depth=args.search_depth,
                           search_seconds=args.search_seconds, search_feedback=not args.no_search_feedback,
-                          search_order=args.search_order)
+                          search_order=args.search_order, search_view_budget=args.search_view_budget)
         if args.workers < 1:
             raise ValueError(f"--workers must be at least 1, got {args.workers}")
     except ValueError as e:
@@ -407,8 +407,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-consistency-checks", action="store_true",
                    help="skip the verifier's leave-one-out and augmentation checks (fewer model calls)")
     p.add_argument("--task-timeout", type=float, metavar="SECONDS", help="record a task as failed after this")
-    p.add_argument("--search-budget", type=int, default=350, metavar="STATES",
-                   help="states the program search expands per task (default 350; deterministic)")
+    p.add_argument("--search-budget", type=int, default=300, metavar="STATES",
+                   help="states the program search expands per task (default 300; deterministic)")
     p.add_argument("--search-depth", type=int, default=3, help="primitive calls per program before the "
                                                              "inferred last step (default 3)")
     p.add_argument("--search-seconds", type=float, default=30.0,
@@ -416,6 +416,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--search-order", choices=("breadth", "closest"), default="breadth",
                    help="expand a level's states in the order they were made (default), or those closest to "
                         "the demonstration outputs first")
+    p.add_argument("--search-view-budget", type=int, default=100, metavar="STATES",
+                   help="when no program fits, states a second search expands with each grid's colours renamed "
+                        "by how often they occur (default 100; 0: never)")
     p.add_argument("--no-search-feedback", action="store_true",
                    help="retries take the next program in rank order, ignoring the verifier's problems")
     p.add_argument("--workers", type=int, default=1, help="tasks solved in parallel processes (default 1)")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from hybrid_pipeline.dsl.search import SearchConfig
 from planner.planner import ARCPlanner, PlannerConfig
 
 PROPOSERS = ("search", "hybrid", "llm", "trm", "program")
@@ -36,11 +37,12 @@ class PlanSetup:
     attempts: int = 4  # per test input
     consistency_checks: bool = True  # leave-one-out and augmentation checks for the hybrid and LLM proposers
     seed: int = 0
-    search_budget: int = 350  # states the search expands per task (deterministic)
-    search_depth: int = 3
-    search_seconds: float | None = 30.0  # wall-clock cap per task search
+    search_budget: int = SearchConfig.max_expansions  # states the search expands per task (deterministic)
+    search_depth: int = SearchConfig.max_depth
+    search_seconds: float | None = SearchConfig.max_seconds  # wall-clock cap per task search
     search_feedback: bool = True  # verifier problems steer the search's next round
-    search_order: str = "breadth"  # which states of a level the search expands first
+    search_order: str = SearchConfig.order  # which states of a level the search expands first
+    search_view_budget: int = SearchConfig.view_budget  # the colours-by-rank view's, when nothing fits
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -57,11 +59,10 @@ class PlanSetup:
             raise ValueError(f"attempts must be >= 1, got {self.attempts}")
         self.search_config()  # checks the search settings
 
-    def search_config(self):
-        from hybrid_pipeline.dsl.search import SearchConfig
-
+    def search_config(self) -> SearchConfig:
         return SearchConfig(max_expansions=self.search_budget, max_depth=self.search_depth,
-                            max_seconds=self.search_seconds, order=self.search_order)
+                            max_seconds=self.search_seconds, order=self.search_order,
+                            view_budget=self.search_view_budget)
 
 
 def default_proposers(setup: PlanSetup) -> tuple[str, ...]:
@@ -107,7 +108,7 @@ def build_planner(setup: PlanSetup) -> tuple[ARCPlanner, dict[str, Any]]:
     if "search" in setup.proposers:
         meta["search"] = {"budget": setup.search_budget, "depth": setup.search_depth,
                           "seconds_cap": setup.search_seconds, "feedback": setup.search_feedback,
-                          "order": setup.search_order}
+                          "order": setup.search_order, "view_budget": setup.search_view_budget}
     config = PlannerConfig(attempts_per_input=setup.attempts, consistency_checks=setup.consistency_checks)
     planner = ARCPlanner(built, GridVerifier(), FeedbackFormatter(), config)
     return planner, meta

@@ -27,8 +27,8 @@ def _bench():
 
 
 def _args(**overrides):
-    values = dict(budget=40, depth=3, order="breadth", seconds=None, attempts=4, workers=1, limit=None, quiet=True, out=None,
-                  peer_depth=2)
+    values = dict(budget=40, view_budget=20, depth=3, order="breadth", seconds=None, attempts=4, workers=1, limit=None,
+                  quiet=True, out=None, peer_depth=2)
     values.update(overrides)
     return argparse.Namespace(**values)
 

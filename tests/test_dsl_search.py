@@ -65,8 +65,10 @@ def test_identical_results_with_and_without_solutions_and_under_another_task_id(
 
 def test_the_budget_counts_expanded_states_and_caps_are_reported():
     unsolvable = _task([([[1, 2], [3, 4]], [[7]]), ([[4, 3], [2, 1]], [[8]])], [([[1, 1], [2, 2]], None)])
-    result = search(unsolvable, SearchConfig(max_expansions=5, max_seconds=None))
+    result = search(unsolvable, SearchConfig(max_expansions=5, max_seconds=None, view_budget=0))
     assert result.expanded == 5 and result.capped is None and not result.candidates
+    # Nothing fits, so the colours-by-rank view is searched too, on its own budget.
+    assert search(unsolvable, SearchConfig(max_expansions=5, max_seconds=None, view_budget=3)).expanded == 8
     assert search(unsolvable, SearchConfig(max_expansions=10_000, max_states=30, max_seconds=None)).capped == "states"
     timed = search(unsolvable, SearchConfig(max_expansions=10_000_000, max_states=10_000_000, max_seconds=1.0))
     assert timed.capped == "seconds" and 1.0 <= timed.seconds <= 1.1

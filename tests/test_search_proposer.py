@@ -130,6 +130,7 @@ def test_two_workers_give_the_same_results_as_one(tmp_path):
 
 
 @pytest.mark.parametrize("flags, word", [(["--search-budget", "0"], "budget"), (["--search-budget", "-1"], "budget"),
+                                         (["--search-view-budget", "-1"], "colour-view budget"),
                                          (["--proposers", "search,oracle"], "oracle"), (["--workers", "0"], "workers")])
 def test_bad_search_settings_exit_2_with_one_line(tmp_path, capsys, flags, word):
     assert main(["plan", "--data", "arc-agi-1:training", "--tasks", "0d3d703e", "--out", str(tmp_path / "x"),
@@ -145,19 +146,31 @@ def _search_every(tasks, config):
     for task in tasks:
         result = search(task.without_solutions(), config)
         assert result.error is None, task.id
-        assert result.expanded <= config.max_expansions
+        assert result.expanded <= config.max_expansions + config.view_budget
         for candidate in result.ranked():
             assert len(candidate.predictions) == len(task.test)
 
 
 def test_a_sample_of_every_bundled_split_searches_without_a_crash():
-    tiny = SearchConfig(max_expansions=2, max_depth=2, max_seconds=5.0)
+    tiny = SearchConfig(max_expansions=2, max_depth=2, max_seconds=5.0, view_budget=2)
     for split in SPLITS:
         _search_every(load_tasks(split).tasks[::10], tiny)
 
 
 @pytest.mark.slow
 def test_every_bundled_task_searches_without_a_crash():
-    tiny = SearchConfig(max_expansions=2, max_depth=2, max_seconds=10.0)
+    tiny = SearchConfig(max_expansions=2, max_depth=2, max_seconds=10.0, view_budget=2)
     for split in SPLITS:
         _search_every(load_tasks(split).tasks, tiny)
+
+
+def test_plan_flags_default_to_the_search_settings():
+    from hybrid_pipeline.cli import build_parser
+    from planner.build import PlanSetup
+
+    args = build_parser().parse_args(["plan", "--data", "arc-agi-1:training", "--out", "x"])
+    setup, config = PlanSetup(), SearchConfig()
+    assert (args.search_budget, args.search_depth, args.search_seconds, args.search_order, args.search_view_budget) \
+        == (setup.search_budget, setup.search_depth, setup.search_seconds, setup.search_order,
+            setup.search_view_budget) \
+        == (config.max_expansions, config.max_depth, config.max_seconds, config.order, config.view_budget)

@@ -1,5 +1,6 @@
-"""Programs as data: a chain of primitive calls with literal arguments, innermost first, or an
-`Overlay` of several chains' grids.
+"""Programs as data: a chain of primitive calls with literal arguments, innermost first, an
+`Overlay` of several chains' grids, or either of those run on the colours-by-rank view of a grid
+(`InColourRanks`).
 
 `Program((Step("flip_horizontal"), Step("recolor", ({1: 5},))))` is
 `recolor(flip_horizontal(grid), {1: 5})`. A program runs (`program(grid)`), hashes and compares by
@@ -145,6 +146,49 @@ class Overlay:
 
     def __repr__(self) -> str:
         return f"Overlay({self._text})"
+
+    def __str__(self) -> str:
+        return self._text
+
+
+class InColourRanks:
+    """A program found on the task's colours-by-rank view (`views`), run in that view of each grid:
+    `by_colour_rank(grid, lambda grid: <program>, fixed)`. Runs, hashes, compares and prints like a
+    `Program`; its length is the inner program's plus one for the view."""
+
+    __slots__ = ("inner", "fixed", "_text")
+
+    def __init__(self, inner: "Program | Overlay", fixed: tuple[int, ...] = ()):
+        self.inner = inner
+        self.fixed = tuple(int(c) for c in fixed)
+        self._text = f"by_colour_rank(grid, lambda grid: {inner.expression()}, {_literal(self.fixed)})"
+
+    def __len__(self) -> int:
+        return len(self.inner) + 1
+
+    def __call__(self, grid: Any) -> Grid:
+        from hybrid_pipeline.dsl.views import by_colour_rank
+
+        return by_colour_rank(grid, self.inner, self.fixed)
+
+    def expression(self) -> str:
+        return self._text
+
+    def to_python(self) -> str:
+        parts = self.inner.parts if isinstance(self.inner, Overlay) else (self.inner,)
+        names = {s.name for p in parts for s in p.steps} | {"by_colour_rank"}
+        if isinstance(self.inner, Overlay):
+            names.add("overlay")
+        return _module(names, self._text)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, InColourRanks) and other._text == self._text
+
+    def __hash__(self) -> int:
+        return hash(self._text)
+
+    def __repr__(self) -> str:
+        return f"InColourRanks({self._text})"
 
     def __str__(self) -> str:
         return self._text

@@ -27,14 +27,15 @@ from __future__ import annotations
 import hashlib
 import heapq
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 import numpy as np
 
 from hybrid_pipeline.dsl.compose import Pieces, overlay_tests
-from hybrid_pipeline.dsl.program import Overlay, Program, Step
+from hybrid_pipeline.dsl.program import InColourRanks, Overlay, Program, Step
 from hybrid_pipeline.dsl.registry import REGISTRY, Context, Grid, Primitive, checked
+from hybrid_pipeline.dsl.views import ColourView
 
 # The grids of one state: train inputs first, then test inputs.
 State = tuple[Grid, ...]
@@ -46,18 +47,23 @@ Steps = tuple[Step, ...]
 @dataclass(frozen=True)
 class SearchConfig:
     max_depth: int = 3  # enumerated steps, not counting one inferred last step
-    max_expansions: int = 350  # states expanded (the budget; deterministic)
+    max_expansions: int = 300  # states expanded (the budget; deterministic)
     max_states: int = 60_000  # distinct states kept (memory cap)
     max_seconds: float | None = 30.0  # wall-clock cap; a search that reaches it says so
     max_candidates: int = 4  # distinct test predictions kept
     max_partials: int = 3
     # When no single program fits: lay up to this many programs' grids over one another (0: never).
     max_overlay: int = 3
+    # When nothing fits: states expanded in a second search of the task with every grid's colours
+    # renamed by rank (`views`; 0: never).
+    view_budget: int = 100
     # Which states of a level are expanded first: "closest" (to the train outputs: shapes, then
     # cells right) or "breadth" (the order they were made, i.e. the registry's order).
     order: str = "breadth"
 
     def __post_init__(self) -> None:
+        if self.view_budget < 0:
+            raise ValueError(f"the colour-view budget must be 0 or more expanded states, got {self.view_budget}")
         if self.max_expansions < 1:
             raise ValueError(f"the search budget must be at least 1 expanded state, got {self.max_expansions}")
         if self.max_depth < 1:
@@ -77,7 +83,7 @@ class Candidate:
     wrong).
     """
 
-    program: Program | Overlay
+    program: Program | Overlay | InColourRanks
     predictions: tuple[Grid, ...]
     fits: tuple[bool, ...]
     cells_right: float
@@ -217,11 +223,15 @@ class _Search:
             if child is not None:
                 self._consider(child, steps + (Step(prim.name, tuple(args)),), self._shapes_match(child))
 
-    def _overlays(self) -> None:
-        """Candidates laid together from pieces (see `compose`), tried when no program fits."""
+    def overlays(self) -> list[Candidate]:
+        """Candidates laid together from the pieces met (see `compose`), for when no program fits."""
+        if self.config.max_overlay < 2:
+            return []
+        self._candidates = []
         for chosen in self.pieces.covers(self.config.max_overlay):
             program = Overlay(tuple(Program(p.steps) for p in chosen))
             self._add(Candidate(program, overlay_tests(chosen), (True,) * self.n_train, 1.0))
+        return [c for *_, c in self._candidates]
 
     # -- the breadth-first loop -------------------------------------------------------------------
     def run(self) -> SearchResult:
@@ -278,8 +288,6 @@ class _Search:
             if self._candidates:
                 break
             frontier = [(state, steps) for _, _, state, steps in sorted(next_frontier, reverse=True)]
-        if not self._candidates and config.max_overlay > 1:
-            self._overlays()
         result.states = len(seen)
         result.partials = [c for *_, c in self._partial_scores]
         result.candidates = [c for *_, c in sorted(self._candidates, key=lambda e: e[:2])][:config.max_candidates]
@@ -298,4 +306,31 @@ def search(task, config: SearchConfig | None = None, *, accept: Accept | None = 
     tests = [ex.input for ex in task.test]
     if not train or any(o is None for _, o in train):
         return SearchResult(error="the task has no complete demonstration pair to search against")
-    return _Search(train, tests, config, accept).run()
+    plain = _Search(train, tests, config, accept)
+    result = plain.run()
+    if result.candidates:
+        return result
+    # Nothing fits: programs on the colours-by-rank view first (one rule, simply put), then
+    # outputs laid together from pieces.
+    view = None if result.capped or config.view_budget == 0 else ColourView.of(train, tests)
+    left = None if config.max_seconds is None else config.max_seconds - result.seconds
+    if view is not None and (left is None or left > 0):
+        _in_view(result, view, replace(config, max_expansions=config.view_budget, max_seconds=left), accept)
+    result.candidates = (result.candidates + plain.overlays())[:config.max_candidates]
+    return result
+
+
+def _in_view(result: SearchResult, view: ColourView, config: SearchConfig, accept: Accept | None) -> None:
+    """Add to `result` the programs a search of the colours-by-rank `view` finds, as programs that
+    run in that view of each grid, with their predictions in the task's colours."""
+    def accept_back(predictions: tuple[Grid, ...]) -> bool:
+        back = view.back(predictions)
+        return back is not None and (accept is None or accept(back))
+
+    found = _Search(view.train, view.tests, config, accept_back).run()
+    result.candidates = [Candidate(InColourRanks(c.program, view.fixed), view.back(c.predictions), c.fits,
+                                   c.cells_right) for c in found.candidates]
+    result.expanded += found.expanded
+    result.states += found.states
+    result.seconds += found.seconds
+    result.capped = found.capped
