@@ -20,7 +20,9 @@ from hybrid_pipeline.dsl.search import SearchConfig, search
 SOLVED_TRAINING = ("0d3d703e",  # a colour map
                    "68b16354",  # a flip
                    "0520fde7",  # two cells combined, then recoloured
-                   "a416b8f3")  # tiling
+                   "a416b8f3",  # tiling
+                   "e3497940",  # two halves laid over one another (an overlay)
+                   "3de23699")  # a crop recoloured by colour rank (the colours-by-rank view)
 
 
 def _grid(rows):
