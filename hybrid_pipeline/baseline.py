@@ -19,7 +19,8 @@ Files in `out_dir` (DESIGN.md, "CLI contract"):
 - `submission.json`: Kaggle format for every selected task, rewritten atomically after each task
   (placeholder grids where there is no prediction yet);
 - `summary.json`: at the end (and on Ctrl-C, marked interrupted): scores, throughput, settings;
-- `config.json`: the settings, so that `resume` refuses to mix results made with other settings.
+- `run.json`: the settings and versions, so that `resume` refuses to mix results made with other
+  settings (`hybrid_pipeline.runs`).
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 import torch
 
-from hybrid_pipeline.arc.errors import ARCDataError, Problem
 from hybrid_pipeline.arc.files import append_jsonl, atomic_write_json, read_jsonl
 from hybrid_pipeline.arc.grids import Augmentation, sample_augmentations
 from hybrid_pipeline.arc.scoring import is_solved, score_submission, write_submission
@@ -44,11 +44,12 @@ from hybrid_pipeline.arc.text import DIGITS, AnswerParseError, parse_grid, task_
 from hybrid_pipeline.arc.voting import Candidate, VoteBox, rank_of
 from hybrid_pipeline.backbones.config import BackboneConfig, resolve_dtype
 from hybrid_pipeline.config import config_to_dict
+from hybrid_pipeline.runs import open_run
 
 # The largest answer: 30 rows of 30 digits and a newline, then EOS. With one token per character
 # (or fewer characters per token) no valid answer needs more tokens than this.
 MAX_ANSWER_TOKENS = MAX_SIDE * (MAX_SIDE + 1) + 1
-RESULTS, SUBMISSION, SUMMARY, RUN_CONFIG = "results.jsonl", "submission.json", "summary.json", "config.json"
+RESULTS, SUBMISSION, SUMMARY = "results.jsonl", "submission.json", "summary.json"
 # Settings that change what a run predicts: a resumed run must match them.
 RESUME_KEYS = ("data", "backbone", "attempts", "augment", "temperature", "max_new_tokens",
                "constrain_to_grid", "diffusion_block_length", "diffusion_steps_per_block", "seed")
@@ -340,17 +341,19 @@ def run_baseline(config: BaselineConfig, *, model: AnswerModel | None = None, pr
     """Run the baseline over `config.data` and write the files in `config.out_dir`; returns the summary.
 
     User errors, raised before any task runs: ARCDataError (data spec, task files, a corrupt
-    results.jsonl), BackboneLoadError (the backbone), BaselineError (settings, out_dir conflicts).
+    results.jsonl), BackboneLoadError (the backbone), BaselineError (settings), RunError (out_dir
+    conflicts: results there without resume, a resume with other settings).
     """
     from tqdm.auto import tqdm
 
     ids = list(config.tasks) if config.tasks else None
     tasks = load_tasks(config.data, ids=ids, limit=config.limit).raise_if_problems().tasks
     out = Path(config.out_dir)
-    records = _previous_records(out, config, tasks)
+    continuing = open_run(out, _settings(config), resume=config.resume, results=RESULTS, compare=RESUME_KEYS)
+    wanted = {t.id for t in tasks}
+    records = {r["task_id"]: r for r in read_jsonl(out / RESULTS) if r.get("task_id") in wanted} if continuing else {}
     if model is None:
         model = load_answer_model(config)
-    atomic_write_json(out / RUN_CONFIG, _settings(config), indent=2)
     todo = [t for t in tasks if t.id not in records]
     write_submission(out / SUBMISSION, _submission(records), tasks)
     bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc="baseline", unit="task", disable=not progress)
@@ -380,28 +383,6 @@ def run_baseline(config: BaselineConfig, *, model: AnswerModel | None = None, pr
 def _settings(config: BaselineConfig) -> dict[str, Any]:
     """The config as JSON values (tuples become lists, as they come back from config.json)."""
     return json.loads(json.dumps(config_to_dict(config)))
-
-
-def _previous_records(out: Path, config: BaselineConfig, tasks: Sequence[Task]) -> dict[str, dict[str, Any]]:
-    """Records of this run's tasks already in results.jsonl (resume), or {} for a fresh run."""
-    results = out / RESULTS
-    if not results.exists():
-        return {}
-    if not config.resume:
-        raise BaselineError(f"{results} already exists; pass --resume to continue that run, or choose another --out")
-    saved_path = out / RUN_CONFIG
-    if saved_path.exists():
-        try:
-            saved = json.loads(saved_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as e:
-            raise ARCDataError(Problem(f"cannot read the settings of the run to resume: {e}", file=str(saved_path))) from None
-        current = _settings(config)
-        changed = [f"{k} {saved.get(k)!r} -> {current[k]!r}" for k in RESUME_KEYS if saved.get(k) != current[k]]
-        if changed:
-            raise BaselineError(f"{out}: cannot resume with other settings than the run there ("
-                                + "; ".join(changed) + "); choose another --out")
-    wanted = {t.id for t in tasks}
-    return {r["task_id"]: r for r in read_jsonl(results) if r.get("task_id") in wanted}
 
 
 def _submission(records: dict[str, dict[str, Any]]) -> dict[str, list[list[np.ndarray]]]:

@@ -31,7 +31,7 @@ USER_ERRORS = {
     "hybrid_pipeline.trm.checkpoint": ("CheckpointError",),
     "hybrid_pipeline.backbones.config": ("BackboneLoadError",),
     "hybrid_pipeline.baseline": ("BaselineError",),
-    "planner.run": ("PlanError",),
+    "hybrid_pipeline.runs": ("RunError",),
 }
 
 
@@ -285,18 +285,6 @@ def _compact_rows(text: str) -> str:
 # parser
 
 
-def package_version() -> str:
-    """The installed distribution's version, else the package's `__version__`, else "unknown"."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("hybrid-arc")
-    except PackageNotFoundError:
-        import hybrid_pipeline
-
-        return getattr(hybrid_pipeline, "__version__", "unknown")
-
-
 class _VersionAction(argparse.Action):
     """`--version`, looked up only when asked for, so that building the parser stays cheap."""
 
@@ -305,6 +293,8 @@ class _VersionAction(argparse.Action):
                          help="print the version of hybrid-arc and exit")
 
     def __call__(self, parser, namespace, values, option_string=None) -> None:
+        from hybrid_pipeline.runs import package_version
+
         print(f"hybrid-arc {package_version()}")
         parser.exit(EXIT_OK)
 

@@ -104,7 +104,7 @@ def build_planner(setup: PlanSetup) -> tuple[ARCPlanner, dict[str, Any]]:
     random_parts = [f"{p.name} proposer" for p in built if getattr(p, "random_weights", False)]
     meta = {"proposers": list(setup.proposers), "backbone": setup.backbone, "backbone_kind": setup.backbone_kind,
             "trm": setup.trm, "hybrid": setup.hybrid, "attempts_per_input": setup.attempts,
-            "consistency_checks": setup.consistency_checks, "random_weights": random_parts}
+            "consistency_checks": setup.consistency_checks, "seed": setup.seed, "random_weights": random_parts}
     if "search" in setup.proposers:
         meta["search"] = {"budget": setup.search_budget, "depth": setup.search_depth,
                           "seconds_cap": setup.search_seconds, "feedback": setup.search_feedback,

@@ -6,6 +6,8 @@ Files in `out_dir` (DESIGN.md, "CLI contract"):
 - `submission.json`: Kaggle format for every task of the run (placeholders for tasks not yet
   done), rewritten atomically after each task;
 - `summary.json` and `report.html`: at the end, and on Ctrl-C with `"interrupted": true`.
+- `run.json`: the settings (`meta`) and versions, so that a resume refuses to mix runs (see
+  `hybrid_pipeline.runs`).
 `resume=True` skips the tasks already in results.jsonl; without it, an existing results.jsonl is
 never overwritten. `workers=N` solves tasks in N processes (forked, so models are shared, not
 copied); results are appended in task order, identical to one worker's. A task that raises or runs out of time is recorded as an error and the run goes
@@ -27,14 +29,11 @@ import numpy as np
 from hybrid_pipeline.arc.files import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
 from hybrid_pipeline.arc.scoring import is_solved, score_submission, write_submission
 from hybrid_pipeline.arc.tasks import Task
+from hybrid_pipeline.runs import open_run
 from planner.planner import ARCPlanner
 from planner.trace import TestInputResult
 
 RESULTS, SUBMISSION, SUMMARY, REPORT = "results.jsonl", "submission.json", "summary.json", "report.html"
-
-
-class PlanError(ValueError):
-    """A run that cannot start as asked (e.g. it would overwrite earlier results)."""
 
 
 class TaskTimeout(BaseException):
@@ -57,15 +56,12 @@ def run_plan(planner: ARCPlanner, tasks: Sequence[Task], out_dir: str | Path, *,
 
     out = Path(out_dir)
     results_path = out / RESULTS
-    if results_path.exists() and not resume:
-        raise PlanError(f"{results_path} already exists; pass --resume to continue that run, "
-                        "or choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
+    meta = dict(meta or {})
+    continuing = open_run(out, run_settings(meta), resume=resume, results=RESULTS)
     wanted = {t.id for t in tasks}
     records = {r["task_id"]: r for r in read_jsonl(results_path) if r.get("task_id") in wanted} \
-        if results_path.exists() else {}
+        if continuing else {}
     todo = [t for t in tasks if t.id not in records]
-    meta = dict(meta or {})
     interrupted = False
     bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc="plan", unit="task", disable=not progress)
     try:
@@ -88,6 +84,11 @@ def run_plan(planner: ARCPlanner, tasks: Sequence[Task], out_dir: str | Path, *,
 
         atomic_write_text(out / REPORT, render_report(tasks, records, summary))
     return PlanRun(summary, [records[t.id] for t in tasks if t.id in records])
+
+
+def run_settings(meta: dict[str, Any]) -> dict[str, Any]:
+    """What in a run's description changes its results (all but what follows from the rest)."""
+    return {k: v for k, v in meta.items() if k != "random_weights"}
 
 
 def _solved(planner: ARCPlanner, tasks: Sequence[Task], timeout_s: float | None, workers: int):

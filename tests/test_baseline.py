@@ -20,6 +20,7 @@ from hybrid_pipeline.arc.text import grid_to_text, parse_grid, task_to_prompt
 from hybrid_pipeline.backbones import BackboneConfig, BackboneLoadError, load_backbone
 from hybrid_pipeline.baseline import (BackboneAnswerModel, BaselineConfig, BaselineError, GridEndStop,
                                       augmentations_for_task, format_table, run_baseline)
+from hybrid_pipeline.runs import RunError
 
 DATA = "arc-agi-1:evaluation"
 SMALL_TASK = "66e6c45b"  # the shortest prompt of the split (172 characters)
@@ -114,9 +115,9 @@ def test_resume_skips_finished_tasks_and_refuses_to_overwrite(tmp_path):
     tasks = selected(limit=3)
     model = ScriptedModel(solutions_table(tasks))
     run_baseline(BaselineConfig(data=DATA, limit=2, out_dir=str(tmp_path)), model=model, progress=False)
-    with pytest.raises(BaselineError, match="--resume"):
+    with pytest.raises(RunError, match="--resume"):
         run_baseline(BaselineConfig(data=DATA, limit=3, out_dir=str(tmp_path)), model=model, progress=False)
-    with pytest.raises(BaselineError, match="attempts 2 -> 1"):
+    with pytest.raises(RunError, match="attempts 2 -> 1"):
         run_baseline(BaselineConfig(data=DATA, limit=3, attempts=1, out_dir=str(tmp_path), resume=True),
                      model=model, progress=False)
     model.prompts.clear()

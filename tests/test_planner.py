@@ -16,7 +16,8 @@ from hybrid_pipeline.arc.scoring import read_submission
 from hybrid_pipeline.arc.tasks import load_tasks
 from planner.planner import ARCPlanner, PlannerConfig, choose_answers
 from planner.proposers import TRMProposer, prompt_with_feedback
-from planner.run import PlanError, run_plan
+from hybrid_pipeline.runs import RunError
+from planner.run import run_plan
 from planner.trace import Attempt, Proposal
 from verifier import GridVerifier, Verdict
 
@@ -216,7 +217,7 @@ def test_run_plan_writes_every_file_and_scores_an_oracle_at_100(tasks, tmp_path)
 def test_resume_skips_finished_tasks_and_never_overwrites_by_accident(tasks, tmp_path):
     oracle = Oracle(tasks)
     run_plan(planner_with(oracle), tasks[:2], tmp_path, progress=False)
-    with pytest.raises(PlanError, match="--resume"):
+    with pytest.raises(RunError, match="--resume"):
         run_plan(planner_with(oracle), tasks, tmp_path, progress=False)
     oracle.tasks_seen.clear()
     run = run_plan(planner_with(oracle), tasks, tmp_path, resume=True, progress=False)
