@@ -237,9 +237,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
     try:
         run = run_plan(planner, loaded.tasks, args.out, resume=args.resume, task_timeout_s=args.task_timeout,
                        meta=meta, progress=not args.quiet, workers=args.workers)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
+        from hybrid_pipeline.runs import interrupted_exit_code
+
         print(f"interrupted: every file in {args.out} is valid; rerun with --resume to continue", file=sys.stderr)
-        return 130
+        return interrupted_exit_code(stop)
     summary = run.summary
     print(f"{args.data}: {summary['finished']} of {summary['tasks']} tasks, {summary['test_inputs']} test inputs, "
           f"{summary['attempts']} attempts, {summary['errors']} task errors, {summary['seconds']:.1f} s")
@@ -475,11 +477,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
+    from hybrid_pipeline.runs import interrupted_exit_code, stop_on_sigterm
+
     try:
-        return func(args)
-    except KeyboardInterrupt:
+        with stop_on_sigterm():
+            return func(args)
+    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (runs.Terminated)
         print("interrupted", file=sys.stderr)
-        return 130
+        return interrupted_exit_code(stop)
     except Exception as exc:  # noqa: BLE001 - sorted into user errors (exit 2) and faults (exit 1)
         lines = _user_error_lines(exc)
         if lines is None:

@@ -10,7 +10,10 @@ The commands that append results per task (`plan`, `baseline`) open their direct
   settings and may change;
 - `--resume` with nothing to resume starts a fresh run and says so in one line, so a requeued job
   can run the same command line on first start and on restart;
-- a resume under other versions of the package, torch or transformers goes on, with a warning.
+- a resume under other versions of the package, torch or transformers goes on, with a warning;
+- SIGTERM (what batch schedulers send) stops a command as Ctrl-C does (`stop_on_sigterm`): the
+  write in progress finishes, the summary says `interrupted`, and the exit code is 143 (130 for
+  Ctrl-C).
 
 The settings and versions (and the git commit of the source, when there is one) are recorded in
 `run.json` beside the results.
@@ -19,10 +22,13 @@ The settings and versions (and the git commit of the source, when there is one) 
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from hybrid_pipeline.arc.files import atomic_write_json
 
@@ -31,6 +37,32 @@ RUN_FILE = "run.json"
 
 class RunError(ValueError):
     """A run that cannot start in its directory as asked; the message is one line saying what to change."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so that every command stops the same way."""
+
+
+@contextmanager
+def stop_on_sigterm() -> Iterator[None]:
+    """Within the block, SIGTERM raises `Terminated` in the main thread (elsewhere: no change)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def interrupted_exit_code(exc: KeyboardInterrupt) -> int:
+    """143 for SIGTERM, 130 for Ctrl-C (128 + the signal's number, the shell's convention)."""
+    return 128 + (signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
 
 
 def package_version() -> str:

@@ -5,7 +5,7 @@ Files in `out_dir` (DESIGN.md, "CLI contract"):
   whether they were right when the solution is known), appended as the task finishes;
 - `submission.json`: Kaggle format for every task of the run (placeholders for tasks not yet
   done), rewritten atomically after each task;
-- `summary.json` and `report.html`: at the end, and on Ctrl-C with `"interrupted": true`.
+- `summary.json` and `report.html`: at the end, and on Ctrl-C or SIGTERM with `"interrupted": true`.
 - `run.json`: the settings (`meta`) and versions, so that a resume refuses to mix runs (see
   `hybrid_pipeline.runs`).
 `resume=True` skips the tasks already in results.jsonl; without it, an existing results.jsonl is
@@ -112,6 +112,7 @@ def _start_worker(planner: ARCPlanner, timeout_s: float | None, workers: int) ->
     from hybrid_pipeline.threads import share_cores
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and ends the pool
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # and SIGTERM: a worker sent one just stops
     share_cores(workers)
     _WORKER.update(planner=planner, timeout_s=timeout_s)
 

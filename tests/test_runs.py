@@ -69,3 +69,47 @@ def test_plan_resume_with_other_search_settings_exits_2_naming_them(tmp_path, ca
     # Another task selection is not a setting: the run goes on.
     assert main([*base[:4], "0d3d703e,68b16354", *base[5:], "--resume"]) == 0
     assert len((out / "results.jsonl").read_text().splitlines()) == 2
+
+
+def _answers(path):
+    """Each task's attempt grids, in file order (timing fields aside)."""
+    return [(r["task_id"], [[a["grid"] for a in t["attempts"]] for t in r["test"]])
+            for r in map(json.loads, path.read_text().splitlines())]
+
+
+def test_sigterm_stops_plan_like_ctrl_c_and_a_resume_reaches_the_uninterrupted_files(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    # Two quick tasks first, then ones that spend the whole budget: the signal lands mid-run.
+    ids = "007bbfb7,0520fde7,017c7c7b,025d127b,045e512c,00d62c1b,05269061,05f2a901"
+    argv = [sys.executable, "-m", "hybrid_pipeline.cli", "plan", "--data", "arc-agi-1:training", "--tasks", ids,
+            "--search-budget", "100", "--search-view-budget", "0", "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    whole = subprocess.run([*argv, "--out", str(tmp_path / "whole")], env=env, capture_output=True, timeout=300)
+    assert whole.returncode == 0, whole.stderr[-2000:]
+
+    cut = tmp_path / "cut"
+    run = subprocess.Popen([*argv, "--out", str(cut)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not ((cut / "results.jsonl").exists() and (cut / "results.jsonl").read_text().count("\n") >= 2):
+        assert time.monotonic() < deadline and run.poll() is None
+        time.sleep(0.05)
+    run.send_signal(signal.SIGTERM)
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == 143, err.decode()[-2000:]
+    assert "rerun with --resume" in err.decode()
+    summary = json.loads((cut / "summary.json").read_text())
+    assert summary["interrupted"] is True and (cut / "report.html").is_file()
+    done = _answers(cut / "results.jsonl")
+    assert 2 <= len(done) < 8  # every line whole, the run cut short
+
+    again = subprocess.run([*argv, "--out", str(cut), "--resume"], env=env, capture_output=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert _answers(cut / "results.jsonl") == _answers(tmp_path / "whole" / "results.jsonl")
+    submissions = [json.loads((d / "submission.json").read_text()) for d in (cut, tmp_path / "whole")]
+    assert submissions[0] == submissions[1]
+    assert json.loads((cut / "summary.json").read_text())["interrupted"] is False

@@ -1,10 +1,10 @@
 """Geometry primitives: where cells go, never which colour they are.
 
 Covers the seven non-identity dihedral transforms, one-cell shifts, cropping to content, to the
-box a colour spans or to a fixed window read off the demonstrations, dropping a frame, integer up- and downscaling (upscaling also by the
-number of colours), cutting a repeating grid down to its unit, plain, mirrored and
-self-similar tiling, concatenating a grid with its mirror, the four halves, the first third, and tiling a grid out
-to a fixed shape read off the demonstrations.
+box a colour spans or to a fixed window read off the demonstrations, dropping a frame, integer up-
+and downscaling (upscaling also by the number of colours), cutting a repeating grid down to its
+unit, plain, mirrored and self-similar tiling, concatenating a grid with its mirror, the four
+halves, the first third, and tiling a grid out to a fixed shape read off the demonstrations.
 """
 
 from __future__ import annotations

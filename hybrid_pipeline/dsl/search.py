@@ -71,7 +71,8 @@ class SearchConfig:
         if self.order not in ("closest", "breadth"):
             raise ValueError(f"the search order must be breadth or closest, got {self.order!r}")
         if self.max_seconds is not None and self.max_seconds <= 0:
-            raise ValueError(f"the search's wall-clock cap must be a positive number of seconds, got {self.max_seconds:g}")
+            raise ValueError("the search's wall-clock cap must be a positive number of seconds, "
+                             f"got {self.max_seconds:g}")
 
 
 @dataclass(frozen=True, eq=False)
