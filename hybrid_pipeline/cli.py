@@ -249,7 +249,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(f"  per-task score    {100 * summary['task_score']:6.2f}%  ({summary['solved_tasks']} of "
               f"{summary['scored_tasks']} tasks solved)")
         print(f"  per-output score  {100 * summary['output_score']:6.2f}%")
-    print(f"wrote {args.out}/submission.json, results.jsonl, summary.json, report.html")
+    print(f"wrote {args.out}/submission.json, results.jsonl, summary.json, report.html, run.json")
     if loaded.problems:
         print(f"error: {len(loaded.problems)} problems in the input (listed above); those tasks did not run",
               file=sys.stderr)
