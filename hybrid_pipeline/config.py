@@ -54,6 +54,27 @@ def config_to_dict(config: Any) -> dict[str, Any]:
     return plain(config)
 
 
+def flat_settings(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested settings as dotted keys: {"search": {"budget": 300}} -> {"search.budget": 300}."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(flat_settings(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def changed_settings(before: dict[str, Any], now: dict[str, Any], free: Sequence[str] = ()) -> list[str]:
+    """Each setting that differs between two runs, as "key old -> new" (dotted keys, in the order
+    `now` gives them, then those only `before` had); keys whose first part is in `free` may change."""
+    old, new = flat_settings(before), flat_settings(now)
+    position = {k: i for i, k in enumerate(new)}
+    keys = sorted(set(old) | set(new), key=lambda k: (0, position[k], "") if k in position else (1, 0, k))
+    return [f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in keys
+            if k.split(".")[0] not in free and old.get(k) != new.get(k)]
+
+
 def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequence[str] = ()) -> T:
     """`cls` defaults, updated by the YAML file at `path`, then by ``key=value`` overrides."""
     data: dict[str, Any] = {}

@@ -78,7 +78,7 @@ from hybrid_pipeline.arc.scoring import score_submission, write_submission
 from hybrid_pipeline.arc.tasks import LEAKAGE_POLICIES, Task, apply_leakage_policy, fitting, load_tasks
 from hybrid_pipeline.arc.text import INPUT_MARKER, TEST_MARKER, parse_grid, task_to_prompt
 from hybrid_pipeline.arc.voting import VoteBox
-from hybrid_pipeline.config import ConfigError, config_to_dict
+from hybrid_pipeline.config import ConfigError, changed_settings, config_to_dict, flat_settings
 from hybrid_pipeline.hybrid import HybridConfig, HybridModel
 from hybrid_pipeline.trm.checkpoint import LATEST_NAME, CheckpointError, write_dir_atomically
 from hybrid_pipeline.trm.checkpoint import latest_checkpoint as checkpoint_pointer
@@ -308,11 +308,11 @@ def latest_checkpoint(out_dir: str | os.PathLike) -> Path | None:
 def check_resumable(checkpoint: Path, config: JointTrainConfig) -> int:
     """The checkpoint's step, after refusing a config that would make the resumed run a different run."""
     state = json.loads((checkpoint / STATE_NAME).read_text())
-    saved, now = flat_scalars(state["config"]), flat_scalars(config_to_dict(config))
-    for key in sorted(set(saved) | set(now)):
-        if key.split(".")[0] not in RESUME_FREE_KEYS and saved.get(key) != now.get(key):
-            raise CheckpointError(f"{checkpoint}: was trained with {key}={saved.get(key)}, the config now says "
-                                  f"{key}={now.get(key)}; resume with the same value or use a new out_dir")
+    now = json.loads(json.dumps(config_to_dict(config)))  # as the checkpoint holds it: tuples are lists
+    changed = changed_settings(state["config"], now, RESUME_FREE_KEYS)
+    if changed:
+        raise CheckpointError(f"{checkpoint}: cannot resume with other settings than it was trained with "
+                              f"({'; '.join(changed)}); resume with the same values or use a new out_dir")
     return int(state["step"])
 
 
@@ -582,13 +582,8 @@ def available_trackers(names: Sequence[str]) -> tuple[list[str], list[str]]:
 
 def flat_scalars(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """Nested config -> {"a.b": scalar}: trackers' hparams take numbers, strings and bools only."""
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            out.update(flat_scalars(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value if isinstance(value, (int, float, str, bool)) else json.dumps(value)
-    return out
+    return {k: v if isinstance(v, (int, float, str, bool)) else json.dumps(v)
+            for k, v in flat_settings(values, prefix).items()}
 
 
 def log_eval(path: Path, step: int, result: dict[str, Any], accelerator: Any | None) -> None:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from hybrid_pipeline.arc.files import atomic_write_json
+from hybrid_pipeline.config import changed_settings
 
 RUN_FILE = "run.json"
 
@@ -138,9 +139,7 @@ def _check_settings(out: Path, current: dict[str, Any], compare: Iterable[str] |
         raise RunError(f"{path}: cannot read the settings of the run to resume ({e}); choose another --out") from None
     if compare is not None:
         before, current = ({k: d.get(k) for k in compare} for d in (before, current))
-    before, current = _flat(before), _flat(current)
-    keys = sorted(set(before) | set(current), key=_order(current))
-    changed = [f"{k} {before.get(k)!r} -> {current.get(k)!r}" for k in keys if before.get(k) != current.get(k)]
+    changed = changed_settings(before, current)
     if changed:
         raise RunError(f"{out}: cannot resume with other settings than the run there ({'; '.join(changed)}); "
                        "choose another --out")
@@ -149,19 +148,3 @@ def _check_settings(out: Path, current: dict[str, Any], compare: Iterable[str] |
     if moved:
         say(f"warning: resuming {out} under other versions ({'; '.join(moved)}): earlier results may differ")
 
-
-def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested settings as dotted keys ({"search": {"budget": 300}} -> {"search.budget": 300})."""
-    flat: dict[str, Any] = {}
-    for key, value in settings.items():
-        if isinstance(value, dict):
-            flat.update(_flat(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def _order(current: dict[str, Any]) -> Callable[[str], tuple[int, int | str]]:
-    """Settings in the order the run gives them, then any the old run had alone, by name."""
-    position = {k: i for i, k in enumerate(current)}
-    return lambda k: (0, position[k]) if k in position else (1, k)

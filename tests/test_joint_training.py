@@ -222,9 +222,9 @@ def test_bad_input_exits_2_with_one_line_before_training(trained, tmp_path, caps
     trained_run = str(root / "run")
     assert main(["--config", str(config), f"out_dir={trained_run}", "lr=0.5", "--resume"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "lr=0.001" in err[0] and "lr=0.5" in err[0]
+    assert len(err) == 1 and "(lr 0.001 -> 0.5)" in err[0]
     assert main(["--config", str(config), f"out_dir={trained_run}", "model.trm.L_cycles=3", "--resume"]) == 2
-    assert "model.trm.L_cycles=2" in capsys.readouterr().err  # the nested key itself, not the whole section
+    assert "(model.trm.L_cycles 2 -> 3)" in capsys.readouterr().err  # the nested key itself, not the whole section
 
     # a pointer to a checkpoint that is gone: resuming would silently restart, so it is an error
     (out / "checkpoints").mkdir(parents=True)

@@ -266,3 +266,22 @@ def test_two_process_data_parallel_run_on_cpu(tmp_path):
     assert len(state["ranks"]) == 2  # each process's carry and RNG, for an exact resume
     model, _ = load_trm(tmp_path / "run" / "final")
     assert model.puzzle_emb.weight.abs().sum() > 0  # the sparse puzzle update ran under DDP
+
+
+def test_a_resume_cuts_the_log_back_to_its_checkpoint_and_refuses_other_settings(tmp_path):
+    from dataclasses import replace
+
+    from hybrid_pipeline.trm.checkpoint import CheckpointError
+
+    config = tiny_config(tmp_path / "run", tmp_path / "cache")
+    train_trm(config, progress=False, stop_after=4)  # logged steps 2 and 4; the checkpoint is step 3
+    with pytest.raises(CheckpointError, match="holds a training run; pass --resume"):
+        train_trm(config, progress=False)
+    saved = (tmp_path / "run" / "train_config.json").read_text()
+    with pytest.raises(CheckpointError, match=r"\(batch_size 4 -> 8; lr 0.001 -> 0.005\)"):
+        train_trm(replace(config, batch_size=8, lr=5e-3), resume=True, progress=False)
+    assert (tmp_path / "run" / "train_config.json").read_text() == saved  # refused before touching a file
+    resumed = train_trm(replace(config, log_every=2, time_limit_s=600.0), resume=True, progress=False)
+    assert resumed.steps == 6
+    log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in log if "loss" in entry] == [2, 4, 6]  # step 4 once, as retrained

@@ -26,6 +26,7 @@ so a resumed run sees exactly the batches the uninterrupted run would have.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import shutil
 import time
@@ -39,11 +40,11 @@ import torch
 
 from hybrid_pipeline.arc.datasets import AugmentationPlan, TRMDataConfig, build_trm_dataset
 from hybrid_pipeline.arc.errors import ARCDataError, Problem
-from hybrid_pipeline.arc.files import append_jsonl, atomic_write_json
+from hybrid_pipeline.arc.files import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
 from hybrid_pipeline.arc.tasks import (LEAKAGE_POLICIES, Task, apply_leakage_policy, fitting, load_tasks,
                                       merge_tasks)
-from hybrid_pipeline.config import ConfigError
-from hybrid_pipeline.trm.checkpoint import LATEST_NAME, save_export, write_dir_atomically
+from hybrid_pipeline.config import ConfigError, changed_settings
+from hybrid_pipeline.trm.checkpoint import LATEST_NAME, CheckpointError, save_export, write_dir_atomically
 from hybrid_pipeline.trm.checkpoint import latest_checkpoint as checkpoint_pointer
 from hybrid_pipeline.trm.config import TRMConfig
 from hybrid_pipeline.trm.losses import (SUPERVISION_PRESETS, StepLoss, SupervisionWeighting, act_loss, loss_by_step,
@@ -213,6 +214,7 @@ def train_trm(config: TRMTrainConfig, *, resume: bool = False, progress: bool = 
         raise ValueError(f"batch_size {config.batch_size} must divide evenly over {world} processes")
     local_batch = config.batch_size // world
     out_dir = Path(config.out_dir)
+    check_out_dir(out_dir, config, resume=resume)  # before any file is touched
     torch.manual_seed(config.seed)
 
     data = load_training_data(config)
@@ -248,12 +250,18 @@ def train_trm(config: TRMTrainConfig, *, resume: bool = False, progress: bool = 
     loss_fn = compile_for_training(model) if config.torch_compile else act_loss
     ddp_model, optimizer = accelerator.prepare(model, optimizer)
 
+    log_path = out_dir / "train_log.jsonl"
     if accelerator.is_main_process:
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(out_dir / "train_config.json", config_to_json(config), indent=2)
+        if log_path.exists():  # steps after the checkpoint are about to be trained again
+            atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in read_jsonl(log_path)
+                                                if r.get("step", 0) <= start_step))
         print(f"TRM: {sum(p.numel() for p in dense):,} trainable parameters, {data.plan.num_puzzles:,} puzzle "
               f"embeddings, {len(data.inputs):,} training rows, {len(data.eval_tasks)} evaluation tasks"
-              + (f"; resuming at step {start_step} from {checkpoint}" if checkpoint else ""))
+              + (f"; resuming at step {start_step} from {checkpoint}" if checkpoint else "")
+              + (f"; --resume found no checkpoint in {out_dir}, starting at step 0"
+                 if resume and not checkpoint else ""))
 
     def to_device(rows: np.ndarray) -> dict[str, torch.Tensor]:
         return {"inputs": torch.from_numpy(data.inputs[rows].astype(np.int64)).to(accelerator.device),
@@ -294,7 +302,6 @@ def train_trm(config: TRMTrainConfig, *, resume: bool = False, progress: bool = 
         solved = [t for t in data.eval_tasks if t.has_solutions]
         return score_votes(box, solved).to_dict() if solved else None
 
-    log_path = out_dir / "train_log.jsonl"
     sums: dict[str, Any] = {}
     step_loss = torch.zeros(model_config.halt_max_steps, dtype=torch.float64)
     step_count = torch.zeros(model_config.halt_max_steps, dtype=torch.long)
@@ -386,6 +393,34 @@ def train_trm(config: TRMTrainConfig, *, resume: bool = False, progress: bool = 
     # process can abort a rank at exit ("terminate called without an active exception").
     accelerator.end_training()
     return TrainResult(final_dir, step, last_log, eval_result, accelerator.is_main_process)
+
+
+# Settings a resume may change: they decide what is logged, evaluated and kept, not what is computed.
+RESUME_FREE_KEYS = ("time_limit_s", "log_every", "eval_every", "eval_augmentations", "checkpoint_every",
+                    "keep_checkpoints", "cache_dir", "out_dir")
+
+
+def check_out_dir(out_dir: Path, config: TRMTrainConfig, *, resume: bool) -> None:
+    """Refuse a fresh run into a directory that holds a run, and a resume with settings that would
+    make it another run (max_steps may change where the lr schedule does not depend on it)."""
+    saved_path = out_dir / "train_config.json"
+    held = (out_dir / "train_log.jsonl").exists() or latest_checkpoint(out_dir) is not None
+    if not resume:
+        if held:
+            raise CheckpointError(f"{out_dir} holds a training run; pass --resume to continue it, or choose "
+                                  "another out_dir")
+        return
+    if latest_checkpoint(out_dir) is None or not saved_path.exists():
+        return
+    try:
+        saved = json.loads(saved_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{saved_path}: cannot read the settings of the run to resume ({e})") from None
+    free = RESUME_FREE_KEYS + (("max_steps",) if config.lr_min_ratio == 1.0 else ())
+    changed = changed_settings(saved, json.loads(json.dumps(config_to_json(config))), free)
+    if changed:
+        raise CheckpointError(f"{out_dir}: cannot resume with other settings than the run there "
+                              f"({'; '.join(changed)}); resume with the same values or use a new out_dir")
 
 
 def compile_for_training(model: TRM) -> Callable[..., StepLoss]:
