@@ -72,8 +72,19 @@ def test_the_budget_counts_expanded_states_and_caps_are_reported():
     # Nothing fits, so the colours-by-rank view is searched too, on its own budget.
     assert search(unsolvable, SearchConfig(max_expansions=5, max_seconds=None, view_budget=3)).expanded == 8
     assert search(unsolvable, SearchConfig(max_expansions=10_000, max_states=30, max_seconds=None)).capped == "states"
-    timed = search(unsolvable, SearchConfig(max_expansions=10_000_000, max_states=10_000_000, max_seconds=1.0))
-    assert timed.capped == "seconds" and 1.0 <= timed.seconds <= 1.1
+    # The wall-clock cap, timed in a fresh interpreter: this one's heap, after hundreds of tests, can
+    # pause for garbage collection long enough to swamp the 10% it is held to.
+    timed = subprocess.run([sys.executable, "-c", (
+        "import numpy as np\n"
+        "from hybrid_pipeline.arc.tasks import Example, Task\n"
+        "from hybrid_pipeline.dsl.search import SearchConfig, search\n"
+        "g = lambda r: np.array(r, dtype=np.uint8)\n"
+        "t = Task('u', (Example(g([[1, 2], [3, 4]]), g([[7]])), Example(g([[4, 3], [2, 1]]), g([[8]]))),"
+        " (Example(g([[1, 1], [2, 2]])),))\n"
+        "r = search(t, SearchConfig(max_expansions=10_000_000, max_states=10_000_000, max_seconds=1.0))\n"
+        "print(r.capped, r.seconds)\n")], capture_output=True, text=True, timeout=120)
+    capped, seconds = timed.stdout.split()
+    assert capped == "seconds" and 1.0 <= float(seconds) <= 1.1, timed.stderr
 
 
 @pytest.mark.parametrize("field, value", [("max_expansions", 0), ("max_expansions", -3), ("max_depth", 0),

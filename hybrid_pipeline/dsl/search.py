@@ -161,6 +161,7 @@ class _Search:
         self._partial_scores: list[tuple[float, int, int, Candidate]] = []
         self._found = 0
         self.pieces = Pieces(self.targets)
+        self.deadline: float | None = None  # perf_counter() time past which the search stops
 
     # -- checking a new state ---------------------------------------------------------------------
     def _shapes_match(self, state: State) -> bool:
@@ -212,6 +213,8 @@ class _Search:
         """Try every inferred primitive as the last step of the program `steps`."""
         train = state[:self.n_train]
         for prim in self.finishers:
+            if self.deadline is not None and time.perf_counter() > self.deadline:
+                return  # the loop marks the search capped at its next check
             if (prim.keeps_shape and not shaped) or (prim.max_step is not None and len(steps) >= prim.max_step):
                 continue
             try:
@@ -238,7 +241,7 @@ class _Search:
     def run(self) -> SearchResult:
         config, result = self.config, self.result
         started = time.perf_counter()
-        deadline = None if config.max_seconds is None else started + config.max_seconds
+        deadline = self.deadline = None if config.max_seconds is None else started + config.max_seconds
         seen = {_key(self.root)}
         shaped = self._shapes_match(self.root)
         self._consider(self.root, (), shaped)
@@ -309,7 +312,7 @@ def search(task, config: SearchConfig | None = None, *, accept: Accept | None = 
         return SearchResult(error="the task has no complete demonstration pair to search against")
     plain = _Search(train, tests, config, accept)
     result = plain.run()
-    if result.candidates:
+    if result.candidates or result.capped == "seconds":
         return result
     # Nothing fits: programs on the colours-by-rank view first (one rule, simply put), then
     # outputs laid together from pieces.
