@@ -51,26 +51,58 @@ def _literal(value: Any) -> str:
     raise TypeError(f"a DSL argument must be a literal, got {type(value).__name__}")
 
 
-def _module(names: set[str], expression: str) -> str:
-    """Python source defining `transform(grid)` as `expression`, importing `names` from the DSL."""
-    head = f"from hybrid_pipeline.dsl import {', '.join(sorted(names))}\n\n\n" if names else ""
-    return f"{head}def transform(grid):\n    return {expression}\n"
+class _Expression:
+    """What every kind of program shares: it is its text. Hashes, compares (same kind, same text)
+    and prints by it, and `to_python` writes it as a module importing the DSL names it uses."""
+
+    __slots__ = ("_text",)
+
+    def names(self) -> set[str]:
+        """The DSL functions the expression calls."""
+        raise NotImplementedError
+
+    def expression(self) -> str:
+        return self._text
+
+    def to_python(self) -> str:
+        """A module defining `transform(grid)`, with the imports it needs."""
+        names = sorted(self.names())
+        head = f"from hybrid_pipeline.dsl import {', '.join(names)}\n\n\n" if names else ""
+        return f"{head}def transform(grid):\n    return {self._text}\n"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other._text == self._text
+
+    def __hash__(self) -> int:
+        return hash(self._text)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._text})"
+
+    def __str__(self) -> str:
+        return self._text
 
 
-class Program:
+class Program(_Expression):
     """An immutable chain of steps; the empty program is the identity."""
 
-    __slots__ = ("steps", "_text")
+    __slots__ = ("steps",)
 
     def __init__(self, steps: tuple[Step, ...] = ()):
         self.steps = tuple(steps)
         for step in self.steps:
             if step.name not in REGISTRY:
                 raise KeyError(f"unknown DSL primitive {step.name!r}")
-        self._text = self.expression()
+        text = "grid"
+        for step in self.steps:
+            text = step.call(text)
+        self._text = text
 
     def then(self, step: Step) -> "Program":
         return Program(self.steps + (step,))
+
+    def names(self) -> set[str]:
+        return {s.name for s in self.steps}
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -85,30 +117,8 @@ class Program:
             current = result
         return current
 
-    def expression(self) -> str:
-        text = "grid"
-        for step in self.steps:
-            text = step.call(text)
-        return text
 
-    def to_python(self) -> str:
-        """A module defining `transform(grid)`, with the imports it needs."""
-        return _module({s.name for s in self.steps}, self._text)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Program) and other._text == self._text
-
-    def __hash__(self) -> int:
-        return hash(self._text)
-
-    def __repr__(self) -> str:
-        return f"Program({self._text})"
-
-    def __str__(self) -> str:
-        return self._text
-
-
-class Overlay:
+class Overlay(_Expression):
     """Programs whose grids are painted one over another (`compose.overlay`): a tree of depth one.
 
     `Overlay((Program((Step("flip_horizontal"),)), Program()))` is
@@ -116,13 +126,16 @@ class Overlay:
     its length is the steps of its parts plus one for the overlay.
     """
 
-    __slots__ = ("parts", "_text")
+    __slots__ = ("parts",)
 
     def __init__(self, parts: tuple[Program, ...]):
         if len(parts) < 2:
             raise ValueError("an overlay needs at least two programs")
         self.parts = tuple(parts)
-        self._text = self.expression()
+        self._text = f"overlay({', '.join(p.expression() for p in self.parts)})"
+
+    def names(self) -> set[str]:
+        return set().union(*(p.names() for p in self.parts)) | {"overlay"}
 
     def __len__(self) -> int:
         return sum(len(p) for p in self.parts) + 1
@@ -132,36 +145,21 @@ class Overlay:
 
         return overlay(*(part(grid) for part in self.parts))
 
-    def expression(self) -> str:
-        return f"overlay({', '.join(p.expression() for p in self.parts)})"
 
-    def to_python(self) -> str:
-        return _module({s.name for p in self.parts for s in p.steps} | {"overlay"}, self._text)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Overlay) and other._text == self._text
-
-    def __hash__(self) -> int:
-        return hash(self._text)
-
-    def __repr__(self) -> str:
-        return f"Overlay({self._text})"
-
-    def __str__(self) -> str:
-        return self._text
-
-
-class InColourRanks:
+class InColourRanks(_Expression):
     """A program found on the task's colours-by-rank view (`views`), run in that view of each grid:
     `by_colour_rank(grid, lambda grid: <program>, fixed)`. Runs, hashes, compares and prints like a
     `Program`; its length is the inner program's plus one for the view."""
 
-    __slots__ = ("inner", "fixed", "_text")
+    __slots__ = ("inner", "fixed")
 
-    def __init__(self, inner: "Program | Overlay", fixed: tuple[int, ...] = ()):
+    def __init__(self, inner: Program | Overlay, fixed: tuple[int, ...] = ()):
         self.inner = inner
         self.fixed = tuple(int(c) for c in fixed)
         self._text = f"by_colour_rank(grid, lambda grid: {inner.expression()}, {_literal(self.fixed)})"
+
+    def names(self) -> set[str]:
+        return self.inner.names() | {"by_colour_rank"}
 
     def __len__(self) -> int:
         return len(self.inner) + 1
@@ -170,25 +168,3 @@ class InColourRanks:
         from hybrid_pipeline.dsl.views import by_colour_rank
 
         return by_colour_rank(grid, self.inner, self.fixed)
-
-    def expression(self) -> str:
-        return self._text
-
-    def to_python(self) -> str:
-        parts = self.inner.parts if isinstance(self.inner, Overlay) else (self.inner,)
-        names = {s.name for p in parts for s in p.steps} | {"by_colour_rank"}
-        if isinstance(self.inner, Overlay):
-            names.add("overlay")
-        return _module(names, self._text)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, InColourRanks) and other._text == self._text
-
-    def __hash__(self) -> int:
-        return hash(self._text)
-
-    def __repr__(self) -> str:
-        return f"InColourRanks({self._text})"
-
-    def __str__(self) -> str:
-        return self._text

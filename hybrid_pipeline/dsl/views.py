@@ -31,26 +31,19 @@ def colour_order(grid: Grid) -> tuple[int, ...]:
     return tuple(sorted((int(c) for c in np.flatnonzero(counts)), key=lambda c: (-counts[c], c)))
 
 
-def _lookup(order: Sequence[int], fixed: Sequence[int]) -> np.ndarray | None:
-    """colour -> view colour: a rank for the grid's own colours, a slot from 9 down for `fixed`
-    colours it lacks, 255 for any other; None when ranks and slots would meet."""
+def _tables(order: Sequence[int], fixed: Sequence[int]) -> tuple[np.ndarray, np.ndarray] | None:
+    """(colour -> view colour, view colour -> colour): a rank for each of the grid's own colours (in
+    `order`), a slot from 9 down for each `fixed` colour, 255 for any other; None when ranks and
+    slots would meet. A fixed colour the grid has is named by its rank, and its slot still names it
+    back."""
     if len(order) + len(fixed) > 10:
         return None
-    table = np.full(256, 255, dtype=np.uint8)
-    for slot, colour in zip(range(9, -1, -1), fixed):
-        table[colour] = slot
-    for rank, colour in enumerate(order):
-        table[colour] = rank
-    return table
-
-
-def _inverse(order: Sequence[int], fixed: Sequence[int]) -> np.ndarray:
-    table = np.full(256, 255, dtype=np.uint8)
-    for slot, colour in zip(range(9, -1, -1), fixed):
-        table[slot] = colour
-    for rank, colour in enumerate(order):
-        table[rank] = colour
-    return table
+    forward = np.full(256, 255, dtype=np.uint8)
+    back = np.full(256, 255, dtype=np.uint8)
+    for view, colour in [*zip(range(9, -1, -1), fixed), *enumerate(order)]:
+        forward[colour] = view
+        back[view] = colour
+    return forward, back
 
 
 def _rename(grid: Grid, table: np.ndarray) -> Grid | None:
@@ -64,10 +57,11 @@ def by_colour_rank(grid: Any, fn: Callable[[Grid], Grid], fixed: Sequence[int] =
     colour the grid cannot name back."""
     grid = as_grid(grid)
     order = colour_order(grid)
-    table = _lookup(order, fixed)
-    if table is None:
+    tables = _tables(order, fixed)
+    if tables is None:
         raise DSLError(f"{len(order)} colours and {len(fixed)} fixed ones do not fit in 10")
-    out = _rename(np.asarray(fn(table[grid]), dtype=np.uint8), _inverse(order, fixed))
+    forward, back = tables
+    out = _rename(np.asarray(fn(forward[grid]), dtype=np.uint8), back)
     if out is None:
         raise DSLError("the result has a colour the grid has no rank for")
     return out
@@ -80,20 +74,19 @@ class ColourView:
         self.fixed = fixed
         self.train: list[tuple[Grid, Grid]] = []
         for grid, target in train:
-            table = _lookup(colour_order(grid), fixed)
-            renamed = None if table is None else (_rename(grid, table), _rename(target, table))
+            tables = _tables(colour_order(grid), fixed)
+            renamed = None if tables is None else (_rename(grid, tables[0]), _rename(target, tables[0]))
             if renamed is None or renamed[0] is None or renamed[1] is None:
                 raise DSLError("a demonstration's colours do not fit the view")
             self.train.append(renamed)
         self.tests: list[Grid] = []
         self._back: list[np.ndarray] = []
         for grid in tests:
-            order = colour_order(grid)
-            table = _lookup(order, fixed)
-            if table is None:
+            tables = _tables(colour_order(grid), fixed)
+            if tables is None:
                 raise DSLError("a test input's colours do not fit the view")
-            self.tests.append(table[grid])
-            self._back.append(_inverse(order, fixed))
+            self.tests.append(tables[0][grid])
+            self._back.append(tables[1])
 
     @classmethod
     def of(cls, train: Sequence[tuple[Grid, Grid]], tests: Sequence[Grid]) -> "ColourView | None":
