@@ -404,13 +404,13 @@ def check_out_dir(out_dir: Path, config: TRMTrainConfig, *, resume: bool) -> Non
     """Refuse a fresh run into a directory that holds a run, and a resume with settings that would
     make it another run (max_steps may change where the lr schedule does not depend on it)."""
     saved_path = out_dir / "train_config.json"
-    held = (out_dir / "train_log.jsonl").exists() or latest_checkpoint(out_dir) is not None
+    checkpoint = latest_checkpoint(out_dir)
     if not resume:
-        if held:
+        if checkpoint is not None or (out_dir / "train_log.jsonl").exists():
             raise CheckpointError(f"{out_dir} holds a training run; pass --resume to continue it, or choose "
                                   "another out_dir")
         return
-    if latest_checkpoint(out_dir) is None or not saved_path.exists():
+    if checkpoint is None or not saved_path.exists():
         return
     try:
         saved = json.loads(saved_path.read_text(encoding="utf-8"))
