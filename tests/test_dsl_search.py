@@ -22,7 +22,8 @@ SOLVED_TRAINING = ("0d3d703e",  # a colour map
                    "0520fde7",  # two cells combined, then recoloured
                    "a416b8f3",  # tiling
                    "e3497940",  # two halves laid over one another (an overlay)
-                   "3de23699")  # a crop recoloured by colour rank (the colours-by-rank view)
+                   "3de23699",  # a crop recoloured by colour rank (the colours-by-rank view)
+                   "bdad9b1f")  # a cell rule: below an 8 and beside a 2 turns 4
 
 
 def _grid(rows):
@@ -54,6 +55,19 @@ def test_candidates_rank_shortest_program_first_and_predictions_are_distinct():
     assert lengths == sorted(lengths)
     keys = [tuple(p.tobytes() for p in c.predictions) for c in result.candidates]
     assert len(set(keys)) == len(keys)
+
+
+def test_a_lookup_table_ranks_after_a_rule_and_does_not_end_the_search(arc1_train):
+    by_id = {t.id: t for t in arc1_train}
+    # 42a50994: lone pixels vanish. A stencil per object (stamp_objects, a lookup of the
+    # demonstrations' pieces) fits as well, at the same length, but ranks after the rule.
+    found = search(by_id["42a50994"].without_solutions(), SearchConfig(max_expansions=20, view_budget=0))
+    assert [c.program.names() for c in found.candidates[:2]] == [{"remove_noise"}, {"stamp_objects"}]
+    # 0ca9ddb6: only stencils fit, from the input itself; the search still spends its budget
+    # looking for a rule (a rule ends it after the level where it is found).
+    found = search(by_id["0ca9ddb6"].without_solutions(), SearchConfig(max_expansions=30, view_budget=0))
+    assert found.candidates[0].program.names() == {"stamp_objects"}
+    assert found.expanded == 30
 
 
 def test_identical_results_with_and_without_solutions_and_under_another_task_id():

@@ -8,12 +8,12 @@ Every primitive is importable from here, so a printed program runs as is:
         return recolor(flip_horizontal(grid), {1: 5})
 
 Modules: `registry` (how primitives are declared), `program` (programs as data), `geometry`,
-`colour`, `objects`, `structure`, `patterns` (the primitives), `compose` (outputs laid together
+`colour`, `cells`, `objects`, `structure`, `patterns` (the primitives), `compose` (outputs laid together
 from several programs' grids), `views` (a task with its colours renamed by rank), `search`
 (compositions that fit the demonstrations). Imports only numpy and `hybrid_pipeline.arc`.
 """
 
-from hybrid_pipeline.dsl import colour, geometry, objects, patterns, structure  # noqa: F401  (registers primitives)
+from hybrid_pipeline.dsl import cells, colour, geometry, objects, patterns, structure  # noqa: F401  (registers primitives)
 from hybrid_pipeline.dsl.compose import overlay
 from hybrid_pipeline.dsl.program import InColourRanks, Overlay, Program, Step
 from hybrid_pipeline.dsl.registry import EXPORTS, REGISTRY, DSLError

@@ -134,7 +134,7 @@ def _clear(grid: Grid, mask: np.ndarray) -> Grid:
 
 # --- selection, cropped ---------------------------------------------------------------------
 
-@primitive(_VIEW_OPTIONS)
+@primitive(_VIEW_OPTIONS, max_step=2)
 def crop_largest_object(grid: Grid, view: str) -> Grid:
     """The largest object cut to its bounding box ("multi": 8-neighbour, any colour; "single").
 
@@ -166,7 +166,7 @@ def crop_unique_colour_object(grid: Grid) -> Grid:
     return _unique_colour(grid).cut(grid, background(grid))
 
 
-@primitive()
+@primitive(max_step=2)
 def crop_unique_shape_object(grid: Grid) -> Grid:
     """The one object whose shape no other object has, cut to its box.
 
@@ -236,7 +236,7 @@ def _border_mask(grid: Grid) -> np.ndarray:
     return mask
 
 
-@primitive()
+@primitive(max_step=2)
 def keep_border_objects(grid: Grid) -> Grid:
     """Only objects touching the grid's edge stay.
 
@@ -363,7 +363,7 @@ def _ring(grid: Grid) -> tuple[int, np.ndarray]:
     return bg, frozen(_dilate(filled) & ~filled)
 
 
-@primitive(colour_options)
+@primitive(colour_options, max_step=2)
 def surround_objects(grid: Grid, colour: int) -> Grid:
     """Background cells touching an object (8 neighbours) take `colour`: a ring round each object.
 
@@ -419,7 +419,7 @@ def _fall_cells(grid: Grid) -> Grid:
     return np.take_along_axis(grid, order, axis=0)
 
 
-@primitive([(d,) for d in _DIRECTIONS])
+@primitive([(d,) for d in _DIRECTIONS], max_step=2)
 def gravity(grid: Grid, direction: str) -> Grid:
     """Every non-background cell falls in `direction` until it rests on the edge or another cell.
 
@@ -506,7 +506,7 @@ def _slide(grid: Grid, anchor: np.ndarray, obj: Obj, blocked: np.ndarray) -> tup
         dy, dx = dy + step[0], dx + step[1]
 
 
-@primitive(colour_options)
+@primitive(colour_options, max_step=2)
 def move_until_contact(grid: Grid, colour: int) -> Grid:
     """Every object not of `colour` slides straight towards the `colour` cells until it touches them.
 
@@ -531,7 +531,7 @@ def move_until_contact(grid: Grid, colour: int) -> Grid:
     return out
 
 
-@primitive()
+@primitive(max_step=2)
 def dots_to_same_colour(grid: Grid) -> Grid:
     """Every single cell slides straight to the larger object of its colour in line with it, until
     it touches it, passing over anything else; a cell with no such object in line vanishes.
@@ -785,7 +785,7 @@ def _infer_stamp(grids: Sequence[Grid], targets: Sequence[Grid]) -> Args | None:
     return (table,)
 
 
-@primitive(infer=_infer_stamp, keeps_shape=True, max_step=2)
+@primitive(infer=_infer_stamp, keeps_shape=True, max_step=2, lookup=True)
 def stamp_objects(grid: Grid, table: dict) -> Grid:
     """Around each object (8-neighbour, one colour) paint the stencil `table` gives its (colour,
     shape): its box grown by one cell, -1 leaving a cell as it is; None or no entry: no stencil.

@@ -257,7 +257,7 @@ def crop_hole(grid: Grid) -> Grid:
     return out[top:bottom, left:right]
 
 
-@primitive()
+@primitive(max_step=2)
 def continue_pattern(grid: Grid) -> Grid:
     """Extend the tiling of the content's bounding box over the whole grid.
 
@@ -279,7 +279,7 @@ def continue_pattern(grid: Grid) -> Grid:
     return out
 
 
-@primitive()
+@primitive(max_step=2)
 def symmetrize(grid: Grid) -> Grid:
     """Mirror the content over the background under every symmetry about its bounding box's centre
     that its cells do not contradict.
@@ -327,7 +327,7 @@ def _fill_colour_options(ctx: Context) -> list[tuple]:
     return [(c,) for c in (ctx.new_colours or ctx.output_colours)]
 
 
-@primitive(_fill_colour_options)
+@primitive(_fill_colour_options, max_step=2)
 def fill_enclosed(grid: Grid, colour: int) -> Grid:
     """Background regions that do not touch the border (4-neighbour) take `colour`.
 
@@ -367,7 +367,7 @@ def _ray(shape: tuple[int, int], r: int, c: int, dr: int, dc: int) -> tuple[np.n
     return r + dr * k, c + dc * k
 
 
-@primitive([(d,) for d in _DIRECTIONS])
+@primitive([(d,) for d in _DIRECTIONS], max_step=2)
 def draw_lines_from_points(grid: Grid, direction: str) -> Grid:
     """From every single-cell object, a line of its colour to the borders over the background.
 
@@ -404,7 +404,7 @@ def _line_colour_options(ctx: Context) -> list[tuple]:
     return [(None,)] + [(c,) for c in ctx.new_colours]
 
 
-@primitive(_line_colour_options)
+@primitive(_line_colour_options, max_step=2)
 def connect_same_colour(grid: Grid, colour: int | None) -> Grid:
     """Straight lines over the background between same-coloured cells in one row or column.
 

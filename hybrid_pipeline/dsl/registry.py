@@ -9,7 +9,9 @@ A primitive is a pure function `fn(grid, *args) -> grid` over uint8 grids of sha
 - `infer(grids, targets)`: the one argument tuple that turns every demonstration's current grid into
   its output, read off the demonstrations (a colour map, an object key -> colour table), or None.
   The search tries inferred primitives as the last step of a program only. `max_step` keeps a slow
-primitive to the first steps of a program.
+primitive to the first steps of a program. An inferred primitive marked `lookup` reads a table of
+the demonstrations' own pieces (whole stencils, whole outputs): it fits almost any demonstrations,
+so the search ranks its programs after every other fitting program and keeps looking past them.
 
 `@primitive` registers the function and returns a public wrapper that also accepts a list of rows, so
 printed programs run as is (`crop(largest_object(grid))`) on ARC's JSON grids.
@@ -72,6 +74,8 @@ class Primitive:
     # An inferred step that keeps the grid's shape: the search tries it only on states whose train
     # grids already have the output shapes (most states do not, and this is checked once per state).
     keeps_shape: bool = False
+    # Its inferred argument memorises pieces of the demonstrations (see the module docstring).
+    lookup: bool = False
 
     def arg_options(self, ctx: Context) -> list[Args]:
         if self.infer is not None:
@@ -95,7 +99,7 @@ def as_grid(grid: Any) -> Grid:
 
 
 def primitive(options: OptionsFn | Sequence[Args] | None = None, *, infer: InferFn | None = None,
-              max_step: int | None = None, keeps_shape: bool = False):
+              max_step: int | None = None, keeps_shape: bool = False, lookup: bool = False):
     """Register `fn` as a DSL primitive (see the module docstring); returns its public wrapper."""
 
     def register(fn: Callable[..., Grid]) -> Callable[..., Grid]:
@@ -106,7 +110,10 @@ def primitive(options: OptionsFn | Sequence[Args] | None = None, *, infer: Infer
             raise RuntimeError(f"DSL primitive {name!r}: give options or infer, not both")
         if keeps_shape and infer is None:
             raise RuntimeError(f"DSL primitive {name!r}: keeps_shape is for inferred primitives")
-        REGISTRY[name] = Primitive(name, fn, options, infer, (fn.__doc__ or "").strip(), max_step, keeps_shape)
+        if lookup and infer is None:
+            raise RuntimeError(f"DSL primitive {name!r}: lookup is for inferred primitives")
+        REGISTRY[name] = Primitive(name, fn, options, infer, (fn.__doc__ or "").strip(), max_step, keeps_shape,
+                                   lookup)
 
         @functools.wraps(fn)
         def public(grid: Any, *args: Any) -> Grid:

@@ -10,7 +10,9 @@ Within a level, states are expanded in the order they were made (the registry's 
 `order="closest"` the closest to the train outputs first (right shapes, then most cells right).
 
 A candidate is a program whose train grids equal the train outputs exactly. Candidates rank by
-length, then by the order they were found (the registry's order: deterministic). The search keeps
+length, then by the order they were found (the registry's order: deterministic), except that a
+program ending in a lookup table of the demonstrations' pieces (a `lookup` primitive) ranks after
+every other and does not end the search: the next level may still find a rule. The search keeps
 the first `max_candidates` distinct test predictions and the best partial programs (every train
 grid of the right shape, most cells right), which may fill an attempt no candidate fills.
 
@@ -118,6 +120,13 @@ class SearchResult:
         return out
 
 
+def _rank(program: Program | Overlay | InColourRanks) -> tuple[bool, int]:
+    """How a fitting program ranks, least first: any that calls a lookup primitive after all the
+    others, then the shorter."""
+    lookup = any(REGISTRY[name].lookup for name in program.names() if name in REGISTRY)
+    return lookup, len(program)
+
+
 def _same_grids(a: Sequence[Grid], b: Sequence[Grid]) -> bool:
     return len(a) == len(b) and all(x.shape == y.shape and np.array_equal(x, y) for x, y in zip(a, b))
 
@@ -157,7 +166,8 @@ class _Search:
         self.target_shapes = [t.shape for t in self.targets]
         self.result = SearchResult()
         self.accept = accept
-        self._candidates: list[tuple[int, int, Candidate]] = []  # (length, order found, candidate)
+        # (lookup, length, order found, candidate): see `_rank`
+        self._candidates: list[tuple[bool, int, int, Candidate]] = []
         self._partial_scores: list[tuple[float, int, int, Candidate]] = []
         self._found = 0
         self.pieces = Pieces(self.targets)
@@ -187,12 +197,13 @@ class _Search:
         self._found += 1
         if self.accept is not None and not self.accept(candidate.predictions):
             return
-        for i, (_, _, kept) in enumerate(self._candidates):
+        rank = _rank(candidate.program)
+        for i, (*kept_rank, _, kept) in enumerate(self._candidates):
             if _same_grids(candidate.predictions, kept.predictions):
-                if len(candidate.program) < len(kept.program):  # the simpler program explains it
-                    self._candidates[i] = (len(candidate.program), self._found, candidate)
+                if rank < tuple(kept_rank):  # the simpler program explains it
+                    self._candidates[i] = (*rank, self._found, candidate)
                 return
-        self._candidates.append((len(candidate.program), self._found, candidate))
+        self._candidates.append((*rank, self._found, candidate))
 
     def _partial(self, steps: Steps, predictions: State, fits: tuple[bool, ...], right: float) -> None:
         self._found += 1
@@ -288,13 +299,13 @@ class _Search:
                         heapq.heappop(next_frontier)
                 if result.capped:
                     break
-            # Deeper levels would only add longer programs than those already found.
-            if self._candidates:
+            # Deeper levels would only add longer programs than the rules already found.
+            if any(not lookup for lookup, *_ in self._candidates):
                 break
             frontier = [(state, steps) for _, _, state, steps in sorted(next_frontier, reverse=True)]
         result.states = len(seen)
         result.partials = [c for *_, c in self._partial_scores]
-        result.candidates = [c for *_, c in sorted(self._candidates, key=lambda e: e[:2])][:config.max_candidates]
+        result.candidates = [c for *_, c in sorted(self._candidates, key=lambda e: e[:3])][:config.max_candidates]
         result.seconds = time.perf_counter() - started
         return result
 

@@ -133,7 +133,7 @@ def _mask(filled: np.ndarray) -> Grid:
     return filled.astype(np.uint8)
 
 
-@primitive()
+@primitive(max_step=2)
 def cells_and(grid: Grid) -> Grid:
     """1 where every cell is filled (not 0), else 0.
 
@@ -433,7 +433,7 @@ def _infer_class_table(grids: Sequence[Grid], targets: Sequence[Grid]) -> tuple 
     return None
 
 
-@primitive(infer=_infer_class_table)
+@primitive(infer=_infer_class_table, lookup=True)
 def output_by_class(grid: Grid, kind: str, table: dict) -> Grid:
     """The output `table` gives the grid's class (hex of its "mask" of non-zero cells, or of its
     "colours" present); DSLError for a class not in it.
