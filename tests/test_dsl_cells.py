@@ -42,6 +42,16 @@ def test_rays_give_the_first_colour_met_and_ten_when_none():
     np.testing.assert_array_equal(FEATURES["left or right"](g)[0], [3, 4, 3, 3])
 
 
+def test_centre_and_uniform_line_features():
+    g = grid([[2, 2, 2, 2],
+              [1, 2, 1, 1],
+              [3, 3, 3, 3]])
+    np.testing.assert_array_equal(FEATURES["middle col"](g)[0], [0, 1, 1, 0])
+    np.testing.assert_array_equal(FEATURES["middle row"](g)[:, 0], [0, 1, 0])
+    np.testing.assert_array_equal(FEATURES["row uniform"](g)[:, 0], [1, 0, 1])
+    np.testing.assert_array_equal(FEATURES["col uniform"](g)[0], [0, 0, 0, 0])
+
+
 def test_neighbour_ring_and_enclosed_features():
     g = grid([[1, 1, 1, 0],
               [1, 0, 1, 0],
@@ -65,15 +75,28 @@ def test_cell_rule_refuses_a_place_its_table_never_saw_and_unknown_features():
         cell_rule(grid([[1, 1, 1]]), ("col%2",), {1: 1})  # column 1 keys 1 + 10 * 1
     with pytest.raises(DSLError):
         cell_rule(grid([[1]]), ("diagonal",), {1: 1})
+    with pytest.raises(DSLError):
+        cell_rule(grid([[1]]), ("ring",), {1: 1}, "shape")
 
 
 def test_infers_every_third_column_from_two_demonstrations():
     grids = [grid([[4, 4, 4, 4, 4, 4, 4]]), grid([[4, 0, 4, 0, 4, 0, 4]] * 3)]
     targets = [grid([[6, 4, 4, 6, 4, 4, 6]]), grid([[6, 0, 4, 0, 4, 0, 6]] * 3)]
-    features, table = infer(grids, targets)
-    assert features == ("col%3",)
+    features, table, by = infer(grids, targets)
+    # by place alone, column 0 of the second grid would need both "6" and "keep 0"
+    assert (features, by) == (("col%3",), "colour")
     assert table == {0: 0, 4: 6, 10: 0, 14: 4, 20: 0, 24: 4}
-    np.testing.assert_array_equal(cell_rule(grid([[4, 4, 4, 4]]), features, table), [[6, 4, 4, 6]])
+    np.testing.assert_array_equal(cell_rule(grid([[4, 4, 4, 4]]), features, table, by), [[6, 4, 4, 6]])
+
+
+def test_infers_a_rule_of_place_alone_that_serves_colours_never_shown():
+    # d23f8c26: only the middle column stays
+    grids = [grid([[6, 4, 0], [0, 3, 9], [1, 0, 0]]), grid([[8, 0, 3, 0, 0], [8, 6, 5, 6, 0], [3, 6, 3, 0, 0]])]
+    targets = [grid([[0, 4, 0], [0, 3, 0], [0, 0, 0]]), grid([[0, 0, 3, 0, 0], [0, 0, 5, 0, 0], [0, 0, 3, 0, 0]])]
+    features, table, by = infer(grids, targets)
+    assert (features, by) == (("middle col",), "place")
+    assert table == {0: 0, 10: 10}
+    np.testing.assert_array_equal(cell_rule(grid([[1, 7, 2, 3, 4]]), features, table, by), [[0, 0, 2, 0, 0]])
 
 
 def test_inference_leaves_a_plain_colour_map_to_recolor_and_refuses_one_demonstration():

@@ -4,10 +4,13 @@ or two facts about where it sits.
 The inferred `cell_rule` keys every cell by its colour plus up to two *features* of its place
 (`FEATURES`): its row or column counted modulo 2 or 3 from either edge, the first colour met
 looking along one of the 8 directions (or either way along a row or column), how many of its neighbours are filled, its ring (distance to
-the nearest edge), and whether it is enclosed. One table then explains, for example, "every third
+the nearest edge), whether it is enclosed, whether its row or column is the middle one, and
+whether its row or column is all one colour. One table then explains, for example, "every third
 column turns 6" (ba26e723), "a cell between a 2 on its left and an 8 above turns 4" (bdad9b1f) or
-"alternate cells from the right turn 3" (d406998b). The inference takes the first feature set, in
-`FEATURES` order, singles before pairs, whose table every demonstration cell agrees with.
+"alternate cells from the right turn 3" (d406998b). Cells may also be keyed by their place alone, the
+table then saying "keep the cell's colour" or a colour, so that one rule serves every colour (keep
+the middle column only: d23f8c26). The inference takes the first feature set, in `FEATURES` order,
+singles before pairs, place before colour, whose table every demonstration cell agrees with.
 """
 
 from __future__ import annotations
@@ -74,6 +77,24 @@ def _filled_neighbours(diagonal: bool) -> Callable[[Grid], np.ndarray]:
     return feature
 
 
+def _middle(axis: int) -> Callable[[Grid], np.ndarray]:
+    """1 in the middle row (axis 0) or column (axis 1), both middle ones of an even side."""
+    def feature(grid: Grid) -> np.ndarray:
+        side = grid.shape[axis]
+        codes = (np.abs(2 * np.arange(side) - (side - 1)) <= 1).astype(np.int64)
+        return np.broadcast_to(codes.reshape((-1, 1) if axis == 0 else (1, -1)), grid.shape)
+    return feature
+
+
+def _uniform(axis: int) -> Callable[[Grid], np.ndarray]:
+    """1 where the cell's row (axis 0) or column (axis 1) is all one colour."""
+    def feature(grid: Grid) -> np.ndarray:
+        line = grid[:, :1] if axis == 0 else grid[:1, :]
+        same = (grid == line).all(axis=1 - axis, keepdims=True)
+        return np.broadcast_to(same.astype(np.int64), grid.shape)
+    return feature
+
+
 def _ring(grid: Grid) -> np.ndarray:
     """Distance to the nearest edge (0 on the border), at most 9."""
     rows, cols = grid.shape
@@ -110,15 +131,23 @@ FEATURES: dict[str, Callable[[Grid], np.ndarray]] = {
     "up or down": _either(_ray(-1, 0), _ray(1, 0)), "left or right": _either(_ray(0, -1), _ray(0, 1)),
     "up-left": _ray(-1, -1), "up-right": _ray(-1, 1), "down-left": _ray(1, -1), "down-right": _ray(1, 1),
     "ring": _ring, "enclosed": _enclosed,
+    "middle row": _middle(0), "middle col": _middle(1),
+    "row uniform": _uniform(0), "col uniform": _uniform(1),
 }
 
+# How a cell is keyed: by its place alone (the table says a colour or 10, keep the cell's own:
+# one rule for every colour), or by its colour and its place (the finer key).
+_KEYINGS = ("place", "colour")
+_KEEP = 10
 
-def _keys(grid: Grid, features: Sequence[str]) -> np.ndarray:
-    """Per cell: its colour + 10 * (first feature's code + 16 * the second's)."""
-    keys = grid.astype(np.int64)
+
+def _keys(own: np.ndarray, codes: Sequence[np.ndarray], by: str) -> np.ndarray:
+    """Per cell: (its colour, keyed "colour"; 0, keyed "place") + 10 * (the first feature's code +
+    16 * the second's)."""
+    keys = own.astype(np.int64) if by == "colour" else np.zeros(own.shape, dtype=np.int64)
     scale = 10
-    for name in features:
-        keys = keys + scale * FEATURES[name](grid)
+    for code in codes:
+        keys = keys + scale * code
         scale *= _BASE
     return keys
 
@@ -134,50 +163,60 @@ def _infer_cell_rule(grids: Sequence[Grid], targets: Sequence[Grid]) -> tuple | 
         return None
     outs = np.concatenate([t.ravel() for t in targets]).astype(np.int64)
     own = np.concatenate([g.ravel() for g in grids]).astype(np.int64)
-    if _table(own, outs, limit=outs.size) is not None:
+    if _table(own, outs, own, limit=outs.size, keep=False) is not None:
         return None
     codes = {name: np.concatenate([fn(g).ravel() for g in grids]) for name, fn in FEATURES.items()}
     names = list(FEATURES)
     for chosen in [(n,) for n in names] + list(combinations(names, 2)):
-        keys = own.copy()
-        scale = 10
-        for name in chosen:
-            keys += scale * codes[name]
-            scale *= _BASE
-        table = _table(keys, outs, limit=outs.size // 4)
-        if table is not None:
-            return chosen, table
+        for by in _KEYINGS:
+            keys = _keys(own, [codes[name] for name in chosen], by)
+            table = _table(keys, outs, own, limit=outs.size // 4, keep=by == "place")
+            if table is not None:
+                return chosen, table, by
     return None
 
 
-def _table(keys: np.ndarray, outs: np.ndarray, *, limit: int) -> dict | None:
-    """key -> colour when every key has one output colour and there are at most `limit` keys."""
-    known, first = np.unique(keys, return_inverse=True)
+def _table(keys: np.ndarray, outs: np.ndarray, own: np.ndarray, *, limit: int, keep: bool) -> dict | None:
+    """key -> colour when every key has one output colour (or, with `keep`, 10 for a key whose
+    cells all keep their colour) and there are at most `limit` keys."""
+    known, inverse = np.unique(keys, return_inverse=True)
     if known.size > limit:
         return None
-    colour = np.zeros(known.size, dtype=np.int64)
-    colour[first] = outs
-    if not np.array_equal(colour[first], outs):
+    low = np.full(known.size, _KEEP, dtype=np.int64)
+    high = np.full(known.size, -1, dtype=np.int64)
+    np.minimum.at(low, inverse, outs)
+    np.maximum.at(high, inverse, outs)
+    right, value = low == high, low
+    if keep:
+        keeps = np.bincount(inverse, weights=outs != own, minlength=known.size) == 0
+        right, value = right | keeps, np.where(keeps, _KEEP, low)
+    if not right.all():
         return None  # some key needs two colours
-    return dict(zip(known.tolist(), colour.tolist()))
+    return dict(zip(known.tolist(), value.tolist()))
 
 
 @primitive(infer=_infer_cell_rule, keeps_shape=True, max_step=1)
-def cell_rule(grid: Grid, features: tuple, table: dict) -> Grid:
-    """Each cell's colour from `table`, keyed by its colour + 10 * (its first feature's code + 16 *
-    its second's); the features are named in `FEATURES`. DSLError on a key no demonstration showed.
+def cell_rule(grid: Grid, features: tuple, table: dict, by: str = "colour") -> Grid:
+    """Each cell's colour from `table`, keyed by (`by` "colour": its colour; "place": 0) + 10 * (its
+    first feature's code + 16 * its second's); the features are named in `FEATURES`. 10 in the
+    table keeps the cell's colour. DSLError on a key no demonstration showed.
 
     >>> cell_rule(np.array([[1, 1, 1, 1]], dtype=np.uint8), ("col%2",), {1: 1, 11: 6}).tolist()
     [[1, 6, 1, 6]]
+    >>> cell_rule(np.array([[1, 2, 3]], dtype=np.uint8), ("middle col",), {0: 0, 10: 10}, "place").tolist()
+    [[0, 2, 0]]
     """
     if not table:
         raise DSLError("an empty table")
     unknown = [name for name in features if name not in FEATURES]
     if unknown or len(features) > 2:
         raise DSLError(f"cell features must be one or two of {', '.join(FEATURES)}, got {features!r}")
-    keys = _keys(grid, features)
+    if by not in _KEYINGS:
+        raise DSLError(f"cells are keyed by one of {', '.join(_KEYINGS)}, got {by!r}")
+    keys = _keys(grid, [FEATURES[name](grid) for name in features], by)
     known = np.array(sorted(table), dtype=np.int64)
     at = np.searchsorted(known, keys).clip(max=known.size - 1)
     if not (known[at] == keys).all():
         raise DSLError("a cell whose place the demonstrations never showed")
-    return np.array([table[k] for k in known.tolist()], dtype=np.uint8)[at]
+    colours = np.array([table[k] for k in known.tolist()], dtype=np.uint8)[at]
+    return np.where(colours == _KEEP, grid, colours).astype(np.uint8)
