@@ -3,7 +3,7 @@ or two facts about where it sits.
 
 The inferred `cell_rule` keys every cell by its colour plus up to two *features* of its place
 (`FEATURES`): its row or column counted modulo 2 or 3 from either edge, the first colour met
-looking along one of the 8 directions (or either way along a row or column), how many of its neighbours are filled, its ring (distance to
+looking along one of the 8 directions (or either way along a row or column), how many of its neighbours are filled and with which colour most, its ring (distance to
 the nearest edge), whether it is enclosed, whether its row or column is the middle one, and
 whether its row or column is all one colour. One table then explains, for example, "every third
 column turns 6" (ba26e723), "a cell between a 2 on its left and an 8 above turns 4" (bdad9b1f) or
@@ -95,6 +95,25 @@ def _uniform(axis: int) -> Callable[[Grid], np.ndarray]:
     return feature
 
 
+def _neighbour_colour(diagonal: bool) -> Callable[[Grid], np.ndarray]:
+    """The colour other than the background that most of the cell's neighbours (4, or 8 with
+    `diagonal`) have, the lowest on a tie; 10 where none has one."""
+    def feature(grid: Grid) -> np.ndarray:
+        rows, cols = grid.shape
+        bg = background(grid)
+        padded = np.pad(grid.astype(np.int64), 1, constant_values=-1)
+        steps = [(-1, 0), (1, 0), (0, -1), (0, 1)] + ([(-1, -1), (-1, 1), (1, -1), (1, 1)] if diagonal else [])
+        counts = np.zeros((10, rows, cols), dtype=np.int64)
+        for dy, dx in steps:
+            near = padded[1 + dy:1 + dy + rows, 1 + dx:1 + dx + cols]
+            for colour in range(10):
+                if colour != bg:
+                    counts[colour] += near == colour
+        best = counts.argmax(axis=0)
+        return np.where(counts.max(axis=0) > 0, best, _NONE)
+    return feature
+
+
 def _ring(grid: Grid) -> np.ndarray:
     """Distance to the nearest edge (0 on the border), at most 9."""
     rows, cols = grid.shape
@@ -127,6 +146,7 @@ FEATURES: dict[str, Callable[[Grid], np.ndarray]] = {
     "row%3": _modulo(0, 3, False), "col%3": _modulo(1, 3, False),
     "row%3 from end": _modulo(0, 3, True), "col%3 from end": _modulo(1, 3, True),
     "neighbours": _filled_neighbours(False), "neighbours8": _filled_neighbours(True),
+    "neighbour colour": _neighbour_colour(False), "neighbour colour8": _neighbour_colour(True),
     "up": _ray(-1, 0), "down": _ray(1, 0), "left": _ray(0, -1), "right": _ray(0, 1),
     "up or down": _either(_ray(-1, 0), _ray(1, 0)), "left or right": _either(_ray(0, -1), _ray(0, 1)),
     "up-left": _ray(-1, -1), "up-right": _ray(-1, 1), "down-left": _ray(1, -1), "down-right": _ray(1, 1),
