@@ -76,6 +76,7 @@ class BaselineConfig:
     diffusion_steps_per_block: int = 16       # 2 tokens committed per step at block length 32
     seed: int = 0
     resume: bool = False                      # skip tasks already in results.jsonl
+    overwrite: bool = False                   # replace the run in out_dir
 
     def __post_init__(self) -> None:
         for key in ("attempts", "diffusion_block_length", "diffusion_steps_per_block"):
@@ -349,7 +350,8 @@ def run_baseline(config: BaselineConfig, *, model: AnswerModel | None = None, pr
     ids = list(config.tasks) if config.tasks else None
     tasks = load_tasks(config.data, ids=ids, limit=config.limit).raise_if_problems().tasks
     out = Path(config.out_dir)
-    continuing = open_run(out, _settings(config), resume=config.resume, results=RESULTS, compare=RESUME_KEYS)
+    continuing = open_run(out, _settings(config), resume=config.resume, overwrite=config.overwrite,
+                          results=RESULTS, compare=RESUME_KEYS)
     wanted = {t.id for t in tasks}
     records = {r["task_id"]: r for r in read_jsonl(out / RESULTS) if r.get("task_id") in wanted} if continuing else {}
     if model is None:

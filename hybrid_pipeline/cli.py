@@ -148,7 +148,7 @@ def cmd_trm_train(args: argparse.Namespace) -> int:
     from hybrid_pipeline.trm.train import TRMTrainConfig, train_trm
 
     config = load_config(TRMTrainConfig, args.config, args.overrides)
-    result = train_trm(config, resume=args.resume)
+    result = train_trm(config, resume=args.resume, overwrite=args.overwrite)
     if not result.is_main_process:
         return EXIT_OK
     print(f"trained {result.steps} steps; model exported to {result.final_dir}")
@@ -158,12 +158,22 @@ def cmd_trm_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_rerun(p: argparse.ArgumentParser, *, resume: str = "continue the run in --out with the same settings, "
+               "skipping the tasks it holds (a fresh run if there is none)",
+               overwrite: str = "replace the run in --out instead of refusing to touch it") -> None:
+    """--resume and --overwrite, one or neither: what a rerun into an out dir that holds a run does."""
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--resume", action="store_true", help=resume)
+    group.add_argument("--overwrite", action="store_true", help=overwrite)
+
+
 def cmd_trm_eval(args: argparse.Namespace) -> int:
     from hybrid_pipeline.trm.evaluate import evaluate_checkpoint
 
     tasks = _load(args)
     summary = evaluate_checkpoint(args.checkpoint, tasks, args.out, data_label=args.data,
-                                  batch_size=args.batch_size, max_augmentations=args.views)
+                                  batch_size=args.batch_size, max_augmentations=args.views, resume=args.resume,
+                                  overwrite=args.overwrite)
     print(f"wrote {args.out}/submission.json, results.jsonl, summary.json for {summary['tasks']} tasks"
           + (f" ({summary['skipped_too_large']} too large for the model's canvas)" if summary["skipped_too_large"] else "")
           + (f"; {summary['unseen_in_training']} never seen in training (blank puzzle embedding)"
@@ -191,7 +201,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
         config = BaselineConfig(data=args.data, out_dir=args.out, tasks=_task_patterns(args.tasks), limit=args.limit,
                                 backbone=backbone, attempts=args.attempts, augment=args.augment,
                                 temperature=args.temperature, max_new_tokens=args.max_new_tokens,
-                                seed=args.seed, resume=args.resume)
+                                seed=args.seed, resume=args.resume, overwrite=args.overwrite)
     except ValueError as e:
         raise UsageError(str(e)) from None
     summary = run_baseline(config)
@@ -235,7 +245,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
               "its answers are noise. Pass --backbone PATH, --trm DIR or --hybrid DIR for trained models.")
     meta["data"] = args.data
     try:
-        run = run_plan(planner, loaded.tasks, args.out, resume=args.resume, task_timeout_s=args.task_timeout,
+        run = run_plan(planner, loaded.tasks, args.out, resume=args.resume, overwrite=args.overwrite,
+                       task_timeout_s=args.task_timeout,
                        meta=meta, progress=not args.quiet, workers=args.workers)
     except KeyboardInterrupt as stop:
         from hybrid_pipeline.runs import interrupted_exit_code
@@ -353,7 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
         dest="trm_command", required=True, metavar="SUBCOMMAND")
     p = trm.add_parser("train", help="train a TRM (also runs under `accelerate launch -m hybrid_pipeline.cli`)")
     p.add_argument("--config", help="YAML with the values that differ from the paper's defaults")
-    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in out_dir")
+    _add_rerun(p, resume="continue from the last checkpoint in out_dir (a fresh run if there is none)",
+               overwrite="replace the training run in out_dir (its checkpoints, log and export)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. max_steps=100 model.hidden_size=128")
     p.set_defaults(func=cmd_trm_train)
 
@@ -364,6 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--batch-size", type=_positive_int, default=64)
     p.add_argument("--views", type=_positive_int, help="augmentations voted per task (default: all trained)")
+    _add_rerun(p, resume="continue the evaluation in --out (same checkpoint weights and views), skipping the "
+                         "tasks it holds")
     p.set_defaults(func=cmd_trm_eval)
 
     p = commands.add_parser("baseline", help="LLM-only baseline: few-shot answers, optional augmentation voting")
@@ -382,7 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--load-in-8bit", action="store_true")
     p.add_argument("--trust-remote-code", action="store_true", help="needed by LLaDA checkpoints")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--resume", action="store_true", help="skip tasks already in OUT/results.jsonl")
+    _add_rerun(p)
     p.set_defaults(func=cmd_baseline)
 
     p = commands.add_parser("plan", help="attempt tasks: propose, verify, retry with feedback; write a report")
@@ -416,7 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="tasks solved in parallel processes (default 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--resume", action="store_true", help="skip tasks already in OUT/results.jsonl")
+    _add_rerun(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_plan)
 

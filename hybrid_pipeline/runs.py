@@ -4,7 +4,8 @@ The commands that append results per task (`plan`, `baseline`) open their direct
 `open_run`, one rule for all of them:
 
 - a fresh run never appends to or overwrites an earlier one: results there without `--resume` are
-  refused;
+  refused, unless `--overwrite` says to replace them (the earlier results and settings are
+  removed first; the other files are rewritten by the new run);
 - `--resume` continues only a run made with the same settings: each one that differs is named
   (`attempts 2 -> 1`) and the run is refused; the task selection, workers and progress bars are not
   settings and may change;
@@ -105,16 +106,25 @@ def _warn(line: str) -> None:
     print(line, file=sys.stderr)
 
 
-def open_run(out_dir: str | Path, settings: dict[str, Any], *, resume: bool, results: str = "results.jsonl",
-             compare: Iterable[str] | None = None, say: Callable[[str], None] = _warn) -> bool:
+def open_run(out_dir: str | Path, settings: dict[str, Any], *, resume: bool, overwrite: bool = False,
+             results: str = "results.jsonl", compare: Iterable[str] | None = None,
+             say: Callable[[str], None] = _warn) -> bool:
     """Make `out_dir` ready for a run with `settings` and record them; True when it continues the
     results already there. `compare`: the settings that change results (default: all of them).
-    Raises RunError (one line) for a fresh run over results, or a resume with other settings."""
+    Raises RunError (one line) for a fresh run over results without `overwrite`, or a resume with
+    other settings."""
     out = Path(out_dir)
     results_path = out / results
     current = json.loads(json.dumps(settings))  # as they come back from the file: tuples are lists
+    if resume and overwrite:
+        raise RunError("--resume continues the run in the out dir and --overwrite replaces it: pass one of them")
+    if results_path.exists() and overwrite:
+        say(f"overwriting the run in {out}")
+        results_path.unlink()
+        (out / RUN_FILE).unlink(missing_ok=True)
     if results_path.exists() and not resume:
-        raise RunError(f"{results_path} already exists; pass --resume to continue that run, or choose another --out")
+        raise RunError(f"{results_path} already exists; pass --resume to continue that run, --overwrite to replace "
+                       "it, or choose another --out")
     continuing = results_path.exists()
     if resume and not continuing:
         say(f"nothing to resume in {out}: starting a fresh run")

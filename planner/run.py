@@ -50,14 +50,14 @@ class PlanRun:
 
 
 def run_plan(planner: ARCPlanner, tasks: Sequence[Task], out_dir: str | Path, *, resume: bool = False,
-             task_timeout_s: float | None = None, meta: dict[str, Any] | None = None,
+             overwrite: bool = False, task_timeout_s: float | None = None, meta: dict[str, Any] | None = None,
              progress: bool = True, workers: int = 1) -> PlanRun:
     from tqdm.auto import tqdm
 
     out = Path(out_dir)
     results_path = out / RESULTS
     meta = dict(meta or {})
-    continuing = open_run(out, run_settings(meta), resume=resume, results=RESULTS)
+    continuing = open_run(out, run_settings(meta), resume=resume, overwrite=overwrite, results=RESULTS)
     wanted = {t.id for t in tasks}
     records = {r["task_id"]: r for r in read_jsonl(results_path) if r.get("task_id") in wanted} \
         if continuing else {}

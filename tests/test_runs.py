@@ -28,6 +28,26 @@ def test_results_there_are_refused_without_resume_and_resumed_with_the_same_sett
     assert open_run(tmp_path, {"attempts": 2}, resume=True) is True
 
 
+def test_overwrite_replaces_a_run_with_other_settings_and_says_so(tmp_path):
+    open_run(tmp_path, {"attempts": 2}, resume=False)
+    (tmp_path / "results.jsonl").write_text('{"task_id": "old"}\n')
+    said = []
+    assert open_run(tmp_path, {"attempts": 1}, resume=False, overwrite=True, say=said.append) is False
+    assert said == [f"overwriting the run in {tmp_path}"]
+    assert not (tmp_path / "results.jsonl").exists()
+    assert json.loads((tmp_path / RUN_FILE).read_text())["settings"] == {"attempts": 1}
+    with pytest.raises(RunError, match="pass one of them"):
+        open_run(tmp_path, {"attempts": 1}, resume=True, overwrite=True)
+
+
+def test_plan_refuses_resume_with_overwrite_as_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["plan", "--data", "arc-agi-1:evaluation", "--limit", "1", "--out", str(tmp_path),
+              "--resume", "--overwrite"])
+    assert stopped.value.code == 2
+    assert "argument --overwrite: not allowed with argument --resume" in capsys.readouterr().err
+
+
 def test_a_resume_names_every_changed_setting_and_leaves_the_files_alone(tmp_path):
     open_run(tmp_path, {"attempts": 2, "seed": 0, "order": "breadth"}, resume=False)
     (tmp_path / "results.jsonl").write_text("{}\n")

@@ -17,6 +17,7 @@ from hybrid_pipeline.arc.errors import ARCDataError
 from hybrid_pipeline.arc.tasks import load_tasks
 from hybrid_pipeline.cli import main
 from hybrid_pipeline.config import config_from_dict
+from hybrid_pipeline.runs import RunError
 from hybrid_pipeline.trm.checkpoint import load_trm
 from hybrid_pipeline.trm.evaluate import evaluate_checkpoint
 from hybrid_pipeline.trm.train import TRMTrainConfig, latest_checkpoint, load_training_data, lr_factor, train_trm
@@ -178,6 +179,38 @@ def test_eval_writes_a_submission_that_score_accepts(trained, tmp_path, capsys):
                  "--tasks", ",".join(EVAL_IDS + ["00576224"])]) == 0
 
 
+def test_an_interrupted_eval_resumes_to_the_files_of_one_uninterrupted_run(trained, tmp_path, monkeypatch):
+    from hybrid_pipeline.trm import evaluate as module
+
+    _, result = trained
+    tasks = load_tasks("arc-agi-1:evaluation", ids=EVAL_IDS + ["00576224"]).tasks
+    whole = evaluate_checkpoint(result.final_dir, tasks, tmp_path / "whole", batch_size=1, progress=False)
+    real, calls = module.vote_predictions, []
+
+    def stop_at_the_second_batch(*args, **kwargs):  # batch_size 1: one task per batch
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    cut = tmp_path / "cut"
+    monkeypatch.setattr(module, "vote_predictions", stop_at_the_second_batch)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_checkpoint(result.final_dir, tasks, cut, batch_size=1, progress=False)
+    monkeypatch.setattr(module, "vote_predictions", real)
+    stopped = json.loads((cut / "summary.json").read_text())
+    assert stopped["interrupted"] and stopped["tasks_done"] == 1 and "task_score" not in stopped
+    assert len((cut / "results.jsonl").read_text().splitlines()) == 1
+    with pytest.raises(RunError, match="--resume"):
+        evaluate_checkpoint(result.final_dir, tasks, cut, batch_size=1, progress=False)
+    with pytest.raises(RunError, match="views None -> 1"):
+        evaluate_checkpoint(result.final_dir, tasks, cut, max_augmentations=1, resume=True, progress=False)
+    resumed = evaluate_checkpoint(result.final_dir, tasks, cut, batch_size=1, resume=True, progress=False)
+    assert resumed == whole and not resumed["interrupted"]
+    for name in ("results.jsonl", "submission.json"):
+        assert (cut / name).read_text() == (tmp_path / "whole" / name).read_text()
+
+
 def test_eval_does_not_read_test_outputs(trained, tmp_path):
     _, result = trained
     tasks = load_tasks("arc-agi-1:evaluation", ids=EVAL_IDS).tasks
@@ -285,3 +318,10 @@ def test_a_resume_cuts_the_log_back_to_its_checkpoint_and_refuses_other_settings
     assert resumed.steps == 6
     log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
     assert [entry["step"] for entry in log if "loss" in entry] == [2, 4, 6]  # step 4 once, as retrained
+    # --overwrite replaces the run: a new one, whose log starts over
+    (tmp_path / "run" / "notes.txt").write_text("mine")
+    train_trm(replace(config, max_steps=2, checkpoint_every=2), overwrite=True, progress=False)
+    log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in log if "loss" in entry] == [2]
+    assert [p.name for p in (tmp_path / "run" / "checkpoints").iterdir() if p.is_dir()] == ["step-0000002"]
+    assert (tmp_path / "run" / "notes.txt").read_text() == "mine"  # only the run's own files go

@@ -8,7 +8,7 @@ q_halt logit. Nothing here reads a test output except `score_votes`, which only 
 
 from __future__ import annotations
 
-import json
+import hashlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +23,7 @@ from hybrid_pipeline.arc.grids import Augmentation, crop_at_eos
 from hybrid_pipeline.arc.tasks import Task
 from hybrid_pipeline.arc.voting import VoteBox, rank_of
 from hybrid_pipeline.trm.losses import exactly_right
-from hybrid_pipeline.trm.model import TRM
+from hybrid_pipeline.trm.model import TRM, WEIGHTS_NAME
 
 PASS_AT = (1, 2, 5, 10)
 
@@ -146,19 +146,23 @@ class VoteScore:
 
 def score_votes(box: VoteBox, tasks: Sequence[Task], ks: Sequence[int] = PASS_AT) -> VoteScore:
     """pass@K from the ranked candidates against the tasks' test outputs (for reporting only)."""
-    score = VoteScore()
+    return score_ranks({t.id: [rank_of(box.ranked(t.id, i), ex.output) for i, ex in enumerate(t.test)]
+                        for t in tasks}, ks)
+
+
+def score_ranks(ranks: dict[str, list[int | None]], ks: Sequence[int] = PASS_AT) -> VoteScore:
+    """pass@K from each task's rank of the expected grid per test input (None: never predicted)."""
+    score = VoteScore(ranks=dict(ranks))
     per_task: dict[int, list[float]] = {k: [] for k in ks}
     per_output: dict[int, list[bool]] = {k: [] for k in ks}
     oracle = []
-    for task in tasks:
-        ranks = [rank_of(box.ranked(task.id, i), ex.output) for i, ex in enumerate(task.test)]
-        score.ranks[task.id] = ranks
+    for task_ranks in ranks.values():
         for k in ks:
-            hits = [r is not None and r <= k for r in ranks]
+            hits = [r is not None and r <= k for r in task_ranks]
             per_task[k].append(sum(hits) / len(hits))
             per_output[k].extend(hits)
-        oracle.append(sum(r is not None for r in ranks) / len(ranks))
-    n = max(len(tasks), 1)
+        oracle.append(sum(r is not None for r in task_ranks) / len(task_ranks))
+    n = max(len(ranks), 1)
     score.pass_at = {k: sum(v) / n for k, v in per_task.items()}
     score.pass_at_outputs = {k: sum(v) / max(len(v), 1) for k, v in per_output.items()}
     score.oracle = sum(oracle) / n
@@ -167,49 +171,121 @@ def score_votes(box: VoteBox, tasks: Sequence[Task], ks: Sequence[int] = PASS_AT
 
 def evaluate_checkpoint(checkpoint: str | Path, tasks: Sequence[Task], out_dir: str | Path, *,
                         data_label: str = "", batch_size: int = 64, max_augmentations: int | None = None,
-                        progress: bool = True) -> dict:
-    """`hybrid-arc trm eval`: vote, write `submission.json`, `results.jsonl`, `summary.json`.
+                        resume: bool = False, overwrite: bool = False, progress: bool = True) -> dict:
+    """`hybrid-arc trm eval`: vote, and write `results.jsonl` (a line per task, appended as each
+    batch of tasks is done), `submission.json` (rewritten after each batch) and `summary.json`
+    (at the end, and with `interrupted: true` on Ctrl-C or SIGTERM).
 
-    Tasks whose grids do not fit the model's canvas, and tasks the checkpoint never trained on
-    (predicted with the blank puzzle embedding and the identity view), are reported in the summary.
-    Scores are computed only when every task has its test outputs.
+    The out dir is a run (`hybrid_pipeline.runs.open_run`): `resume` continues one made from the
+    same checkpoint with the same views, skipping the tasks it holds; `overwrite` replaces a run there. Tasks whose grids do not fit
+    the model's canvas, and tasks the checkpoint never trained on (predicted with the blank puzzle
+    embedding and the identity view), are reported in the summary. Scores are computed only when
+    every task has its test outputs.
     """
-    from hybrid_pipeline.arc.files import atomic_write_json, atomic_write_text
-    from hybrid_pipeline.arc.scoring import score_submission, write_submission
+    from hybrid_pipeline.arc.files import append_jsonl, atomic_write_json, read_jsonl
+    from hybrid_pipeline.arc.scoring import write_submission
+    from hybrid_pipeline.runs import open_run
     from hybrid_pipeline.trm.checkpoint import load_trm
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model, plan = load_trm(checkpoint, device=device)
-    canvas = math.isqrt(model.config.seq_len)
-    fits = [t for t in tasks if all(max(g.shape) <= canvas for ex in (*t.train, *t.test) for g in (ex.input,))]
-    fit_ids = {t.id for t in fits}
-    unseen = [t.id for t in fits if not plan.for_task(t.id)]
-    box = vote_predictions(model, fits, plan, canvas=canvas, batch_size=batch_size,
-                           max_augmentations=max_augmentations, progress=progress)
-    attempts = {t.id: [box.top(t.id, i, 2) for i in range(len(t.test))] for t in fits}
     out_dir = Path(out_dir)
-    write_submission(out_dir / "submission.json", attempts, tasks)
+    # The weights' digest, not only their path: a checkpoint retrained in place is another model.
+    digest = hashlib.sha256((Path(checkpoint) / WEIGHTS_NAME).read_bytes()).hexdigest()
+    settings = {"command": "trm eval", "checkpoint": str(Path(checkpoint).resolve()), "weights_sha256": digest,
+                "views": max_augmentations, "batch_size": batch_size}
+    continuing = open_run(out_dir, settings, resume=resume, overwrite=overwrite, compare=("command", "weights_sha256", "views"))
+    canvas = math.isqrt(model.config.seq_len)
+    wanted = {t.id for t in tasks}
+    records = {r["task_id"]: r for r in read_jsonl(out_dir / RESULTS) if r.get("task_id") in wanted} \
+        if continuing else {}
+    todo = [t for t in tasks if t.id not in records]
+    interrupted = False
+    bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc="eval", unit="task", disable=not progress)
+    try:
+        for chunk in _chunks(todo, plan, batch_size, max_augmentations):
+            fits = [t for t in chunk if _fits(t, canvas)]
+            box = vote_predictions(model, fits, plan, canvas=canvas, batch_size=batch_size,
+                                   max_augmentations=max_augmentations) if fits else VoteBox()
+            fit_ids = {t.id for t in fits}
+            for task in chunk:
+                record = _record(task, box, fits=task.id in fit_ids, seen=bool(plan.for_task(task.id)))
+                append_jsonl(out_dir / RESULTS, record)
+                records[task.id] = record
+            write_submission(out_dir / SUBMISSION, _attempts(records), tasks)
+            bar.update(len(chunk))
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
+    finally:
+        bar.close()
+        write_submission(out_dir / SUBMISSION, _attempts(records), tasks)
+        summary = _summary(tasks, records, checkpoint=checkpoint, data_label=data_label,
+                           views=max_augmentations, interrupted=interrupted)
+        atomic_write_json(out_dir / SUMMARY, summary, indent=2)
+    return summary
 
-    scored = all(t.has_solutions for t in tasks) and bool(tasks)
-    votes = score_votes(box, tasks) if scored else None
-    lines = []
+
+RESULTS, SUBMISSION, SUMMARY = "results.jsonl", "submission.json", "summary.json"
+
+
+def _fits(task: Task, canvas: int) -> bool:
+    return all(max(g.shape) <= canvas for ex in (*task.train, *task.test) for g in (ex.input,))
+
+
+def _chunks(tasks: Sequence[Task], plan: AugmentationPlan, batch_size: int,
+            max_augmentations: int | None) -> list[list[Task]]:
+    """Consecutive tasks grouped so that each group's predictions fill about one batch (a task
+    with more views than a batch is a group of its own)."""
+    chunks: list[list[Task]] = []
+    rows = 0
     for task in tasks:
-        record = {"task_id": task.id, "fits_canvas": task.id in fit_ids, "seen_in_training": task.id not in unseen,
-                  "test": [{"candidates": len(box.ranked(task.id, i)),
-                            "top_votes": [c.votes for c in box.ranked(task.id, i)[:2]]}
-                           for i in range(len(task.test))]}
-        if votes is not None:
-            for i, rank in enumerate(votes.ranks[task.id]):
-                record["test"][i].update(rank_of_expected=rank, correct=rank is not None and rank <= 2)
-        lines.append(json.dumps(record))
-    atomic_write_text(out_dir / "results.jsonl", "".join(line + "\n" for line in lines))
+        views = max(len(plan.for_task(task.id)), 1)
+        if max_augmentations is not None:
+            views = min(views, max_augmentations)
+        need = views * len(task.test)
+        if not chunks or rows + need > batch_size:
+            chunks.append([])
+            rows = 0
+        chunks[-1].append(task)
+        rows += need
+    return chunks
 
-    summary = {"checkpoint": str(checkpoint), "data": data_label, "tasks": len(tasks),
-               "test_inputs": sum(len(t.test) for t in tasks), "skipped_too_large": len(tasks) - len(fits),
-               "unseen_in_training": len(unseen), "views_per_task": max_augmentations}
-    if votes is not None:
-        report = score_submission(attempts, tasks)
+
+def _record(task: Task, box: VoteBox, *, fits: bool, seen: bool) -> dict:
+    """A task's line of results.jsonl: its two attempts per test input (what the submission holds),
+    the votes, and where the expected grid ranked when the task has its test outputs."""
+    tests = []
+    for i, example in enumerate(task.test):
+        ranked = box.ranked(task.id, i)
+        entry = {"attempts": [c.grid.tolist() for c in ranked[:2]], "candidates": len(ranked),
+                 "top_votes": [c.votes for c in ranked[:2]]}
+        if example.output is not None:
+            rank = rank_of(ranked, example.output)
+            entry.update(rank_of_expected=rank, correct=rank is not None and rank <= 2)
+        tests.append(entry)
+    return {"task_id": task.id, "fits_canvas": fits, "seen_in_training": seen, "test": tests}
+
+
+def _attempts(records: dict[str, dict]) -> dict[str, list[list[np.ndarray]]]:
+    return {task_id: [[np.array(g, dtype=np.uint8) for g in t["attempts"]] for t in r["test"]]
+            for task_id, r in records.items()}
+
+
+def _summary(tasks: Sequence[Task], records: dict[str, dict], *, checkpoint: str | Path, data_label: str,
+             views: int | None, interrupted: bool) -> dict:
+    from hybrid_pipeline.arc.scoring import score_submission
+
+    done = [t for t in tasks if t.id in records]
+    summary = {"checkpoint": str(checkpoint), "data": data_label, "tasks": len(tasks), "tasks_done": len(done),
+               "test_inputs": sum(len(t.test) for t in tasks),
+               "skipped_too_large": sum(not records[t.id]["fits_canvas"] for t in done),
+               "unseen_in_training": sum(records[t.id]["fits_canvas"] and not records[t.id]["seen_in_training"]
+                                         for t in done),
+               "views_per_task": views, "interrupted": interrupted}
+    if done and all(t.has_solutions for t in tasks) and len(done) == len(tasks):
+        votes = score_ranks({t.id: [e["rank_of_expected"] for e in records[t.id]["test"]] for t in tasks})
+        report = score_submission(_attempts(records), tasks)
         summary.update(task_score=report.task_score, output_score=report.output_score,
                        pass_at=votes.pass_at, pass_at_outputs=votes.pass_at_outputs, oracle=votes.oracle)
-    atomic_write_json(out_dir / "summary.json", summary, indent=2)
     return summary

@@ -197,9 +197,10 @@ class TrainResult:
     is_main_process: bool = True  # under `accelerate launch`, only one process should report
 
 
-def train_trm(config: TRMTrainConfig, *, resume: bool = False, progress: bool = True,
+def train_trm(config: TRMTrainConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True,
               stop_after: int | None = None) -> TrainResult:
-    """Train (or resume) a TRM; returns where the final export is.
+    """Train (or resume) a TRM; returns where the final export is. `overwrite` first removes a
+    training run in the out dir (its checkpoints, log, settings, export and summary).
 
     `stop_after` ends the process's work after that many steps of this call without a final export
     (tests use it to simulate a kill between checkpoints).
@@ -214,7 +215,10 @@ def train_trm(config: TRMTrainConfig, *, resume: bool = False, progress: bool = 
         raise ValueError(f"batch_size {config.batch_size} must divide evenly over {world} processes")
     local_batch = config.batch_size // world
     out_dir = Path(config.out_dir)
-    check_out_dir(out_dir, config, resume=resume)  # before any file is touched
+    if check_out_dir(out_dir, config, resume=resume, overwrite=overwrite):  # before any file is touched
+        if accelerator.is_main_process:
+            remove_run(out_dir)
+        accelerator.wait_for_everyone()
     torch.manual_seed(config.seed)
 
     data = load_training_data(config)
@@ -400,18 +404,25 @@ RESUME_FREE_KEYS = ("time_limit_s", "log_every", "eval_every", "eval_augmentatio
                     "keep_checkpoints", "cache_dir", "out_dir")
 
 
-def check_out_dir(out_dir: Path, config: TRMTrainConfig, *, resume: bool) -> None:
-    """Refuse a fresh run into a directory that holds a run, and a resume with settings that would
-    make it another run (max_steps may change where the lr schedule does not depend on it)."""
+RUN_FILES = ("checkpoints", "train_log.jsonl", "train_config.json", "final", "summary.json")
+
+
+def check_out_dir(out_dir: Path, config: TRMTrainConfig, *, resume: bool, overwrite: bool = False) -> bool:
+    """Refuse a fresh run into a directory that holds a run (unless `overwrite`: then True, the
+    run there is to be removed), and a resume with settings that would make it another run
+    (max_steps may change where the lr schedule does not depend on it)."""
     saved_path = out_dir / "train_config.json"
     checkpoint = latest_checkpoint(out_dir)
+    if resume and overwrite:
+        raise CheckpointError("--resume continues the run in out_dir and --overwrite replaces it: pass one of them")
     if not resume:
-        if checkpoint is not None or (out_dir / "train_log.jsonl").exists():
-            raise CheckpointError(f"{out_dir} holds a training run; pass --resume to continue it, or choose "
-                                  "another out_dir")
-        return
+        holds_run = checkpoint is not None or (out_dir / "train_log.jsonl").exists()
+        if holds_run and not overwrite:
+            raise CheckpointError(f"{out_dir} holds a training run; pass --resume to continue it, --overwrite to "
+                                  "replace it, or choose another out_dir")
+        return holds_run
     if checkpoint is None or not saved_path.exists():
-        return
+        return False
     try:
         saved = json.loads(saved_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
@@ -421,6 +432,19 @@ def check_out_dir(out_dir: Path, config: TRMTrainConfig, *, resume: bool) -> Non
     if changed:
         raise CheckpointError(f"{out_dir}: cannot resume with other settings than the run there "
                               f"({'; '.join(changed)}); resume with the same values or use a new out_dir")
+    return False
+
+
+def remove_run(out_dir: Path) -> None:
+    """Remove a training run's files from `out_dir` (what `RUN_FILES` names; nothing else there)."""
+    import shutil
+
+    for name in RUN_FILES:
+        path = out_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
 
 
 def compile_for_training(model: TRM) -> Callable[..., StepLoss]:
