@@ -13,7 +13,8 @@ from several programs' grids), `views` (a task with its colours renamed by rank)
 (compositions that fit the demonstrations). Imports only numpy and `hybrid_pipeline.arc`.
 """
 
-from hybrid_pipeline.dsl import cells, colour, geometry, objects, patterns, structure  # noqa: F401  (registers primitives)
+# Importing the primitive modules registers their primitives.
+from hybrid_pipeline.dsl import cells, colour, geometry, objects, patterns, structure  # noqa: F401
 from hybrid_pipeline.dsl.compose import overlay
 from hybrid_pipeline.dsl.program import InColourRanks, Overlay, Program, Step
 from hybrid_pipeline.dsl.registry import EXPORTS, REGISTRY, DSLError

@@ -3,8 +3,9 @@ or two facts about where it sits.
 
 The inferred `cell_rule` keys every cell by its colour plus up to two *features* of its place
 (`FEATURES`): its row or column counted modulo 2 or 3 from either edge, the first colour met
-looking along one of the 8 directions (or either way along a row or column), how many of its neighbours are filled and with which colour most, its ring (distance to
-the nearest edge), whether it is enclosed, whether its row or column is the middle one, and
+looking along one of the 8 directions (or either way along a row or column), how many of its
+neighbours are filled and with which colour most, its ring (distance to the nearest edge),
+whether it is enclosed, whether its row or column is the middle one, and
 whether its row or column is all one colour. One table then explains, for example, "every third
 column turns 6" (ba26e723), "a cell between a 2 on its left and an 8 above turns 4" (bdad9b1f) or
 "alternate cells from the right turn 3" (d406998b). Cells may also be keyed by their place alone, the
@@ -20,7 +21,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from hybrid_pipeline.dsl.grids import background
+from hybrid_pipeline.dsl.grids import KEEP, NEIGHBOURS, background, paint_by_key
 from hybrid_pipeline.dsl.registry import DSLError, Grid, primitive
 
 # A ray that leaves the grid without meeting a filled cell.
@@ -72,8 +73,7 @@ def _filled_neighbours(diagonal: bool) -> Callable[[Grid], np.ndarray]:
     def feature(grid: Grid) -> np.ndarray:
         filled = np.pad(grid != background(grid), 1).astype(np.int64)
         rows, cols = grid.shape
-        steps = [(-1, 0), (1, 0), (0, -1), (0, 1)] + ([(-1, -1), (-1, 1), (1, -1), (1, 1)] if diagonal else [])
-        return sum(filled[1 + dy:1 + dy + rows, 1 + dx:1 + dx + cols] for dy, dx in steps)
+        return sum(filled[1 + dy:1 + dy + rows, 1 + dx:1 + dx + cols] for dy, dx in NEIGHBOURS[8 if diagonal else 4])
     return feature
 
 
@@ -102,9 +102,8 @@ def _neighbour_colour(diagonal: bool) -> Callable[[Grid], np.ndarray]:
         rows, cols = grid.shape
         bg = background(grid)
         padded = np.pad(grid.astype(np.int64), 1, constant_values=-1)
-        steps = [(-1, 0), (1, 0), (0, -1), (0, 1)] + ([(-1, -1), (-1, 1), (1, -1), (1, 1)] if diagonal else [])
         counts = np.zeros((10, rows, cols), dtype=np.int64)
-        for dy, dx in steps:
+        for dy, dx in NEIGHBOURS[8 if diagonal else 4]:
             near = padded[1 + dy:1 + dy + rows, 1 + dx:1 + dx + cols]
             for colour in range(10):
                 if colour != bg:
@@ -158,7 +157,6 @@ FEATURES: dict[str, Callable[[Grid], np.ndarray]] = {
 # How a cell is keyed: by its place alone (the table says a colour or 10, keep the cell's own:
 # one rule for every colour), or by its colour and its place (the finer key).
 _KEYINGS = ("place", "colour")
-_KEEP = 10
 
 
 def _keys(own: np.ndarray, codes: Sequence[np.ndarray], by: str) -> np.ndarray:
@@ -202,14 +200,14 @@ def _table(keys: np.ndarray, outs: np.ndarray, own: np.ndarray, *, limit: int, k
     known, inverse = np.unique(keys, return_inverse=True)
     if known.size > limit:
         return None
-    low = np.full(known.size, _KEEP, dtype=np.int64)
+    low = np.full(known.size, KEEP, dtype=np.int64)
     high = np.full(known.size, -1, dtype=np.int64)
     np.minimum.at(low, inverse, outs)
     np.maximum.at(high, inverse, outs)
     right, value = low == high, low
     if keep:
         keeps = np.bincount(inverse, weights=outs != own, minlength=known.size) == 0
-        right, value = right | keeps, np.where(keeps, _KEEP, low)
+        right, value = right | keeps, np.where(keeps, KEEP, low)
     if not right.all():
         return None  # some key needs two colours
     return dict(zip(known.tolist(), value.tolist()))
@@ -226,17 +224,10 @@ def cell_rule(grid: Grid, features: tuple, table: dict, by: str = "colour") -> G
     >>> cell_rule(np.array([[1, 2, 3]], dtype=np.uint8), ("middle col",), {0: 0, 10: 10}, "place").tolist()
     [[0, 2, 0]]
     """
-    if not table:
-        raise DSLError("an empty table")
     unknown = [name for name in features if name not in FEATURES]
     if unknown or len(features) > 2:
         raise DSLError(f"cell features must be one or two of {', '.join(FEATURES)}, got {features!r}")
     if by not in _KEYINGS:
         raise DSLError(f"cells are keyed by one of {', '.join(_KEYINGS)}, got {by!r}")
     keys = _keys(grid, [FEATURES[name](grid) for name in features], by)
-    known = np.array(sorted(table), dtype=np.int64)
-    at = np.searchsorted(known, keys).clip(max=known.size - 1)
-    if not (known[at] == keys).all():
-        raise DSLError("a cell whose place the demonstrations never showed")
-    colours = np.array([table[k] for k in known.tolist()], dtype=np.uint8)[at]
-    return np.where(colours == _KEEP, grid, colours).astype(np.uint8)
+    return paint_by_key(grid, keys, table, unseen="a cell whose place the demonstrations never showed")

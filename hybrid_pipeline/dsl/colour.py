@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from hybrid_pipeline.dsl.grids import background
+from hybrid_pipeline.dsl.grids import KEEP, NEIGHBOURS, background, paint_by_key
 from hybrid_pipeline.dsl.registry import Context, DSLError, Grid, primitive
 
 
@@ -283,13 +283,6 @@ def flatten_foreground(grid: Grid) -> Grid:
     return cells[None, :].copy()
 
 
-# Neighbour offsets of the local rule, each one bit of the key.
-_NEIGHBOURS = {
-    4: ((-1, 0), (1, 0), (0, -1), (0, 1)),
-    8: ((-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1)),
-}
-
-
 def _neighbour_bits(grids: Sequence[Grid]) -> np.ndarray:
     """Per cell of every grid, in reading order one grid after another: bit i set where neighbour i
     of all 8 is not 0 (outside the grid counts as empty).
@@ -306,7 +299,7 @@ def _neighbour_bits(grids: Sequence[Grid]) -> np.ndarray:
         top += g.shape[0] + 1
     rows, cols = canvas.shape[0] - 2, width - 2
     bits = np.zeros((rows, cols), dtype=np.uint8)
-    for i, (dy, dx) in enumerate(_NEIGHBOURS[8]):
+    for i, (dy, dx) in enumerate(NEIGHBOURS[8]):
         bits |= canvas[1 + dy:1 + dy + rows, 1 + dx:1 + dx + cols] << np.uint8(i)
     return bits[inside[1:-1, 1:-1]].astype(np.int32)
 
@@ -314,7 +307,6 @@ def _neighbour_bits(grids: Sequence[Grid]) -> np.ndarray:
 # How a local rule keys a cell: "filled" (whether it is 0, with "keep its colour" as an output, so
 # one rule serves every colour: 7f4411dc) before "colour" (its own colour, the finer key).
 _KEYINGS = ("filled", "colour")
-_KEEP = 10
 
 
 def _local_keys(grid: Grid, neighbours: int, by: str) -> np.ndarray:
@@ -361,9 +353,9 @@ def _infer_local_rule(grids: Sequence[Grid], targets: Sequence[Grid]) -> tuple |
     bits = _neighbour_bits(grids)
     for by in _KEYINGS:
         own = colours if by == "colour" else (colours != 0).astype(np.int32)
-        values = outs if by == "colour" else np.where(outs == colours, _KEEP, outs)
+        values = outs if by == "colour" else np.where(outs == colours, KEEP, outs)
         weights = values.astype(np.float64)
-        for neighbours in _NEIGHBOURS:
+        for neighbours in NEIGHBOURS:
             keys = own + 10 * (bits & ((1 << neighbours) - 1))
             # a key is consistent when its outputs do not vary: n * sum(o^2) == sum(o)^2 (three
             # bincounts over the keys, far cheaper than one over (key, colour) pairs)
@@ -390,12 +382,5 @@ def local_rule(grid: Grid, neighbours: int, by: str, table: dict) -> Grid:
     >>> local_rule(np.array([[0, 1]], dtype=np.uint8), 4, "colour", {80: 2, 1: 1}).tolist()
     [[2, 1]]
     """
-    if not table:
-        raise DSLError("an empty table")
-    keys = _local_keys(grid, neighbours, by)
-    known = np.array(sorted(table), dtype=np.int64)
-    at = np.searchsorted(known, keys).clip(max=known.size - 1)
-    if not (known[at] == keys).all():
-        raise DSLError("a neighbourhood the demonstrations never showed")
-    colours = np.array([table[k] for k in known.tolist()], dtype=np.uint8)[at]
-    return np.where(colours == _KEEP, grid, colours).astype(np.uint8)
+    return paint_by_key(grid, _local_keys(grid, neighbours, by), table,
+                        unseen="a neighbourhood the demonstrations never showed")

@@ -94,6 +94,23 @@ class Obj:
 MAX_INDEX = 1 << 30
 _N4 = ((-1, 0), (1, 0), (0, -1), (0, 1))
 _N8 = _N4 + ((-1, -1), (-1, 1), (1, -1), (1, 1))
+# (dy, dx) of a cell's 4 or 8 neighbours: up, down, left, right, then the diagonals.
+NEIGHBOURS = {4: _N4, 8: _N8}
+# A table value that keeps the cell's colour (`paint_by_key`).
+KEEP = 10
+
+
+def paint_by_key(grid: Grid, keys: np.ndarray, table: dict, *, unseen: str) -> Grid:
+    """Each cell's colour from `table[its key]` (`keys` [rows, cols]; KEEP leaves the cell's
+    colour); DSLError(`unseen`) for a key the table lacks, or an empty table."""
+    if not table:
+        raise DSLError("an empty table")
+    known = np.array(sorted(table), dtype=np.int64)
+    at = np.searchsorted(known, keys).clip(max=known.size - 1)
+    if not (known[at] == keys).all():
+        raise DSLError(unseen)
+    colours = np.array([table[k] for k in known.tolist()], dtype=np.uint8)[at]
+    return np.where(colours == KEEP, grid, colours).astype(np.uint8)
 
 
 def label(grid: Grid, *, diagonal: bool, multicolour: bool, bg: int | None) -> tuple[np.ndarray, int]:
