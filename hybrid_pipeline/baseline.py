@@ -36,7 +36,7 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 import torch
 
-from hybrid_pipeline.arc.files import append_jsonl, atomic_write_json, read_jsonl
+from hybrid_pipeline.arc.files import append_jsonl, atomic_write_json
 from hybrid_pipeline.arc.grids import Augmentation, sample_augmentations
 from hybrid_pipeline.arc.scoring import is_solved, score_submission, write_submission
 from hybrid_pipeline.arc.tasks import BUNDLED_SPLITS, MAX_SIDE, Task, load_tasks
@@ -44,7 +44,7 @@ from hybrid_pipeline.arc.text import DIGITS, AnswerParseError, parse_grid, task_
 from hybrid_pipeline.arc.voting import Candidate, VoteBox, rank_of
 from hybrid_pipeline.backbones.config import BackboneConfig, resolve_dtype
 from hybrid_pipeline.config import config_to_dict
-from hybrid_pipeline.runs import open_run
+from hybrid_pipeline.runs import kept_records, open_run
 
 # The largest answer: 30 rows of 30 digits and a newline, then EOS. With one token per character
 # (or fewer characters per token) no valid answer needs more tokens than this.
@@ -352,8 +352,7 @@ def run_baseline(config: BaselineConfig, *, model: AnswerModel | None = None, pr
     out = Path(config.out_dir)
     continuing = open_run(out, _settings(config), resume=config.resume, overwrite=config.overwrite,
                           results=RESULTS, compare=RESUME_KEYS)
-    wanted = {t.id for t in tasks}
-    records = {r["task_id"]: r for r in read_jsonl(out / RESULTS) if r.get("task_id") in wanted} if continuing else {}
+    records = kept_records(out / RESULTS, tasks, continuing)
     if model is None:
         model = load_answer_model(config)
     todo = [t for t in tasks if t.id not in records]

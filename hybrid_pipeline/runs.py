@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from hybrid_pipeline.arc.files import atomic_write_json
+from hybrid_pipeline.arc.files import atomic_write_json, read_jsonl
 from hybrid_pipeline.config import changed_settings
 
 RUN_FILE = "run.json"
@@ -134,6 +134,14 @@ def open_run(out_dir: str | Path, settings: dict[str, Any], *, resume: bool, ove
     atomic_write_json(out / RUN_FILE, {"settings": current, "versions": versions(), "git_commit": git_commit()},
                       indent=2)
     return continuing
+
+
+def kept_records(results_path: str | Path, tasks: Iterable[Any], continuing: bool) -> dict[str, dict[str, Any]]:
+    """The records of `tasks` (by id) already in a results file, when the run continues; else none."""
+    if not continuing:
+        return {}
+    wanted = {t.id for t in tasks}
+    return {r["task_id"]: r for r in read_jsonl(results_path) if r.get("task_id") in wanted}
 
 
 def _check_settings(out: Path, current: dict[str, Any], compare: Iterable[str] | None,

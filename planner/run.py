@@ -26,10 +26,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from hybrid_pipeline.arc.files import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
+from hybrid_pipeline.arc.files import append_jsonl, atomic_write_json, atomic_write_text
 from hybrid_pipeline.arc.scoring import is_solved, score_submission, write_submission
 from hybrid_pipeline.arc.tasks import Task
-from hybrid_pipeline.runs import open_run
+from hybrid_pipeline.runs import kept_records, open_run
 from planner.planner import ARCPlanner
 from planner.trace import TestInputResult
 
@@ -58,9 +58,7 @@ def run_plan(planner: ARCPlanner, tasks: Sequence[Task], out_dir: str | Path, *,
     results_path = out / RESULTS
     meta = dict(meta or {})
     continuing = open_run(out, run_settings(meta), resume=resume, overwrite=overwrite, results=RESULTS)
-    wanted = {t.id for t in tasks}
-    records = {r["task_id"]: r for r in read_jsonl(results_path) if r.get("task_id") in wanted} \
-        if continuing else {}
+    records = kept_records(results_path, tasks, continuing)
     todo = [t for t in tasks if t.id not in records]
     interrupted = False
     bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc="plan", unit="task", disable=not progress)

@@ -177,14 +177,15 @@ def evaluate_checkpoint(checkpoint: str | Path, tasks: Sequence[Task], out_dir: 
     (at the end, and with `interrupted: true` on Ctrl-C or SIGTERM).
 
     The out dir is a run (`hybrid_pipeline.runs.open_run`): `resume` continues one made from the
-    same checkpoint with the same views, skipping the tasks it holds; `overwrite` replaces a run there. Tasks whose grids do not fit
-    the model's canvas, and tasks the checkpoint never trained on (predicted with the blank puzzle
-    embedding and the identity view), are reported in the summary. Scores are computed only when
+    same checkpoint with the same views, skipping the tasks it holds; `overwrite` replaces a run
+    there. Tasks whose grids do not fit the model's canvas, and tasks the checkpoint never trained
+    on (predicted with the blank puzzle embedding and the identity view), are reported in the
+    summary. Scores are computed only when
     every task has its test outputs.
     """
-    from hybrid_pipeline.arc.files import append_jsonl, atomic_write_json, read_jsonl
+    from hybrid_pipeline.arc.files import append_jsonl, atomic_write_json
     from hybrid_pipeline.arc.scoring import write_submission
-    from hybrid_pipeline.runs import open_run
+    from hybrid_pipeline.runs import kept_records, open_run
     from hybrid_pipeline.trm.checkpoint import load_trm
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -194,11 +195,10 @@ def evaluate_checkpoint(checkpoint: str | Path, tasks: Sequence[Task], out_dir: 
     digest = hashlib.sha256((Path(checkpoint) / WEIGHTS_NAME).read_bytes()).hexdigest()
     settings = {"command": "trm eval", "checkpoint": str(Path(checkpoint).resolve()), "weights_sha256": digest,
                 "views": max_augmentations, "batch_size": batch_size}
-    continuing = open_run(out_dir, settings, resume=resume, overwrite=overwrite, compare=("command", "weights_sha256", "views"))
+    continuing = open_run(out_dir, settings, resume=resume, overwrite=overwrite,
+                          compare=("command", "weights_sha256", "views"))
     canvas = math.isqrt(model.config.seq_len)
-    wanted = {t.id for t in tasks}
-    records = {r["task_id"]: r for r in read_jsonl(out_dir / RESULTS) if r.get("task_id") in wanted} \
-        if continuing else {}
+    records = kept_records(out_dir / RESULTS, tasks, continuing)
     todo = [t for t in tasks if t.id not in records]
     interrupted = False
     bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc="eval", unit="task", disable=not progress)
