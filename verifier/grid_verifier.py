@@ -34,6 +34,7 @@ import numpy as np
 from hybrid_pipeline.arc.grids import Augmentation
 from hybrid_pipeline.arc.tasks import MAX_SIDE, NUM_COLOURS, Task
 from hybrid_pipeline.arc.text import AnswerParseError, parse_grid
+from verifier.grid_cells import cell_value, plain_rows
 from verifier.verdict import Problem, Verdict
 
 MAX_DIFF_CELLS = 20
@@ -51,23 +52,6 @@ STRUCTURAL_KINDS = ("parse", "format", "size", "values")
 # Grids from whatever a proposer returns
 
 
-def _cell_value(value: Any) -> int | None:
-    """The colour of one cell, or None if it is not an integer 0..9.
-
-    Floats with integral values pass (numpy code produces them, e.g. ``np.zeros``); bools do not,
-    since a mask returned in place of a grid is a bug, not an answer.
-    """
-    if isinstance(value, (bool, np.bool_)):
-        return None
-    if isinstance(value, (int, np.integer)):
-        number = int(value)
-    elif isinstance(value, (float, np.floating)) and float(value).is_integer():
-        number = int(value)
-    else:
-        return None
-    return number if 0 <= number < NUM_COLOURS else None
-
-
 def _json_value(value: Any) -> Any:
     """A cell value as something json.dumps accepts (offending values go into Problem.got)."""
     if isinstance(value, (bool, np.bool_)):
@@ -79,29 +63,6 @@ def _json_value(value: Any) -> Any:
     return repr(value)[:40]
 
 
-def _rows_of(candidate: Any) -> list[list[Any]] | str:
-    """Nested rows of a list/tuple/array candidate, or a reason why it is not 2-D and rectangular."""
-    if isinstance(candidate, np.ndarray):
-        if candidate.ndim != 2:
-            return f"array with {candidate.ndim} dimensions, expected 2"
-        return candidate.tolist()
-    if not isinstance(candidate, (list, tuple)):
-        return f"{type(candidate).__name__}, expected a grid (rows of cells), an array or text"
-    rows = []
-    for r, row in enumerate(candidate):
-        if isinstance(row, np.ndarray) and row.ndim == 1:
-            row = row.tolist()
-        if not isinstance(row, (list, tuple)):
-            return f"row {r} is {type(row).__name__}, expected a list of cells"
-        rows.append(list(row))
-    widths = {len(row) for row in rows}
-    if len(widths) > 1:
-        first = len(rows[0])
-        r = next(r for r, row in enumerate(rows) if len(row) != first)
-        return f"row {r} has {len(rows[r])} cells, expected {first} (grid must be rectangular)"
-    return rows
-
-
 def as_grid(candidate: Any, where: str = "candidate") -> tuple[np.ndarray | None, list[Problem]]:
     """Candidate (array, list of lists, or text) -> uint8 grid [h, w], or None with the problems."""
     if isinstance(candidate, str):
@@ -111,14 +72,14 @@ def as_grid(candidate: Any, where: str = "candidate") -> tuple[np.ndarray | None
             excerpt = candidate.strip()[:80]
             return None, [Problem("parse", where, expected="rows of digits 0-9, one line per row",
                                   got=excerpt, detail=str(e))]
-    rows = _rows_of(candidate)
+    rows = plain_rows(candidate)
     if isinstance(rows, str):
         return None, [Problem("format", where, expected="a rectangular 2-D grid", got=rows, detail=rows)]
     height, width = len(rows), (len(rows[0]) if rows else 0)
     if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE):
         return None, [Problem("size", where, expected=[[1, 1], [MAX_SIDE, MAX_SIDE]], got=[height, width],
                               detail=f"grid is {height}x{width}, expected sides 1 to {MAX_SIDE}")]
-    cells = [[_cell_value(v) for v in row] for row in rows]
+    cells = [[cell_value(v) for v in row] for row in rows]
     bad = sorted({_json_value(v) for row, vals in zip(rows, cells) for v, c in zip(row, vals) if c is None},
                  key=repr)
     if bad:
