@@ -237,7 +237,8 @@ class ProgramProposer:
         self.random_weights = bool(getattr(answer_model, "random_weights", False))
 
     def propose(self, task: Task, test_index: int, history: Sequence[Attempt]) -> Proposal:
-        from verifier.sandbox import check_program, program_problems
+        from verifier.program_problems import program_problems
+        from verifier.sandbox import check_program
 
         prompt = prompt_with_feedback(task, test_index, history)
         prompt = prompt[:prompt.rfind("Output:")] + PROGRAM_INSTRUCTIONS

@@ -11,14 +11,13 @@ from verifier.grid_verifier import (
     infer_shape_rules,
     predict_consistency,
 )
+from verifier.program_problems import program_problems, program_verdict
+from verifier.program_report import PairResult, ProgramReport
 from verifier.sandbox import (
-    PairResult,
-    ProgramReport,
     SandboxError,
     check_program,
-    program_problems,
+    check_program_file,
     program_report_json,
-    program_verdict,
     run_program,
     score_test_outputs,
 )
@@ -26,7 +25,7 @@ from verifier.verdict import Problem, Verdict
 
 __all__ = [
     "ConsistencyPredictions", "GridDiff", "GridVerifier", "PairResult", "Problem", "ProgramReport",
-    "SandboxError", "ShapeRule", "Verdict", "VerifierConfig", "as_grid", "check_program", "grid_diff",
-    "infer_shape_rules", "predict_consistency", "program_problems", "program_report_json",
+    "SandboxError", "ShapeRule", "Verdict", "VerifierConfig", "as_grid", "check_program", "check_program_file",
+    "grid_diff", "infer_shape_rules", "predict_consistency", "program_problems", "program_report_json",
     "program_verdict", "run_program", "score_test_outputs",
 ]
