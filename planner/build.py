@@ -74,7 +74,7 @@ def default_proposers(setup: PlanSetup) -> tuple[str, ...]:
 
 def build_planner(setup: PlanSetup) -> tuple[ARCPlanner, dict[str, Any]]:
     """The planner and a description of what it is made of (for summary.json and the report)."""
-    from adapters.feedback import FeedbackFormatter
+    from verifier.feedback import FeedbackFormatter
     from planner import proposers as P
     from verifier import GridVerifier
 

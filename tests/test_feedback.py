@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from adapters import PROBLEM_KINDS, FeedbackEmbedder, FeedbackFormatter, problem_counts
-from verifier import Problem
+from adapters import FeedbackEmbedder, problem_counts
+from verifier import PROBLEM_KINDS, FeedbackFormatter, Problem
 
 # Values shaped as the verifier writes them: shapes as [h, w], allowed shapes as a list of them, size
 # limits as [smallest, largest], a grid difference as {"shape", "cells": [[row, col, colour], ...]}.

@@ -11,7 +11,6 @@ import json
 import numpy as np
 import pytest
 
-from adapters.feedback import FeedbackFormatter
 from hybrid_pipeline.arc.scoring import read_submission
 from hybrid_pipeline.arc.tasks import load_tasks
 from planner.planner import ARCPlanner, PlannerConfig, choose_answers
@@ -19,7 +18,7 @@ from planner.proposers import TRMProposer, prompt_with_feedback
 from hybrid_pipeline.runs import RunError
 from planner.run import run_plan
 from planner.trace import Attempt, Proposal
-from verifier import GridVerifier, Verdict
+from verifier import FeedbackFormatter, GridVerifier, Verdict
 
 TASK_IDS = ["3c9b0459", "6150a2bd", "67a3c6ac"]  # small ARC-AGI-1 training tasks, one test input each
 

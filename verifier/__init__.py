@@ -1,5 +1,7 @@
-"""Checks candidates against what a task's demonstrations imply, and runs candidate programs safely."""
+"""Checks candidates against what a task's demonstrations imply, runs candidate programs safely, and says
+what is wrong as problems and as feedback text."""
 
+from verifier.feedback import FeedbackFormatter
 from verifier.grid_verifier import (
     ConsistencyPredictions,
     GridDiff,
@@ -21,11 +23,11 @@ from verifier.sandbox import (
     run_program,
     score_test_outputs,
 )
-from verifier.verdict import Problem, Verdict
+from verifier.verdict import PROBLEM_KINDS, Problem, Verdict
 
 __all__ = [
-    "ConsistencyPredictions", "GridDiff", "GridVerifier", "PairResult", "Problem", "ProgramReport",
-    "SandboxError", "ShapeRule", "Verdict", "VerifierConfig", "as_grid", "check_program", "check_program_file",
-    "grid_diff", "infer_shape_rules", "predict_consistency", "program_problems", "program_report_json",
-    "program_verdict", "run_program", "score_test_outputs",
+    "PROBLEM_KINDS", "ConsistencyPredictions", "FeedbackFormatter", "GridDiff", "GridVerifier", "PairResult",
+    "Problem", "ProgramReport", "SandboxError", "ShapeRule", "Verdict", "VerifierConfig", "as_grid", "check_program",
+    "check_program_file", "grid_diff", "infer_shape_rules", "predict_consistency", "program_problems",
+    "program_report_json", "program_verdict", "run_program", "score_test_outputs",
 ]

@@ -5,13 +5,37 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+# The kinds the verifier and the planner emit, most important first: without a candidate or a readable
+# grid nothing else can be checked; a wrong size, shape or palette is a plain error in the answer; a
+# program's failures come next; consistency checks only make an answer doubtful.
+PROBLEM_KINDS = (
+    "no_candidate",
+    "parse",
+    "format",
+    "size",
+    "values",
+    "shape",
+    "palette",
+    "program_crashed",
+    "program_exception",
+    "program_timeout",
+    "program_memory_exceeded",
+    "program_invalid_output",
+    "program_wrong_output",
+    "leave_one_out",
+    "augmentation",
+)
+# What a consumer counting kinds (the feedback embedding) calls every kind not listed above.
+OTHER_KIND = "other"
+
 
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with a candidate.
 
-    kind: a short stable identifier ("parse", "shape", "palette", "leave_one_out", "augmentation",
-    "program_exception", ...). where: the place it concerns ("test 0", "train 2 cell (3, 4)").
+    kind: a short stable identifier, one of PROBLEM_KINDS ("parse", "shape", "palette",
+    "leave_one_out", "program_exception", ...). where: the place it concerns ("test 0",
+    "train 2 cell (3, 4)").
     expected / got: JSON-friendly values (a shape, a colour set, a grid, a message).
     """
 
