@@ -61,8 +61,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import shutil
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -72,23 +70,21 @@ import torch
 
 from hybrid_pipeline.arc.datasets import TextDataConfig, build_text_dataset
 from hybrid_pipeline.arc.errors import ARCDataError, Problem
-from hybrid_pipeline.arc.files import append_jsonl, atomic_write_json
+from hybrid_pipeline import training
+from hybrid_pipeline.arc.files import atomic_write_json
 from hybrid_pipeline.arc.grids import sample_augmentations
 from hybrid_pipeline.arc.scoring import score_submission, write_submission
 from hybrid_pipeline.arc.tasks import LEAKAGE_POLICIES, Task, apply_leakage_policy, fitting, load_tasks
 from hybrid_pipeline.arc.text import INPUT_MARKER, TEST_MARKER, parse_grid, task_to_prompt
 from hybrid_pipeline.arc.voting import VoteBox
-from hybrid_pipeline.config import ConfigError, changed_settings, config_to_dict, flat_settings
+from hybrid_pipeline.config import ConfigError, config_to_dict
 from hybrid_pipeline.hybrid import HybridConfig, HybridModel
-from hybrid_pipeline.trm.checkpoint import LATEST_NAME, CheckpointError, write_dir_atomically
-from hybrid_pipeline.trm.checkpoint import latest_checkpoint as checkpoint_pointer
+from hybrid_pipeline.training import TrainResult, batch_rows, process_share, run_training
+from hybrid_pipeline.trm.checkpoint import CheckpointError, write_dir_atomically
 
 STATE_NAME = "joint_state.json"
 MIXED_PRECISION = ("no", "bf16", "fp16")
 PARTS = ("text_to_latent", "vae", "trm", "refiner", "feedback")
-# Keys a resume may change: they decide what is logged, evaluated and kept, not what is computed.
-RESUME_FREE_KEYS = ("time_limit_s", "log_every", "eval_every", "eval_augmentations", "eval_batch_size",
-                    "eval_max_new_tokens", "checkpoint_every", "keep_checkpoints", "log_with", "cache_dir")
 
 
 @dataclass
@@ -177,16 +173,8 @@ class JointData:
         return len(self.prompts)
 
     def batch_rows(self, index: int, batch_size: int, seed: int) -> np.ndarray:
-        """Rows of global micro-batch `index`: consecutive slices of one seeded permutation per epoch,
-        so that any micro-batch can be found from its index alone (a resume needs no loader state)."""
-        n = len(self)
-        positions = np.arange(index * batch_size, (index + 1) * batch_size)
-        epochs, offsets = np.divmod(positions, n)
-        rows = np.empty(batch_size, dtype=np.int64)
-        for epoch in np.unique(epochs):
-            order = np.random.default_rng([seed, int(epoch)]).permutation(n)
-            rows[epochs == epoch] = order[offsets[epochs == epoch]]
-        return rows
+        """Rows of global micro-batch `index` (`training.batch_rows`: a function of the index alone)."""
+        return batch_rows(index, batch_size, len(self), seed)
 
     def batch(self, rows: Sequence[int], model: HybridModel) -> dict[str, torch.Tensor]:
         """A `HybridModel` batch of these rows on the model's device (with `prompt_hidden` when cached)."""
@@ -297,23 +285,33 @@ def cache_prompt_hidden(model: HybridModel, prompts: Sequence[str], cache_dir: s
 
 
 # --------------------------------------------------------------------------------------------------
-# checkpoints
+# the run
+
+# Settings a resume may change (besides `training.RESUME_FREE_KEYS`: the time limit, the cadence of
+# logs, evaluations and checkpoints, out_dir and cache_dir): how the held-out evaluation runs and
+# which trackers log. max_steps may not: the cosine schedule runs to it.
+RESUME_FREE_KEYS = training.RESUME_FREE_KEYS + ("eval_augmentations", "eval_batch_size", "eval_max_new_tokens",
+                                                "log_with")
 
 
-def latest_checkpoint(out_dir: str | os.PathLike) -> Path | None:
-    """The last checkpoint of a joint run (see `trm.checkpoint.latest_checkpoint`)."""
-    return checkpoint_pointer(out_dir, STATE_NAME)
+def train_joint(config: JointTrainConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True,
+                stop_after: int | None = None) -> TrainResult:
+    """Train (or resume) the hybrid on the one training loop (`hybrid_pipeline.training`); returns
+    where the export is.
 
-
-def check_resumable(checkpoint: Path, config: JointTrainConfig) -> int:
-    """The checkpoint's step, after refusing a config that would make the resumed run a different run."""
-    state = json.loads((checkpoint / STATE_NAME).read_text())
-    now = json.loads(json.dumps(config_to_dict(config)))  # as the checkpoint holds it: tuples are lists
-    changed = changed_settings(state["config"], now, RESUME_FREE_KEYS)
-    if changed:
-        raise CheckpointError(f"{checkpoint}: cannot resume with other settings than it was trained with "
-                              f"({'; '.join(changed)}); resume with the same values or use a new out_dir")
-    return int(state["step"])
+    Everything that can be wrong with the input (config, data, backbone, out dir) raises before the
+    first step. A fresh run into an out dir that holds a training run is refused unless
+    `overwrite`, which removes that run first. `resume` continues from the last checkpoint and
+    refuses any other setting than the run's, naming each, before a file is touched; it may change
+    only `time_limit_s`, `log_every`, `eval_every`, `checkpoint_every`, `keep_checkpoints`,
+    `out_dir`, `cache_dir`, `eval_augmentations`, `eval_batch_size`, `eval_max_new_tokens` and
+    `log_with`. With no checkpoint there, `resume` starts a fresh run and says so. SIGINT and
+    SIGTERM write a checkpoint of the step in progress, then raise KeyboardInterrupt /
+    `runs.Terminated`. `stop_after` ends this call after that many optimiser steps, with no final
+    export (tests use it to simulate a kill between checkpoints).
+    """
+    return run_training(JointTrainer(config), config, free=RESUME_FREE_KEYS, resume=resume, overwrite=overwrite,
+                        progress=progress, stop_after=stop_after)
 
 
 def checkpoint_keys(model: HybridModel) -> set[str]:
@@ -322,241 +320,179 @@ def checkpoint_keys(model: HybridModel) -> set[str]:
     return {k for k in model.state_dict() if not k.startswith("backbone.") or k in lora}
 
 
-# --------------------------------------------------------------------------------------------------
-# the run
+class JointTrainer:
+    """The hybrid's part of a training run (`training.Trainer`): micro-batches with gradient
+    accumulation, AdamW with warmup and cosine decay, `accelerator.save_state` checkpoints of the
+    trained weights only, held-out evaluation of both the TRM's grids and the LM's answers."""
 
+    name, state_name, run_files = "joint", STATE_NAME, ("eval", "joint")  # "joint": the trackers' folder
+    metric_names = ("loss", "lm_loss", "grid_loss", "halt_loss", "kl", "cell_accuracy", "exact_accuracy",
+                    "q_halt_mean")
 
-@dataclass
-class TrainResult:
-    final_dir: Path
-    steps: int
-    last_log: dict[str, Any]
-    eval: dict[str, Any] | None
-    is_main_process: bool = True  # under `accelerate launch`, only one process should report
-    model: HybridModel | None = None  # the trained model (unwrapped), for callers in the same process
+    def __init__(self, config: JointTrainConfig) -> None:
+        self.config = config
+        self.model: HybridModel | None = None
 
+    def accelerator_kwargs(self) -> dict[str, Any]:
+        from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs
 
-def train_joint(config: JointTrainConfig, *, resume: bool = False, progress: bool = True,
-                stop_after: int | None = None) -> TrainResult:
-    """Train (or resume) the hybrid; returns where the export is.
+        config = self.config
+        return dict(
+            mixed_precision=config.mixed_precision, gradient_accumulation_steps=config.gradient_accumulation_steps,
+            # the global batch is split over processes, so the schedule steps once per optimiser step
+            dataloader_config=DataLoaderConfiguration(split_batches=True),
+            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=config.ddp_find_unused_parameters)])
 
-    Everything that can be wrong with the input (config, data, backbone, checkpoint) raises before the
-    first step. `stop_after` ends this call after that many optimiser steps, with no final export
-    (tests use it to simulate a kill between checkpoints).
-    """
-    from accelerate import Accelerator
-    from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs, DistributedType, gather_object
-    from tqdm.auto import tqdm
-    from transformers import get_cosine_schedule_with_warmup
+    def prepare(self, accelerator: Any, checkpoint: Path | None, say: Callable[[str], None]) -> None:
+        from transformers import get_cosine_schedule_with_warmup
 
-    out_dir = Path(config.out_dir)
-    start_step, checkpoint = 0, None
-    if resume:
-        checkpoint = latest_checkpoint(out_dir)
+        config = self.config
+        self.accelerator = accelerator
+        train_tasks, eval_tasks = load_joint_tasks(config, say)  # every user error surfaces before any step
+        model = self.model = self.build_model()
+        trainable = model.trainable_parameters()
+        with accelerator.main_process_first():  # one process builds the caches, the others load them
+            self.data = data = build_joint_data(config, train_tasks, eval_tasks, model.backbone.tokenizer, say)
+            if config.cache_hidden_states:
+                data.hidden, data.hidden_dtype = cache_prompt_hidden(model, data.prompts, config.cache_dir,
+                                                                     progress=accelerator.is_main_process)
+        optimizer = torch.optim.AdamW(trainable, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
+        scheduler = get_cosine_schedule_with_warmup(optimizer, config.warmup_steps, config.max_steps)
+        self.ddp_model, self.optimizer, self.scheduler = accelerator.prepare(model, optimizer, scheduler)
+        self.trainable = trainable
+        self.register_trained_only(checkpoint_keys(model))
         if checkpoint is not None:
-            start_step = check_resumable(checkpoint, config)
-    trackers, missing_trackers = available_trackers(config.log_with)
-    accelerator = Accelerator(
-        mixed_precision=config.mixed_precision, gradient_accumulation_steps=config.gradient_accumulation_steps,
-        log_with=trackers or None, project_dir=str(out_dir),
-        # the global batch is split over processes, so the schedule steps once per optimiser step
-        dataloader_config=DataLoaderConfiguration(split_batches=True),
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=config.ddp_find_unused_parameters)])
-    world, rank, main = accelerator.num_processes, accelerator.process_index, accelerator.is_main_process
-    if config.batch_size % world:
-        raise ConfigError(f"batch_size {config.batch_size} must divide evenly over {world} processes")
-    local_batch = config.batch_size // world
-    say: Callable[[str], Any] = print if main else (lambda message: None)
+            accelerator.load_state(str(checkpoint))
+        self.sums = torch.zeros(len(self.metric_names) + 1, dtype=torch.float64)  # the metrics, then the count
+        self.grad_norm = None
+        self.ddp_model.train()
+        say(f"joint training: {len(data):,} rows from {len(train_tasks)} tasks x {config.num_augmentations} "
+            f"augmentations{' (test pairs and leave-one-out)' if config.leave_one_out else ''}, {len(eval_tasks)} "
+            f"held-out tasks, {accelerator.num_processes} process(es), hidden states "
+            f"{'cached' if data.hidden is not None else 'recomputed each step'}")
+        say(str(model.parameter_report()))
+        if self.fsdp and eval_tasks:
+            say("note: no held-out evaluation under FSDP (predict would bypass the sharded forward); evaluate "
+                f"{Path(config.out_dir) / 'final'} afterwards with hybrid_pipeline.joint.evaluate_hybrid")
 
-    # ---- data and model: every user error surfaces here, before any step ----
-    train_tasks, eval_tasks = load_joint_tasks(config, say)
-    backbone = config.model.backbone
-    model_config = dataclasses.replace(
-        config.model, trm=dataclasses.replace(config.model.trm, seq_len=config.canvas ** 2),
-        backbone=dataclasses.replace(backbone, device=backbone.device or str(accelerator.device)))
-    model = HybridModel.from_config(model_config)  # BackboneLoadError when the backbone cannot load
-    fsdp = accelerator.distributed_type == DistributedType.FSDP
-    if fsdp and model.backbone_trains:
-        raise ConfigError("LoRA under FSDP is not supported by the export (peft would save sharded adapter "
-                          "weights); use DDP, or FSDP without model.backbone.lora")
-    for name in PARTS:
-        part = getattr(model, name)
-        if part is not None and name not in config.trainable_parts:
-            part.requires_grad_(False)
-    trainable = model.trainable_parameters()
-    if not trainable:
-        raise ConfigError(f"nothing to train: trainable_parts={list(config.trainable_parts)} and no LoRA")
-    with accelerator.main_process_first():  # one process builds the caches, the others load them
-        data = build_joint_data(config, train_tasks, eval_tasks, model.backbone.tokenizer, say)
-        if config.cache_hidden_states:
-            data.hidden, data.hidden_dtype = cache_prompt_hidden(model, data.prompts, config.cache_dir,
-                                                                 progress=progress and main)
+    def build_model(self) -> HybridModel:
+        """The hybrid on this process's device, with the parts outside `trainable_parts` frozen."""
+        from accelerate.utils import DistributedType
 
-    # ---- optimiser, schedule, accelerate ----
-    optimizer = torch.optim.AdamW(trainable, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
-    scheduler = get_cosine_schedule_with_warmup(optimizer, config.warmup_steps, config.max_steps)
-    ddp_model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-    keys = checkpoint_keys(model)
+        config, accelerator = self.config, self.accelerator
+        backbone = config.model.backbone
+        model_config = dataclasses.replace(
+            config.model, trm=dataclasses.replace(config.model.trm, seq_len=config.canvas ** 2),
+            backbone=dataclasses.replace(backbone, device=backbone.device or str(accelerator.device)))
+        model = HybridModel.from_config(model_config)  # BackboneLoadError when the backbone cannot load
+        self.fsdp = accelerator.distributed_type == DistributedType.FSDP
+        if self.fsdp and model.backbone_trains:
+            raise ConfigError("LoRA under FSDP is not supported by the export (peft would save sharded adapter "
+                              "weights); use DDP, or FSDP without model.backbone.lora")
+        for name in PARTS:
+            part = getattr(model, name)
+            if part is not None and name not in config.trainable_parts:
+                part.requires_grad_(False)
+        if not model.trainable_parameters():
+            raise ConfigError(f"nothing to train: trainable_parts={list(config.trainable_parts)} and no LoRA")
+        return model
 
-    def save_trained_only(models: list, weights: list, output_dir: str) -> None:
-        # a real LLM's frozen weights are GBs per checkpoint; the backbone reloads from its source
-        for i, m in enumerate(models):
-            state = accelerator.unwrap_model(m).state_dict()
-            weights[i] = {k: v for k, v in state.items() if k in keys}
+    def register_trained_only(self, keys: set[str]) -> None:
+        """Checkpoints hold the trained weights only: a real LLM's frozen weights are GBs per
+        checkpoint, and the backbone reloads from its source."""
+        accelerator = self.accelerator
 
-    def load_trained_only(models: list, input_dir: str) -> None:
-        from accelerate.utils import SAFE_WEIGHTS_NAME
-        from safetensors.torch import load_file
+        def save_trained_only(models: list, weights: list, output_dir: str) -> None:
+            for i, m in enumerate(models):
+                state = accelerator.unwrap_model(m).state_dict()
+                weights[i] = {k: v for k, v in state.items() if k in keys}
 
-        while models:  # popped: accelerate would otherwise load the file strictly, backbone expected
-            target = accelerator.unwrap_model(models.pop())
-            path = Path(input_dir) / SAFE_WEIGHTS_NAME
-            state = load_file(str(path), device=str(accelerator.device))
-            missing, unexpected = sorted(keys - set(state)), sorted(set(state) - keys)
-            if missing or unexpected:
-                raise CheckpointError(f"{path}: weights do not match the model: "
-                                      + ", ".join([f"missing {k}" for k in missing[:3]]
-                                                  + [f"unexpected {k}" for k in unexpected[:3]]))
-            target.load_state_dict(state, strict=False)  # strict over the trained keys, checked above
+        def load_trained_only(models: list, input_dir: str) -> None:
+            from accelerate.utils import SAFE_WEIGHTS_NAME
+            from safetensors.torch import load_file
 
-    accelerator.register_save_state_pre_hook(save_trained_only)
-    accelerator.register_load_state_pre_hook(load_trained_only)
-    if checkpoint is not None:
-        accelerator.load_state(str(checkpoint))
+            while models:  # popped: accelerate would otherwise load the file strictly, backbone expected
+                target = accelerator.unwrap_model(models.pop())
+                path = Path(input_dir) / SAFE_WEIGHTS_NAME
+                state = load_file(str(path), device=str(accelerator.device))
+                missing, unexpected = sorted(keys - set(state)), sorted(set(state) - keys)
+                if missing or unexpected:
+                    raise CheckpointError(f"{path}: weights do not match the model: "
+                                          + ", ".join([f"missing {k}" for k in missing[:3]]
+                                                      + [f"unexpected {k}" for k in unexpected[:3]]))
+                target.load_state_dict(state, strict=False)  # strict over the trained keys, checked above
 
-    config_dict = config_to_dict(config)
-    if main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out_dir / "train_config.json", config_dict, indent=2)
-    if trackers:
-        accelerator.init_trackers("joint", config=flat_scalars(config_dict))
-    say(f"joint training: {len(data):,} rows from {len(train_tasks)} tasks x {config.num_augmentations} augmentations"
-        f"{' (test pairs and leave-one-out)' if config.leave_one_out else ''}, {len(eval_tasks)} held-out tasks, "
-        f"{world} process(es), hidden states {'cached' if data.hidden is not None else 'recomputed each step'}"
-        + (f"; resuming at step {start_step} from {checkpoint}" if checkpoint is not None else "")
-        + (f"; --resume found no checkpoint in {out_dir}, starting at step 0" if resume and checkpoint is None else ""))
-    say(str(model.parameter_report()))
-    if missing_trackers:
-        say(f"note: tracker(s) {', '.join(missing_trackers)} not installed; logging to "
-            f"{out_dir / 'train_log.jsonl'} only")
-    if fsdp and eval_tasks:
-        say("note: no held-out evaluation under FSDP (predict would bypass the sharded forward); evaluate "
-            f"{out_dir / 'final'} afterwards with hybrid_pipeline.joint.evaluate_hybrid")
+        accelerator.register_save_state_pre_hook(save_trained_only)
+        accelerator.register_load_state_pre_hook(load_trained_only)
 
-    def save_checkpoint(step: int) -> None:
-        checkpoints = out_dir / "checkpoints"
-        name = f"step-{step:07d}"
-        scratch = checkpoints / f".{name}.partial"  # the same name on every process: save_state is collective
-        if main:
-            shutil.rmtree(scratch, ignore_errors=True)  # left by a kill during an earlier save
-        accelerator.wait_for_everyone()
-        accelerator.save_state(str(scratch))
-        accelerator.wait_for_everyone()
-        if not main:
-            return
-        atomic_write_json(scratch / STATE_NAME, {"step": step, "config": config_dict}, indent=2)
-        if (checkpoints / name).exists():
-            shutil.rmtree(checkpoints / name)
-        os.replace(scratch, checkpoints / name)
-        atomic_write_json(checkpoints / LATEST_NAME, {"name": name, "step": step})
-        for old in sorted(checkpoints.glob("step-*"))[:-config.keep_checkpoints]:
-            shutil.rmtree(old, ignore_errors=True)
+    def forward_generator(self, index: int) -> torch.Generator:
+        """Halting exploration (and VAE / diffusion draws) as a function of the micro-batch and rank."""
+        seed = int(np.random.SeedSequence([self.config.seed, index, self.accelerator.process_index]).generate_state(1)[0])
+        return torch.Generator(device=self.accelerator.device).manual_seed(seed)
 
-    def evaluate_now(write_to: Path | None = None) -> dict[str, Any] | None:
-        # every process predicts its shard of the tasks (no one idles into a collective timeout on a
-        # long evaluation); the main process scores them all
-        if not data.eval_tasks or fsdp:
-            return None
-        ddp_model.eval()
-        with accelerator.autocast():
-            mine = predict_attempts(accelerator.unwrap_model(ddp_model), data.eval_tasks[rank::world],
-                                    augmentations=config.eval_augmentations, seed=config.seed,
-                                    batch_size=config.eval_batch_size, max_new_tokens=config.eval_max_new_tokens,
-                                    progress=progress and main)
-        ddp_model.train()
-        parts = gather_object([mine]) if world > 1 else [mine]
-        return score_attempts(merge_attempts(parts), data.eval_tasks, write_to=write_to) if main else None
-
-    def forward_generator(index: int) -> torch.Generator:
-        # halting exploration (and VAE / diffusion draws) as a function of the micro-batch and rank
-        seed = int(np.random.SeedSequence([config.seed, index, rank]).generate_state(1)[0])
-        return torch.Generator(device=accelerator.device).manual_seed(seed)
-
-    # ---- the loop ----
-    log_path = out_dir / "train_log.jsonl"
-    names = ("loss", "lm_loss", "grid_loss", "halt_loss", "kl", "cell_accuracy", "exact_accuracy", "q_halt_mean")
-    sums = torch.zeros(len(names) + 1, dtype=torch.float64)  # the metrics, then the micro-batch count
-    grad_norm = None
-    last_log: dict[str, Any] = {}
-    started = time.perf_counter()
-    bar = tqdm(total=config.max_steps, initial=start_step, desc="joint training", disable=not (progress and main))
-    accum = config.gradient_accumulation_steps
-    step, max_steps = start_step, config.max_steps
-    ddp_model.train()
-    while step < max_steps:
+    def train_step(self, step: int) -> None:
+        config, accelerator = self.config, self.accelerator
+        accum = config.gradient_accumulation_steps
         for micro in range(accum):
             index = step * accum + micro
-            rows = data.batch_rows(index, config.batch_size, config.seed)[rank * local_batch:(rank + 1) * local_batch]
-            batch = data.batch(rows, model)
-            with accelerator.accumulate(ddp_model):
-                out = ddp_model(batch, generator=forward_generator(index))
+            rows = process_share(self.data.batch_rows(index, config.batch_size, config.seed), accelerator)
+            batch = self.data.batch(rows, self.model)
+            with accelerator.accumulate(self.ddp_model):
+                out = self.ddp_model(batch, generator=self.forward_generator(index))
                 accelerator.backward(out.loss)
                 if accelerator.sync_gradients and config.grad_clip:
-                    grad_norm = accelerator.clip_grad_norm_(trainable, config.grad_clip)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-            sums += torch.tensor([out.metrics[n] for n in names] + [1.0], dtype=torch.float64)
-        step += 1
-        bar.update(1)
+                    self.grad_norm = accelerator.clip_grad_norm_(self.trainable, config.grad_clip)
+                self.optimizer.step()
+                self.scheduler.step()
+                self.optimizer.zero_grad(set_to_none=True)
+            self.sums += torch.tensor([out.metrics[n] for n in self.metric_names] + [1.0], dtype=torch.float64)
 
-        if config.time_limit_s is not None:  # every process must agree, or one would wait for the other forever
-            late = torch.tensor([float(time.perf_counter() - started >= config.time_limit_s)], device=accelerator.device)
-            if accelerator.reduce(late, "sum").item() > 0:
-                max_steps = step  # out of time: finish like a completed run
-        if step % config.log_every == 0 or step == max_steps:
-            mean = accelerator.reduce(sums.to(accelerator.device), "mean").cpu()
-            metrics = {n: float(mean[i] / mean[-1]) for i, n in enumerate(names)}
-            last_log = {"step": step, "lr": scheduler.get_last_lr()[0], **metrics,
-                        "grad_norm": None if grad_norm is None else float(grad_norm),
-                        "elapsed_s": round(time.perf_counter() - started, 2)}
-            if main:
-                append_jsonl(log_path, last_log)
-                bar.set_postfix(loss=f"{metrics['loss']:.4f}", exact=f"{metrics['exact_accuracy']:.2f}")
-            if trackers:
-                accelerator.log({f"train/{k}": v for k, v in last_log.items() if isinstance(v, float)}, step=step)
-            sums.zero_()
-        if step % config.checkpoint_every == 0 or step == max_steps:
-            save_checkpoint(step)
-        if config.eval_every and step % config.eval_every == 0 and step < max_steps:
-            result = evaluate_now()
-            if result is not None:
-                log_eval(log_path, step, result, accelerator if trackers else None)
-        if stop_after is not None and step - start_step >= stop_after:
-            bar.close()
-            accelerator.end_training()
-            return TrainResult(out_dir / "checkpoints", step, last_log, None, main, accelerator.unwrap_model(ddp_model))
-    bar.close()
+    def metrics(self) -> dict[str, Any]:
+        mean = self.accelerator.reduce(self.sums.to(self.accelerator.device), "mean").cpu()
+        self.sums.zero_()
+        return {"lr": self.scheduler.get_last_lr()[0],
+                **{n: float(mean[i] / mean[-1]) for i, n in enumerate(self.metric_names)},
+                "grad_norm": None if self.grad_norm is None else float(self.grad_norm)}
 
-    # ---- the end: evaluate, export ----
-    eval_result = evaluate_now(write_to=out_dir / "eval")
-    final_dir = out_dir / "final"
-    unwrapped = accelerator.unwrap_model(ddp_model)
-    if fsdp:
-        export_fsdp(accelerator, ddp_model, final_dir)
-    elif main:
-        unwrapped.save_pretrained(final_dir)
-    if main:
-        if eval_result is not None:
-            log_eval(log_path, step, eval_result, accelerator if trackers else None)
-        atomic_write_json(out_dir / "summary.json", {
-            "steps": step, "final_dir": str(final_dir), "rows": len(data), "train_tasks": len(train_tasks),
-            "eval_tasks": [t.id for t in eval_tasks], "last_log": last_log, "eval": eval_result,
-            "parameters": model.parameter_report().to_dict(),
-            "elapsed_s": round(time.perf_counter() - started, 2)}, indent=2)
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
-    return TrainResult(final_dir, step, last_log, eval_result, main, unwrapped)
+    def save(self, directory: Path, step: int) -> None:
+        self.accelerator.save_state(str(directory))  # every process: model, optimiser, scheduler, RNG
+        if self.accelerator.is_main_process:
+            atomic_write_json(directory / STATE_NAME, {"step": step, "config": config_to_dict(self.config)}, indent=2)
+
+    def evaluate(self, final: bool) -> dict[str, Any] | None:
+        # every process predicts its shard of the tasks (no one idles into a collective timeout on a
+        # long evaluation); the main process scores them all
+        from accelerate.utils import gather_object
+
+        config, accelerator, tasks = self.config, self.accelerator, self.data.eval_tasks
+        if not tasks or self.fsdp:
+            return None
+        world, main = accelerator.num_processes, accelerator.is_main_process
+        self.ddp_model.eval()
+        with accelerator.autocast():
+            mine = predict_attempts(accelerator.unwrap_model(self.ddp_model), tasks[accelerator.process_index::world],
+                                    augmentations=config.eval_augmentations, seed=config.seed,
+                                    batch_size=config.eval_batch_size, max_new_tokens=config.eval_max_new_tokens,
+                                    progress=main)
+        self.ddp_model.train()
+        parts = gather_object([mine]) if world > 1 else [mine]
+        write_to = Path(config.out_dir) / "eval" if final else None
+        return score_attempts(merge_attempts(parts), tasks, write_to=write_to) if main else None
+
+    def logged_eval(self, result: dict[str, Any]) -> dict[str, Any]:
+        return {source: {k: v for k, v in scores.items() if k != "per_task"} for source, scores in result.items()}
+
+    def export(self, directory: Path) -> None:
+        """The trained parts, `HybridModel.save_pretrained` (under FSDP, gathered first)."""
+        if self.fsdp:
+            export_fsdp(self.accelerator, self.ddp_model, directory)
+        elif self.accelerator.is_main_process:
+            self.accelerator.unwrap_model(self.ddp_model).save_pretrained(directory)
+
+    def summary(self, eval_result: dict[str, Any] | None) -> dict[str, Any]:
+        return {"rows": len(self.data), "train_tasks": len(self.data.train_tasks),
+                "eval_tasks": [t.id for t in self.data.eval_tasks], "eval": eval_result,
+                "parameters": self.model.parameter_report().to_dict()}
 
 
 def export_fsdp(accelerator: Any, ddp_model: Any, directory: Path) -> None:
@@ -569,30 +505,6 @@ def export_fsdp(accelerator: Any, ddp_model: Any, directory: Path) -> None:
     export = HybridModel.from_config(unwrapped.config, backbone=unwrapped.backbone)
     export.load_state_dict({k: v for k, v in state.items() if not k.startswith("backbone.")}, strict=False)
     export.save_pretrained(directory)
-
-
-def available_trackers(names: Sequence[str]) -> tuple[list[str], list[str]]:
-    """(trackers accelerate can use here, the ones asked for that are not installed)."""
-    from accelerate.utils import is_tensorboard_available, is_wandb_available
-
-    checks = {"tensorboard": is_tensorboard_available, "wandb": is_wandb_available}
-    have = [n for n in names if n in checks and checks[n]()]
-    return have, [n for n in names if n not in have]
-
-
-def flat_scalars(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested config -> {"a.b": scalar}: trackers' hparams take numbers, strings and bools only."""
-    return {k: v if isinstance(v, (int, float, str, bool)) else json.dumps(v)
-            for k, v in flat_settings(values, prefix).items()}
-
-
-def log_eval(path: Path, step: int, result: dict[str, Any], accelerator: Any | None) -> None:
-    record = {"step": step, "eval": {source: {k: v for k, v in scores.items() if k != "per_task"}
-                                     for source, scores in result.items()}}
-    append_jsonl(path, record)
-    if accelerator is not None:
-        accelerator.log({f"eval/{source}_{k}": v for source, scores in record["eval"].items()
-                         for k, v in scores.items() if isinstance(v, float)}, step=step)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -672,6 +584,5 @@ def score_attempts(predicted: dict[str, Any], tasks: Sequence[Task], *,
     return result
 
 
-__all__ = ["JointData", "JointTrainConfig", "TrainResult", "build_joint_data", "cache_prompt_hidden",
-           "evaluate_hybrid", "latest_checkpoint", "load_joint_tasks", "predict_attempts", "score_attempts",
-           "train_joint"]
+__all__ = ["JointData", "JointTrainConfig", "JointTrainer", "TrainResult", "build_joint_data", "cache_prompt_hidden",
+           "evaluate_hybrid", "load_joint_tasks", "predict_attempts", "score_attempts", "train_joint"]

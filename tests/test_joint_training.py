@@ -28,8 +28,8 @@ from hybrid_pipeline.arc.text import task_to_prompt
 from hybrid_pipeline.backbones import BackboneConfig, load_backbone
 from hybrid_pipeline.config import config_from_dict, config_to_dict
 from hybrid_pipeline.hybrid import HybridModel
-from hybrid_pipeline.joint import (JointTrainConfig, build_joint_data, cache_prompt_hidden, latest_checkpoint,
-                                   load_joint_tasks, train_joint)
+from hybrid_pipeline.joint import JointTrainConfig, build_joint_data, cache_prompt_hidden, load_joint_tasks, train_joint
+from hybrid_pipeline.training import latest_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_IDS = ["0d3d703e", "25ff71a9"]  # 3x3 grids: they fit a 4x4 canvas; 25ff71a9 has 2 test inputs

@@ -20,7 +20,8 @@ from hybrid_pipeline.config import config_from_dict
 from hybrid_pipeline.runs import RunError
 from hybrid_pipeline.trm.checkpoint import load_trm
 from hybrid_pipeline.trm.evaluate import evaluate_checkpoint
-from hybrid_pipeline.trm.train import TRMTrainConfig, latest_checkpoint, load_training_data, lr_factor, train_trm
+from hybrid_pipeline.training import latest_checkpoint
+from hybrid_pipeline.trm.train import TRMTrainConfig, load_training_data, lr_factor, train_trm
 
 TRAIN_IDS = ["0d3d703e", "25ff71a9"]  # every grid at most 6x6: fits an 8x8 canvas with room to translate
 EVAL_IDS = ["66e6c45b"]
@@ -144,14 +145,16 @@ def test_lr_warms_up_linearly_then_stays_constant_or_follows_a_cosine_to_its_flo
 
 @pytest.mark.parametrize("pointer, problem", [("{not json", "not a checkpoint pointer"),
                                                 ('{"name": "step-0000009"}', "step-0000009/training_state.pt is missing")])
-def test_a_broken_latest_pointer_is_a_checkpoint_error_not_a_silent_restart(tmp_path, pointer, problem):
-    from hybrid_pipeline.trm.checkpoint import CheckpointError
+def test_a_broken_latest_pointer_is_refused_not_a_silent_restart(tmp_path, pointer, problem):
+    from hybrid_pipeline.trm.train import STATE_NAME
 
     assert latest_checkpoint(tmp_path) is None  # no pointer: a fresh run
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "latest.json").write_text(pointer)
-    with pytest.raises(CheckpointError, match=problem):
-        latest_checkpoint(tmp_path)
+    with pytest.raises(RunError, match=problem):
+        latest_checkpoint(tmp_path, STATE_NAME)
+    with pytest.raises(RunError, match=problem.split("/")[0]):
+        train_trm(tiny_config(tmp_path, tmp_path / "cache"), resume=True, progress=False)
 
 
 def test_training_moves_weights_and_the_ema_export_differs_from_raw(trained):
@@ -304,14 +307,12 @@ def test_two_process_data_parallel_run_on_cpu(tmp_path):
 def test_a_resume_cuts_the_log_back_to_its_checkpoint_and_refuses_other_settings(tmp_path):
     from dataclasses import replace
 
-    from hybrid_pipeline.trm.checkpoint import CheckpointError
-
     config = tiny_config(tmp_path / "run", tmp_path / "cache")
     train_trm(config, progress=False, stop_after=4)  # logged steps 2 and 4; the checkpoint is step 3
-    with pytest.raises(CheckpointError, match="holds a training run; pass --resume"):
+    with pytest.raises(RunError, match="holds a training run; pass --resume"):
         train_trm(config, progress=False)
     saved = (tmp_path / "run" / "train_config.json").read_text()
-    with pytest.raises(CheckpointError, match=r"\(batch_size 4 -> 8; lr 0.001 -> 0.005\)"):
+    with pytest.raises(RunError, match=r"\(batch_size 4 -> 8; lr 0.001 -> 0.005\)"):
         train_trm(replace(config, batch_size=8, lr=5e-3), resume=True, progress=False)
     assert (tmp_path / "run" / "train_config.json").read_text() == saved  # refused before touching a file
     resumed = train_trm(replace(config, log_every=2, time_limit_s=600.0), resume=True, progress=False)

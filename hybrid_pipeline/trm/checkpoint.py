@@ -102,25 +102,3 @@ def write_dir_atomically(target: str | Path, write: Callable[[Path], None]) -> N
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
-
-
-LATEST_NAME = "latest.json"  # out_dir/checkpoints/latest.json: {"name": "step-...", ...}
-
-
-def latest_checkpoint(out_dir: str | os.PathLike, state_name: str) -> Path | None:
-    """The checkpoint directory that `out_dir/checkpoints/latest.json` names; None when there is none.
-
-    A pointer that is not JSON, or names a directory without `state_name` (someone deleted it:
-    resuming elsewhere would silently restart), is a CheckpointError.
-    """
-    pointer = Path(out_dir) / "checkpoints" / LATEST_NAME
-    if not pointer.is_file():
-        return None
-    try:
-        name = json.loads(pointer.read_text())["name"]
-    except (json.JSONDecodeError, KeyError, TypeError):
-        raise CheckpointError(f"{pointer}: not a checkpoint pointer (expected {{\"name\": \"step-...\"}})") from None
-    path = pointer.parent / name
-    if not (path / state_name).is_file():
-        raise CheckpointError(f"{pointer}: names {name}, but {path / state_name} is missing")
-    return path

@@ -1,6 +1,6 @@
 """Training the TRM on ARC tasks: the paper's recipe, driven through `accelerate`.
 
-Reads top to bottom: config, data, model and optimisers, the loop, checkpoints.
+Reads top to bottom: config, data, then `TRMTrainer`: model and optimisers, one step, checkpoint, evaluation.
 
 Data. Every pair of the training tasks, plus the demonstration pairs of the evaluation tasks (the
 paper learns their puzzle embeddings this way; their test inputs are never trained on), under
@@ -17,19 +17,16 @@ then constant lr (the paper; `lr_min_ratio` < 1 decays it along a cosine to that
 
 Checkpoints. `out_dir/checkpoints/step-NNNNNNN/` holds `model.safetensors` + `config.json` (EMA
 weights when EMA is on: what you evaluate), `puzzles.json` (the augmentation plan: puzzle id ->
-task/augmentation) and `training_state.pt` (raw weights, optimiser, EMA, carry, RNG). Each is
-written under a temporary name and renamed, and `latest.json` moves only after, so a kill never
-leaves a partial checkpoint where `--resume` would look. The data order is a function of the step,
-so a resumed run sees exactly the batches the uninterrupted run would have.
+task/augmentation) and `training_state.pt` (raw weights, optimiser, EMA, and each process's carry
+and RNG). The data order is a function of the step, so a resumed run sees exactly the batches the
+uninterrupted run would have. The out dir, the cadence, atomic checkpoints, the time limit,
+signals and the log are the one training loop's (`hybrid_pipeline.training`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import shutil
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,14 +35,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from hybrid_pipeline import training
 from hybrid_pipeline.arc.datasets import AugmentationPlan, TRMDataConfig, build_trm_dataset
 from hybrid_pipeline.arc.errors import ARCDataError, Problem
-from hybrid_pipeline.arc.files import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
 from hybrid_pipeline.arc.tasks import (LEAKAGE_POLICIES, Task, apply_leakage_policy, fitting, load_tasks,
                                       merge_tasks)
-from hybrid_pipeline.config import ConfigError, changed_settings
-from hybrid_pipeline.trm.checkpoint import LATEST_NAME, CheckpointError, save_export, write_dir_atomically
-from hybrid_pipeline.trm.checkpoint import latest_checkpoint as checkpoint_pointer
+from hybrid_pipeline.config import ConfigError
+from hybrid_pipeline.training import TrainResult, batch_rows, process_share, run_training
+from hybrid_pipeline.trm.checkpoint import save_export, write_dir_atomically
 from hybrid_pipeline.trm.config import TRMConfig
 from hybrid_pipeline.trm.losses import (SUPERVISION_PRESETS, StepLoss, SupervisionWeighting, act_loss, loss_by_step,
                                         summarize_metrics)
@@ -126,17 +123,8 @@ class TRMData:
     eval_tasks: list[Task]
 
     def batch_indices(self, step: int, batch_size: int, seed: int) -> np.ndarray:
-        """Rows of global batch `step`: consecutive slices of per-epoch permutations (a pure function
-        of step, so resuming needs no saved data-loader state)."""
-        n = len(self.inputs)
-        positions = np.arange(step * batch_size, (step + 1) * batch_size)
-        epochs, offsets = np.divmod(positions, n)
-        out = np.empty(batch_size, dtype=np.int64)
-        for epoch in np.unique(epochs):
-            perm = np.random.default_rng([seed, int(epoch)]).permutation(n)
-            sel = epochs == epoch
-            out[sel] = perm[offsets[sel]]
-        return out
+        """Rows of global batch `step` (`training.batch_rows`: a function of the step alone)."""
+        return batch_rows(step, batch_size, len(self.inputs), seed)
 
 
 def load_training_data(config: TRMTrainConfig) -> TRMData:
@@ -176,275 +164,196 @@ def load_training_data(config: TRMTrainConfig) -> TRMData:
 
 
 # --------------------------------------------------------------------------------------------------
-# checkpoints
-
-
-def latest_checkpoint(out_dir: str | Path) -> Path | None:
-    """The last checkpoint of a TRM run (see `checkpoint.latest_checkpoint`)."""
-    return checkpoint_pointer(out_dir, STATE_NAME)
-
-
-# --------------------------------------------------------------------------------------------------
 # the run
 
+# Settings a resume may change (besides `training.RESUME_FREE_KEYS`: the time limit, the cadence of
+# logs, evaluations and checkpoints, out_dir and cache_dir): the views an evaluation votes over, and
+# max_steps where the lr does not follow it (`lr_min_ratio` 1.0, the paper's constant lr).
+RESUME_FREE_KEYS = training.RESUME_FREE_KEYS + ("eval_augmentations",)
 
-@dataclass
-class TrainResult:
-    final_dir: Path
-    steps: int
-    last_log: dict[str, Any]
-    eval: dict[str, Any] | None
-    is_main_process: bool = True  # under `accelerate launch`, only one process should report
+
+def resume_free_keys(config: TRMTrainConfig) -> tuple[str, ...]:
+    """The settings a resume of a run with `config` may change (see `RESUME_FREE_KEYS`)."""
+    return RESUME_FREE_KEYS + (("max_steps",) if config.lr_min_ratio == 1.0 else ())
 
 
 def train_trm(config: TRMTrainConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True,
               stop_after: int | None = None) -> TrainResult:
-    """Train (or resume) a TRM; returns where the final export is. `overwrite` first removes a
-    training run in the out dir (its checkpoints, log, settings, export and summary).
+    """Train (or resume) a TRM on the one training loop (`hybrid_pipeline.training`); returns where
+    the final export is.
 
-    `stop_after` ends the process's work after that many steps of this call without a final export
-    (tests use it to simulate a kill between checkpoints).
+    A fresh run into an out dir that holds a training run is refused unless `overwrite`, which
+    removes that run first (its checkpoints, log, settings, export and summary). `resume` continues
+    from the last checkpoint and refuses any other setting than the run's, naming each, before a
+    file is touched; it may change only `time_limit_s`, `log_every`, `eval_every`,
+    `eval_augmentations`, `checkpoint_every`, `keep_checkpoints`, `out_dir`, `cache_dir`, and
+    `max_steps` when `lr_min_ratio` is 1.0. With no checkpoint there, `resume` starts a fresh run and
+    says so. SIGINT and SIGTERM write a checkpoint of the step in progress, then raise
+    KeyboardInterrupt / `runs.Terminated`. `stop_after` ends the call after that many steps without
+    the final export (tests use it to simulate a kill between checkpoints).
     """
-    from accelerate import Accelerator
-    from accelerate.utils import gather_object
-    from tqdm.auto import tqdm
+    return run_training(TRMTrainer(config), config, free=resume_free_keys(config), resume=resume,
+                        overwrite=overwrite, progress=progress, stop_after=stop_after)
 
-    accelerator = Accelerator()
-    world, rank = accelerator.num_processes, accelerator.process_index
-    if config.batch_size % world:
-        raise ValueError(f"batch_size {config.batch_size} must divide evenly over {world} processes")
-    local_batch = config.batch_size // world
-    out_dir = Path(config.out_dir)
-    if check_out_dir(out_dir, config, resume=resume, overwrite=overwrite):  # before any file is touched
-        if accelerator.is_main_process:
-            remove_run(out_dir)
-        accelerator.wait_for_everyone()
-    torch.manual_seed(config.seed)
 
-    data = load_training_data(config)
-    model_config = dataclasses.replace(config.model, seq_len=config.canvas ** 2,
-                                       num_puzzle_identifiers=data.plan.num_puzzles)
-    model = TRM(model_config).to(accelerator.device)
-    dense = [p for p in model.parameters() if p.requires_grad]
-    if config.optimizer == "adam_atan2":
-        optimizer = AdamAtan2(dense, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
-    else:
-        optimizer = torch.optim.AdamW(dense, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
-    sparse = SparseSignSGD(model.puzzle_emb, lr=config.puzzle_emb_lr, weight_decay=config.puzzle_emb_weight_decay) \
-        if model.puzzle_emb is not None else None
-    ema = EMA(model, config.ema_decay) if config.ema_decay else None
-    weighting = SupervisionWeighting.preset(config.supervision)
-    generator = torch.Generator(device=accelerator.device).manual_seed(config.seed * 1000 + rank)
+class TRMTrainer:
+    """The TRM's part of a training run (`training.Trainer`): ACT steps with the carry between
+    them, Adam-atan2 (or AdamW) and sign-SGD on the puzzle rows, EMA, voting evaluation."""
 
-    start_step, carry, prev_seq_loss = 0, None, None
-    checkpoint = latest_checkpoint(out_dir) if resume else None
-    if checkpoint is not None:
-        state = torch.load(checkpoint / STATE_NAME, map_location=accelerator.device, weights_only=False)
-        model.load_state_dict(state["model"])
+    name, state_name, run_files = "trm", STATE_NAME, ()
+
+    def __init__(self, config: TRMTrainConfig) -> None:
+        self.config = config
+        self.model: TRM | None = None
+
+    def accelerator_kwargs(self) -> dict[str, Any]:
+        return {}
+
+    def prepare(self, accelerator: Any, checkpoint: Path | None, say: Callable[[str], None]) -> None:
+        config = self.config
+        self.accelerator = accelerator
+        torch.manual_seed(config.seed)
+        self.data = load_training_data(config)
+        self.model_config = dataclasses.replace(config.model, seq_len=config.canvas ** 2,
+                                                num_puzzle_identifiers=self.data.plan.num_puzzles)
+        self.model = model = TRM(self.model_config).to(accelerator.device)
+        self.dense = [p for p in model.parameters() if p.requires_grad]
+        optimizer_class = AdamAtan2 if config.optimizer == "adam_atan2" else torch.optim.AdamW
+        optimizer = optimizer_class(self.dense, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
+        self.sparse = SparseSignSGD(model.puzzle_emb, lr=config.puzzle_emb_lr,
+                                    weight_decay=config.puzzle_emb_weight_decay) if model.puzzle_emb is not None else None
+        self.ema = EMA(model, config.ema_decay) if config.ema_decay else None
+        self.weighting = SupervisionWeighting.preset(config.supervision)
+        self.generator = torch.Generator(device=accelerator.device).manual_seed(
+            config.seed * 1000 + accelerator.process_index)
+        self.carry: TRMCarry | None = None
+        self.prev_seq_loss: torch.Tensor | None = None
+        if checkpoint is not None:
+            self.load(checkpoint, optimizer)
+        self.loss_fn = compile_for_training(model) if config.torch_compile else act_loss
+        self.ddp_model, self.optimizer = accelerator.prepare(model, optimizer)
+        self.clear_metrics()
+        say(f"TRM: {sum(p.numel() for p in self.dense):,} trainable parameters, {self.data.plan.num_puzzles:,} "
+            f"puzzle embeddings, {len(self.data.inputs):,} training rows, {len(self.data.eval_tasks)} evaluation tasks")
+
+    def load(self, checkpoint: Path, optimizer: torch.optim.Optimizer) -> None:
+        device = self.accelerator.device
+        state = torch.load(checkpoint / STATE_NAME, map_location=device, weights_only=False)
+        self.model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        if ema is not None:
-            ema.load_state_dict(state["ema"])
-        start_step = state["step"]
-        rank_state = state["ranks"][rank]
-        generator.set_state(rank_state["generator"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+        rank_state = state["ranks"][self.accelerator.process_index]
+        self.generator.set_state(rank_state["generator"])
         if rank_state["carry"] is not None:
-            carry = TRMCarry(**_to_device(rank_state["carry"], accelerator.device))
+            self.carry = TRMCarry(**_to_device(rank_state["carry"], device))
         if rank_state["prev_seq_loss"] is not None:
-            prev_seq_loss = rank_state["prev_seq_loss"].to(accelerator.device)
-    loss_fn = compile_for_training(model) if config.torch_compile else act_loss
-    ddp_model, optimizer = accelerator.prepare(model, optimizer)
+            self.prev_seq_loss = rank_state["prev_seq_loss"].to(device)
 
-    log_path = out_dir / "train_log.jsonl"
-    if accelerator.is_main_process:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out_dir / "train_config.json", config_to_json(config), indent=2)
-        if log_path.exists():  # steps after the checkpoint are about to be trained again
-            atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in read_jsonl(log_path)
-                                                if r.get("step", 0) <= start_step))
-        print(f"TRM: {sum(p.numel() for p in dense):,} trainable parameters, {data.plan.num_puzzles:,} puzzle "
-              f"embeddings, {len(data.inputs):,} training rows, {len(data.eval_tasks)} evaluation tasks"
-              + (f"; resuming at step {start_step} from {checkpoint}" if checkpoint else "")
-              + (f"; --resume found no checkpoint in {out_dir}, starting at step 0"
-                 if resume and not checkpoint else ""))
+    def batch(self, step: int) -> dict[str, torch.Tensor]:
+        """This process's rows of global batch `step`, on its device."""
+        data, device = self.data, self.accelerator.device
+        rows = process_share(data.batch_indices(step, self.config.batch_size, self.config.seed), self.accelerator)
+        return {"inputs": torch.from_numpy(data.inputs[rows].astype(np.int64)).to(device),
+                "labels": torch.from_numpy(data.labels[rows].astype(np.int64)).to(device),
+                "puzzle_identifiers": torch.from_numpy(data.puzzle_ids[rows].astype(np.int64)).to(device)}
 
-    def to_device(rows: np.ndarray) -> dict[str, torch.Tensor]:
-        return {"inputs": torch.from_numpy(data.inputs[rows].astype(np.int64)).to(accelerator.device),
-                "labels": torch.from_numpy(data.labels[rows].astype(np.int64)).to(accelerator.device),
-                "puzzle_identifiers": torch.from_numpy(data.puzzle_ids[rows].astype(np.int64)).to(accelerator.device)}
-
-    def save_checkpoint(step: int) -> None:
-        rank_state = {  # every process's carry and RNG, so that a resume is exact
-            "generator": generator.get_state().cpu(),
-            "carry": None if carry is None else _to_cpu(dataclasses.asdict(carry)),
-            "prev_seq_loss": None if prev_seq_loss is None else prev_seq_loss.cpu(),
-        }
-        ranks = gather_object([rank_state]) if world > 1 else [rank_state]
-        if not accelerator.is_main_process:
-            return
-        name = f"step-{step:07d}"
-
-        def write(directory: Path) -> None:
-            save_export(model, data.plan, directory, ema.shadow if ema is not None else None)
-            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "ema": ema.state_dict() if ema is not None else None, "step": step, "ranks": ranks},
-                       directory / STATE_NAME)
-
-        checkpoints = out_dir / "checkpoints"
-        write_dir_atomically(checkpoints / name, write)
-        atomic_write_json(checkpoints / LATEST_NAME, {"name": name, "step": step})
-        for old in sorted(checkpoints.glob("step-*"))[:-config.keep_checkpoints]:
-            shutil.rmtree(old, ignore_errors=True)
-
-    def evaluate_now() -> dict[str, Any] | None:
-        if not data.eval_tasks or not accelerator.is_main_process:
-            return None
-        from hybrid_pipeline.trm.evaluate import score_votes, vote_predictions
-
-        eval_model = ema.averaged(model) if ema is not None else model
-        box = vote_predictions(eval_model, data.eval_tasks, data.plan, canvas=config.canvas,
-                               batch_size=local_batch, max_augmentations=config.eval_augmentations)
-        solved = [t for t in data.eval_tasks if t.has_solutions]
-        return score_votes(box, solved).to_dict() if solved else None
-
-    sums: dict[str, Any] = {}
-    step_loss = torch.zeros(model_config.halt_max_steps, dtype=torch.float64)
-    step_count = torch.zeros(model_config.halt_max_steps, dtype=torch.long)
-    last_log: dict[str, Any] = {}
-    eval_result = None
-    started = time.perf_counter()
-    bar = tqdm(total=config.max_steps, initial=start_step, desc="train TRM", disable=not (progress and accelerator.is_main_process))
-    step = start_step
-    max_steps = config.max_steps
-    while step < max_steps:
-        rows = data.batch_indices(step, config.batch_size, config.seed)[rank * local_batch:(rank + 1) * local_batch]
-        batch = to_device(rows)
-        if carry is None:
-            carry = model.initial_carry(batch)
+    def train_step(self, step: int) -> None:
+        config, model = self.config, self.model
+        batch = self.batch(step)
+        if self.carry is None:
+            self.carry = model.initial_carry(batch)
         factor = lr_factor(step, config.lr_warmup_steps, config.max_steps, config.lr_min_ratio)
-        for opt, base in ((optimizer, config.lr), (sparse, config.puzzle_emb_lr)):
+        self.lr = config.lr * factor
+        for opt, base in ((self.optimizer, config.lr), (self.sparse, config.puzzle_emb_lr)):
             for group in (opt.param_groups if opt is not None else []):
                 group["lr"] = base * factor
 
-        ddp_model.train()
-        carry, outputs = ddp_model(carry, batch, generator=generator)
-        result = loss_fn(outputs, carry.current_data["labels"], loss_type=config.loss_type,
-                         halt_loss_weight=config.halt_loss_weight, weighting=weighting,
-                         max_steps=model_config.halt_max_steps, prev_seq_loss=prev_seq_loss)
-        accelerator.backward(result.loss / config.batch_size)
+        self.ddp_model.train()
+        self.carry, outputs = self.ddp_model(self.carry, batch, generator=self.generator)
+        result = self.loss_fn(outputs, self.carry.current_data["labels"], loss_type=config.loss_type,
+                              halt_loss_weight=config.halt_loss_weight, weighting=self.weighting,
+                              max_steps=self.model_config.halt_max_steps, prev_seq_loss=self.prev_seq_loss)
+        self.accelerator.backward(result.loss / config.batch_size)
         if config.grad_clip:
-            accelerator.clip_grad_norm_(dense, config.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        if sparse is not None:
-            if world > 1:
-                _gather_puzzle_rows(accelerator, model.puzzle_emb)
-            sparse.step()
-            sparse.zero_grad()
-        if ema is not None:
-            ema.update(model)
-        prev_seq_loss = result.seq_loss
+            self.accelerator.clip_grad_norm_(self.dense, config.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.sparse is not None:
+            if self.accelerator.num_processes > 1:
+                _gather_puzzle_rows(self.accelerator, model.puzzle_emb)
+            self.sparse.step()
+            self.sparse.zero_grad()
+        if self.ema is not None:
+            self.ema.update(model)
+        self.prev_seq_loss = result.seq_loss
+        self.add_metrics(result, outputs)
 
+    def add_metrics(self, result: StepLoss, outputs: dict[str, torch.Tensor]) -> None:
+        sums = self.sums
         for key, value in result.metrics.items():
             sums[key] = sums.get(key, 0.0) + float(value)
         sums["seq_loss"] = sums.get("seq_loss", 0.0) + float(result.seq_loss.sum())
         sums["sequences"] = sums.get("sequences", 0) + len(result.seq_loss)
         done = outputs["halted"]
-        total, count = loss_by_step(result.seq_loss[done], outputs["steps"][done], model_config.halt_max_steps)
-        step_loss += total.cpu()
-        step_count += count.cpu()
-        step += 1
-        bar.update(1)
+        total, count = loss_by_step(result.seq_loss[done], outputs["steps"][done], self.model_config.halt_max_steps)
+        self.step_loss += total.cpu()
+        self.step_count += count.cpu()
 
-        if config.time_limit_s is not None:
-            # Every process must agree to stop, or the others would wait for it forever.
-            late = torch.tensor([float(time.perf_counter() - started >= config.time_limit_s)],
-                                device=accelerator.device)
-            if float(accelerator.reduce(late, reduction="max")) > 0:
-                max_steps = step  # out of time: finish like a completed run
-        if step % config.log_every == 0 or step == max_steps:
-            summary = summarize_metrics(sums) if sums.get("count") else {}
-            per_step = [round(float(t / c), 5) if c else None for t, c in zip(step_loss, step_count)]
-            last_log = {"step": step, "lr": config.lr * factor, "loss": sums["seq_loss"] / sums["sequences"],
-                        **summary, "loss_by_supervision_step": per_step,
-                        "elapsed_s": round(time.perf_counter() - started, 2)}
-            if accelerator.is_main_process:
-                append_jsonl(log_path, last_log)
-                bar.set_postfix(exact=f"{summary.get('exact_accuracy', 0):.3f}", steps=f"{summary.get('mean_steps', 0):.1f}")
-            sums = {}
-            step_loss.zero_()
-            step_count.zero_()
-        if config.eval_every and step % config.eval_every == 0 and step < max_steps:
-            eval_result = evaluate_now()
-            if eval_result is not None:
-                append_jsonl(log_path, {"step": step, "eval": {k: v for k, v in eval_result.items() if k != "ranks"}})
-        if step % config.checkpoint_every == 0 or step == max_steps:
-            save_checkpoint(step)
-        if stop_after is not None and step - start_step >= stop_after:
-            bar.close()
-            accelerator.end_training()
-            return TrainResult(out_dir / "checkpoints", step, last_log, None, accelerator.is_main_process)
-    bar.close()
+    def clear_metrics(self) -> None:
+        self.sums: dict[str, Any] = {}
+        self.step_loss = torch.zeros(self.model_config.halt_max_steps, dtype=torch.float64)
+        self.step_count = torch.zeros(self.model_config.halt_max_steps, dtype=torch.long)
 
-    eval_result = evaluate_now()
-    final_dir = out_dir / "final"
-    if accelerator.is_main_process:
-        write_dir_atomically(final_dir, lambda d: save_export(model, data.plan, d, ema.shadow if ema is not None else None))
-        summary = {"steps": step, "final_dir": str(final_dir), "last_log": last_log,
-                   "eval": None if eval_result is None else {k: v for k, v in eval_result.items() if k != "ranks"}}
-        atomic_write_json(out_dir / "summary.json", summary, indent=2)
-    accelerator.wait_for_everyone()
-    # Tear the process group down before the interpreter exits: a gloo group left to die with the
-    # process can abort a rank at exit ("terminate called without an active exception").
-    accelerator.end_training()
-    return TrainResult(final_dir, step, last_log, eval_result, accelerator.is_main_process)
+    def metrics(self) -> dict[str, Any]:
+        sums = self.sums
+        summary = summarize_metrics(sums) if sums.get("count") else {}
+        per_step = [round(float(t / c), 5) if c else None for t, c in zip(self.step_loss, self.step_count)]
+        line = {"lr": self.lr, "loss": sums["seq_loss"] / sums["sequences"], **summary,
+                "loss_by_supervision_step": per_step}
+        self.clear_metrics()
+        return line
 
+    def save(self, directory: Path, step: int) -> None:
+        from accelerate.utils import gather_object
 
-# Settings a resume may change: they decide what is logged, evaluated and kept, not what is computed.
-RESUME_FREE_KEYS = ("time_limit_s", "log_every", "eval_every", "eval_augmentations", "checkpoint_every",
-                    "keep_checkpoints", "cache_dir", "out_dir")
+        rank_state = {  # every process's carry and RNG, so that a resume is exact
+            "generator": self.generator.get_state().cpu(),
+            "carry": None if self.carry is None else _to_cpu(dataclasses.asdict(self.carry)),
+            "prev_seq_loss": None if self.prev_seq_loss is None else self.prev_seq_loss.cpu(),
+        }
+        ranks = gather_object([rank_state]) if self.accelerator.num_processes > 1 else [rank_state]
+        if not self.accelerator.is_main_process:
+            return
+        self.export_to(directory)
+        torch.save({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                    "ema": self.ema.state_dict() if self.ema is not None else None, "step": step, "ranks": ranks},
+                   directory / STATE_NAME)
 
+    def export_to(self, directory: Path) -> None:
+        save_export(self.model, self.data.plan, directory, self.ema.shadow if self.ema is not None else None)
 
-RUN_FILES = ("checkpoints", "train_log.jsonl", "train_config.json", "final", "summary.json")
+    def evaluate(self, final: bool) -> dict[str, Any] | None:
+        if not self.data.eval_tasks or not self.accelerator.is_main_process:
+            return None
+        from hybrid_pipeline.trm.evaluate import score_votes, vote_predictions
 
+        eval_model = self.ema.averaged(self.model) if self.ema is not None else self.model
+        box = vote_predictions(eval_model, self.data.eval_tasks, self.data.plan, canvas=self.config.canvas,
+                               batch_size=self.config.batch_size // self.accelerator.num_processes,
+                               max_augmentations=self.config.eval_augmentations)
+        solved = [t for t in self.data.eval_tasks if t.has_solutions]
+        return score_votes(box, solved).to_dict() if solved else None
 
-def check_out_dir(out_dir: Path, config: TRMTrainConfig, *, resume: bool, overwrite: bool = False) -> bool:
-    """Refuse a fresh run into a directory that holds a run (unless `overwrite`: then True, the
-    run there is to be removed), and a resume with settings that would make it another run
-    (max_steps may change where the lr schedule does not depend on it)."""
-    saved_path = out_dir / "train_config.json"
-    checkpoint = latest_checkpoint(out_dir)
-    if resume and overwrite:
-        raise CheckpointError("--resume continues the run in out_dir and --overwrite replaces it: pass one of them")
-    if not resume:
-        holds_run = checkpoint is not None or (out_dir / "train_log.jsonl").exists()
-        if holds_run and not overwrite:
-            raise CheckpointError(f"{out_dir} holds a training run; pass --resume to continue it, --overwrite to "
-                                  "replace it, or choose another out_dir")
-        return holds_run
-    if checkpoint is None or not saved_path.exists():
-        return False
-    try:
-        saved = json.loads(saved_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"{saved_path}: cannot read the settings of the run to resume ({e})") from None
-    free = RESUME_FREE_KEYS + (("max_steps",) if config.lr_min_ratio == 1.0 else ())
-    changed = changed_settings(saved, json.loads(json.dumps(config_to_json(config))), free)
-    if changed:
-        raise CheckpointError(f"{out_dir}: cannot resume with other settings than the run there "
-                              f"({'; '.join(changed)}); resume with the same values or use a new out_dir")
-    return False
+    def logged_eval(self, result: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in result.items() if k != "ranks"}
 
+    def export(self, directory: Path) -> None:
+        if self.accelerator.is_main_process:
+            write_dir_atomically(directory, self.export_to)
 
-def remove_run(out_dir: Path) -> None:
-    """Remove a training run's files from `out_dir` (what `RUN_FILES` names; nothing else there)."""
-    import shutil
-
-    for name in RUN_FILES:
-        path = out_dir / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
+    def summary(self, eval_result: dict[str, Any] | None) -> dict[str, Any]:
+        return {"eval": None if eval_result is None else self.logged_eval(eval_result)}
 
 
 def compile_for_training(model: TRM) -> Callable[..., StepLoss]:
