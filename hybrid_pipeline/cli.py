@@ -9,6 +9,7 @@ transformers, datasets) happen inside the subcommand that needs them, so `hybrid
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Callable, Sequence
 
@@ -143,18 +144,38 @@ def cmd_score(args: argparse.Namespace) -> int:
 # trm
 
 
-def cmd_trm_train(args: argparse.Namespace) -> int:
+def _train(args: argparse.Namespace, config_class: type, train: Callable, exported: str):
+    """Load the config (`--config`, then KEY=VALUE overrides), train with --resume/--overwrite, say
+    where the export went; the result on the main process, None on the others."""
     from hybrid_pipeline.config import load_config
+
+    config = load_config(config_class, args.config, args.overrides)
+    result = train(config, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
+    if not result.is_main_process:
+        return None
+    print(f"trained {result.steps} steps; {exported} exported to {result.final_dir}")
+    return result
+
+
+def cmd_trm_train(args: argparse.Namespace) -> int:
     from hybrid_pipeline.trm.train import TRMTrainConfig, train_trm
 
-    config = load_config(TRMTrainConfig, args.config, args.overrides)
-    result = train_trm(config, resume=args.resume, overwrite=args.overwrite)
-    if not result.is_main_process:
-        return EXIT_OK
-    print(f"trained {result.steps} steps; model exported to {result.final_dir}")
-    if result.eval is not None:
+    result = _train(args, TRMTrainConfig, train_trm, "model")
+    if result is not None and result.eval is not None:
         print(f"held-out tasks: pass@1 {100 * result.eval['pass_at']['1']:.2f}%, "
               f"pass@2 {100 * result.eval['pass_at']['2']:.2f}% (per task)")
+    return EXIT_OK
+
+
+def cmd_joint_train(args: argparse.Namespace) -> int:
+    from hybrid_pipeline.joint import JointTrainConfig, train_joint
+
+    result = _train(args, JointTrainConfig, train_joint, "trained parts")
+    if result is not None and result.eval is not None:
+        trm, lm = result.eval["trm"], result.eval["lm"]
+        print(f"held-out tasks ({trm['tasks']}, {trm['test_outputs']} test outputs), 2 attempts: "
+              f"TRM grid {100 * trm['task_score']:.2f}% per task ({100 * trm['output_score']:.2f}% per output), "
+              f"LM answer {100 * lm['task_score']:.2f}% per task ({100 * lm['output_score']:.2f}% per output)")
     return EXIT_OK
 
 
@@ -165,6 +186,15 @@ def _add_rerun(p: argparse.ArgumentParser, *, resume: str = "continue the run in
     group = p.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help=resume)
     group.add_argument("--overwrite", action="store_true", help=overwrite)
+
+
+def _add_train_flags(p: argparse.ArgumentParser, config_help: str, example: str) -> None:
+    p.add_argument("--config", help=config_help)
+    _add_rerun(p, resume="continue from the last checkpoint in out_dir, with the same settings (a fresh run "
+                         "if there is none)",
+               overwrite="replace the training run in out_dir (its checkpoints, log and export)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=f"e.g. max_steps=100 {example}")
 
 
 def cmd_trm_eval(args: argparse.Namespace) -> int:
@@ -327,6 +357,34 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _add_model_commands(commands: argparse._SubParsersAction) -> None:
+    """`trm train`, `trm eval` and `joint train`."""
+    trm = commands.add_parser("trm", help="train and evaluate the Tiny Recursive Model").add_subparsers(
+        dest="trm_command", required=True, metavar="SUBCOMMAND")
+    p = trm.add_parser("train", help="train a TRM (also runs under `accelerate launch -m hybrid_pipeline.cli`)")
+    _add_train_flags(p, "YAML with the values that differ from the paper's defaults "
+                        "(experiments/configs/trm_tiny.yaml: a minutes-long CPU run)", "model.hidden_size=128")
+    p.set_defaults(func=cmd_trm_train)
+
+    p = trm.add_parser("eval", help="vote over augmentations; write submission.json, results.jsonl, summary.json")
+    p.add_argument("--checkpoint", required=True, help="an export dir (runs/x/final or a checkpoints/step-N dir)")
+    p.add_argument("--data", required=True, help=DATA_HELP)
+    _add_selection(p)
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--batch-size", type=_positive_int, default=64)
+    p.add_argument("--views", type=_positive_int, help="augmentations voted per task (default: all trained)")
+    _add_rerun(p, resume="continue the evaluation in --out (same checkpoint weights and views), skipping the "
+                         "tasks it holds")
+    p.set_defaults(func=cmd_trm_eval)
+
+    joint = commands.add_parser("joint", help="train the hybrid (frozen LM + adapters + TRM + refiner)").add_subparsers(
+        dest="joint_command", required=True, metavar="SUBCOMMAND")
+    p = joint.add_parser("train", help="train the hybrid jointly (also under `accelerate launch -m hybrid_pipeline.cli`)")
+    _add_train_flags(p, "YAML with the values that differ from JointTrainConfig's defaults "
+                        "(experiments/configs/joint_tiny.yaml: a minutes-long CPU run)", "model.trm.hidden_size=64")
+    p.set_defaults(func=cmd_joint_train)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hybrid-arc", description="LLM + Tiny Recursive Model toolkit for ARC-AGI.")
     parser.add_argument("--version", action=_VersionAction)
@@ -360,25 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="also print the report as one JSON line")
     p.set_defaults(func=cmd_score)
 
-    trm = commands.add_parser("trm", help="train and evaluate the Tiny Recursive Model").add_subparsers(
-        dest="trm_command", required=True, metavar="SUBCOMMAND")
-    p = trm.add_parser("train", help="train a TRM (also runs under `accelerate launch -m hybrid_pipeline.cli`)")
-    p.add_argument("--config", help="YAML with the values that differ from the paper's defaults")
-    _add_rerun(p, resume="continue from the last checkpoint in out_dir (a fresh run if there is none)",
-               overwrite="replace the training run in out_dir (its checkpoints, log and export)")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. max_steps=100 model.hidden_size=128")
-    p.set_defaults(func=cmd_trm_train)
-
-    p = trm.add_parser("eval", help="vote over augmentations; write submission.json, results.jsonl, summary.json")
-    p.add_argument("--checkpoint", required=True, help="an export dir (runs/x/final or a checkpoints/step-N dir)")
-    p.add_argument("--data", required=True, help=DATA_HELP)
-    _add_selection(p)
-    p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--batch-size", type=_positive_int, default=64)
-    p.add_argument("--views", type=_positive_int, help="augmentations voted per task (default: all trained)")
-    _add_rerun(p, resume="continue the evaluation in --out (same checkpoint weights and views), skipping the "
-                         "tasks it holds")
-    p.set_defaults(func=cmd_trm_eval)
+    _add_model_commands(commands)
 
     p = commands.add_parser("baseline", help="LLM-only baseline: few-shot answers, optional augmentation voting")
     p.add_argument("--data", required=True, help=DATA_HELP)
@@ -464,8 +504,6 @@ def _stdout_reader_gone() -> bool:
 
 def _silence_stdout() -> None:
     """Point stdout at the null device, so the flush at interpreter exit cannot fail a second time."""
-    import os
-
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
@@ -493,17 +531,20 @@ def _main(argv: Sequence[str] | None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     from hybrid_pipeline.runs import interrupted_exit_code, stop_on_sigterm
 
+    # Under `torchrun` / `accelerate launch` every process meets the same error or signal: one reports.
+    reports = os.environ.get("RANK", "0") == "0"
     try:
         with stop_on_sigterm():
             return func(args)
-    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (runs.Terminated)
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (runs.Terminated); training says where it stopped
+        if reports:
+            print(f"interrupted: {stop}" if str(stop) else "interrupted", file=sys.stderr)
         return interrupted_exit_code(stop)
     except Exception as exc:  # noqa: BLE001 - sorted into user errors (exit 2) and faults (exit 1)
         lines = _user_error_lines(exc)
         if lines is None:
             raise
-        for line in lines:
+        for line in lines if reports else ():
             print(f"error: {line}", file=sys.stderr)
         return EXIT_USAGE
 
