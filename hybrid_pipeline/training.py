@@ -15,18 +15,21 @@ and to accelerate's trackers; every `eval_every` steps (and at the last) the tra
 into the same line; every `checkpoint_every` steps (and at the last) a checkpoint is written. The
 log holds one line per step at most: a resume cuts it back to its checkpoint's step (rewritten
 atomically), and a checkpoint records the line its step still owes, so that the resume writes it.
+The first line after a resume holds the means of the steps since the checkpoint (a trainer's
+running sums are not checkpointed), so it equals the uninterrupted run's where checkpoints fall
+on logged steps.
 
 Checkpoints. `checkpoints/step-NNNNNNN/` holds the trainer's files and `loop_state.json`; it is
 written under a scratch name that every process shares, renamed when whole, and `latest.json`
 moves only after; the last `keep_checkpoints` are kept. A kill at any moment leaves the previous
 checkpoint or the new one where `--resume` looks.
 
-Stopping. `time_limit_s` (wall-clock time of this invocation) ends the run like a completed one:
-last checkpoint, evaluation, export. SIGINT and SIGTERM take effect at the end of the step in
+Stopping. `time_limit_s` (wall-clock seconds of this invocation's training, from after loading)
+ends the run like a completed one: last checkpoint, evaluation, export; a resume may raise it. SIGINT and SIGTERM take effect at the end of the step in
 progress (in a single process an evaluation in progress is cut short at once): a checkpoint of
 that step is written, and `KeyboardInterrupt` or `runs.Terminated` is raised, which the CLI turns
 into exit code 130 or 143. Every process agrees on both before any of them stops, or the others
-would wait for it forever.
+would wait for it forever. A resume of a finished run changes nothing.
 """
 
 from __future__ import annotations
@@ -278,9 +281,12 @@ def run_training(trainer: Trainer, config: LoopConfig, *, free: Sequence[str] = 
             remove_run(out_dir, RUN_FILES + trainer.run_files)
         run.accelerator.wait_for_everyone()
         run.start()
+        first = run.step
         with HeldSignals() as run.signals:
             if not run.loop(stop_after):
                 return run.result(out_dir / "checkpoints", None)
+        if run.step == first and run.eval_result is None and run.finished_before():
+            return run.result(out_dir / "final", None)  # a resume of a finished run changes nothing
         return run.finish()
     finally:
         # Tear the process group down before the interpreter exits: a gloo group left to die with
@@ -339,28 +345,29 @@ class _Run:
         if self.trackers:
             self.accelerator.init_trackers(self.trainer.name, config=flat_scalars(self.settings))
         self.accelerator.wait_for_everyone()
+        self.started = time.perf_counter()  # the time limit counts training, not loading
 
     def loop(self, stop_after: int | None) -> bool:
         """Train up to max_steps; False when `stop_after` ended it first."""
         from tqdm.auto import tqdm
 
         first = self.step
-        bar = tqdm(total=self.config.max_steps, initial=self.step, desc=f"train {self.trainer.name}",
-                   disable=not self.progress)
+        self.bar = tqdm(total=self.config.max_steps, initial=self.step, desc=f"train {self.trainer.name}",
+                        disable=not self.progress)
         try:
             while True:
                 if self.owed is not None:
-                    self.settle(bar)
+                    self.settle()
                 if self.step >= self.max_steps:
                     return True
                 if stop_after is not None and self.step - first >= stop_after:
                     return False
                 self.trainer.train_step(self.step)
                 self.step += 1
-                bar.update(1)
+                self.bar.update(1)
                 self.after_step()
         finally:
-            bar.close()
+            self.bar.close()
 
     def after_step(self) -> None:
         """Agree on stopping, owe the step's log line, checkpoint when due or stopped."""
@@ -372,7 +379,11 @@ class _Run:
         eval_due = bool(config.eval_every and step % config.eval_every == 0) or final
         if log_due or eval_due:
             metrics = self.trainer.metrics() if log_due else None
+            if metrics is not None:
+                metrics["elapsed_s"] = round(time.perf_counter() - self.started, 2)
             self.owed = {"step": step, "metrics": metrics, "eval": eval_due}
+        if signum and self.owed is not None and not self.owed["eval"]:
+            self.settle()  # the line now; an evaluation due is left to the resume, not to the grace period
         if step % config.checkpoint_every == 0 or final or signum:
             self.save()
         if signum:
@@ -391,7 +402,7 @@ class _Run:
         flags = self.accelerator.reduce(flags, reduction="max").cpu()
         return bool(flags[0] > 0), int(flags[1])
 
-    def settle(self, bar: Any) -> None:
+    def settle(self) -> None:
         """Evaluate if the owed line wants it, write the line, and note in the step's checkpoint that
         the line is written."""
         owed, self.owed = self.owed, None
@@ -414,7 +425,7 @@ class _Run:
         if self.trackers:
             self.accelerator.log(tracker_values(line), step=owed["step"])
         if owed["metrics"] is not None:
-            bar.set_postfix({k: f"{owed['metrics'][k]:.4f}" for k in ("loss", "exact_accuracy")
+            self.bar.set_postfix({k: f"{owed['metrics'][k]:.4f}" for k in ("loss", "exact_accuracy")
                              if isinstance(owed["metrics"].get(k), float)})
         if self.saved_step == owed["step"]:
             atomic_write_json(self.out_dir / "checkpoints" / _step_name(owed["step"]) / LOOP_STATE_NAME,
@@ -441,6 +452,13 @@ class _Run:
         atomic_write_json(checkpoints / LATEST_NAME, {"name": name, "step": self.step})
         for old in sorted(checkpoints.glob("step-*"))[:-self.config.keep_checkpoints]:
             shutil.rmtree(old, ignore_errors=True)
+
+    def finished_before(self) -> bool:
+        """Whether an earlier invocation wrote the export and summary of this step."""
+        summary = self.out_dir / "summary.json"
+        if not ((self.out_dir / "final").is_dir() and summary.is_file()):
+            return False
+        return json.loads(summary.read_text()).get("steps") == self.step
 
     def finish(self) -> TrainResult:
         """The export and summary.json, after the last step's line and checkpoint."""

@@ -116,6 +116,8 @@ def test_resume_after_a_stop_reaches_bit_identical_weights(trained, tmp_path):
     assert reference.keys() == again.keys()
     for name in reference:
         assert torch.equal(again[name], reference[name]), name
+    log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in log] == [2, 4, 6]  # step 4, logged before the stop, is cut and logged once again
     same = {k: v for k, v in resumed.last_log.items() if k != "elapsed_s"}
     assert same == {k: v for k, v in result.last_log.items() if k != "elapsed_s"}
 
@@ -249,6 +251,10 @@ def test_two_process_data_parallel_run_on_cpu(tmp_path):
     assert run.stdout.count("trained 2 steps") == 1 and "2 process(es)" in run.stdout  # only the main process reports
     checkpoint = latest_checkpoint(tmp_path / "run")
     assert sorted(p.name for p in checkpoint.glob("random_states_*.pkl")) == ["random_states_0.pkl", "random_states_1.pkl"]
+    # each line and each checkpoint written once, by one process; no scratch directory left behind
+    log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in log] == [2] and set(log[0]["eval"]) == {"trm", "lm"}
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["latest.json", "step-0000002"]
     HybridModel.from_pretrained(tmp_path / "run" / "final")
 
 
@@ -267,3 +273,39 @@ def test_lora_trains_adapters_but_never_the_base_weights(tmp_path):
     lora = {k: v for k, v in loaded.backbone.model.state_dict().items() if "lora_" in k}
     assert lora and all(torch.equal(v, after[k]) for k, v in lora.items())
     assert config_to_dict(loaded.config.backbone)["lora"] is True
+
+
+def test_joint_train_on_the_command_line_refuses_overwrites_and_resumes(trained, tmp_path, capsys):
+    """`hybrid-arc joint train`: exit 2 with one line for a fresh run into a run and for a resume with
+    other settings (nothing touched); --overwrite replaces the run; --resume with nothing to resume
+    starts fresh, saying so in one line."""
+    import yaml
+
+    from hybrid_pipeline.cli import main
+
+    _, root = trained
+    config, out = tmp_path / "run.yaml", tmp_path / "run"
+    config.write_text(yaml.safe_dump(values(out, root / "cache", max_steps=2, checkpoint_every=2, eval_data=None)))
+    args = ["joint", "train", "--config", str(config), "--quiet"]
+    assert main([*args, "--resume"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [f"nothing to resume in {out}: starting a fresh run"]
+    assert f"trained 2 steps; trained parts exported to {out / 'final'}" in captured.out
+    files = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    for extra, expected in (([], f"error: {out} holds a training run; pass --resume to continue it, --overwrite "
+                                 "to replace it, or choose another out_dir"),
+                            (["--resume", "lr=0.5", "max_steps=3"],
+                             f"error: {out}: cannot resume with other settings than the run there (max_steps 2 -> 3; "
+                             "lr 0.001 -> 0.5); resume with the same values or use a new out_dir")):
+        assert main([*args, *extra]) == 2, extra
+        assert capsys.readouterr().err.splitlines() == [expected]
+        assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == files  # refused before any write
+
+    assert main([*args, "--overwrite", "max_steps=3", "log_every=1", "checkpoint_every=3"]) == 0
+    assert capsys.readouterr().err.splitlines() == [f"overwriting the training run in {out}"]
+    assert [json.loads(line)["step"] for line in (out / "train_log.jsonl").read_text().splitlines()] == [1, 2, 3]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["latest.json", "step-0000003"]
+    assert main([*args, "--resume", "max_steps=3", "log_every=1", "checkpoint_every=3"]) == 0  # done: export again
+    assert [json.loads(line)["step"] for line in (out / "train_log.jsonl").read_text().splitlines()] == [1, 2, 3]
+    HybridModel.from_pretrained(out / "final")

@@ -298,6 +298,11 @@ def test_two_process_data_parallel_run_on_cpu(tmp_path):
                          capture_output=True, text=True, env=env, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.count("trained 6 steps") == 1  # only the main process reports
+    # each line and each checkpoint written once, by one process; no scratch directory left behind
+    log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in log] == [2, 4, 6] and "eval" in log[-1]
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == [
+        "latest.json", "step-0000003", "step-0000006"]
     state = torch.load(latest_checkpoint(tmp_path / "run") / "training_state.pt", weights_only=False)
     assert len(state["ranks"]) == 2  # each process's carry and RNG, for an exact resume
     model, _ = load_trm(tmp_path / "run" / "final")
@@ -326,3 +331,124 @@ def test_a_resume_cuts_the_log_back_to_its_checkpoint_and_refuses_other_settings
     assert [entry["step"] for entry in log if "loss" in entry] == [2]
     assert [p.name for p in (tmp_path / "run" / "checkpoints").iterdir() if p.is_dir()] == ["step-0000002"]
     assert (tmp_path / "run" / "notes.txt").read_text() == "mine"  # only the run's own files go
+
+
+def test_sigterm_checkpoints_the_step_exits_143_and_a_resume_reaches_the_uninterrupted_weights(tmp_path):
+    """A real SIGTERM to `hybrid-arc trm train`. Compared exactly: the export, the training state and
+    every log line; ignored: each line's `elapsed_s` (wall-clock time)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    def config(name):  # every step logged, no checkpoint before the end but the signal's
+        return tiny_config(tmp_path / name, tmp_path / "cache", eval_data=None, eval_tasks=None, max_steps=80,
+                           log_every=1, checkpoint_every=80)
+
+    from hybrid_pipeline.trm.train import STATE_NAME, config_to_json
+
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(config_to_json(config("run"))))
+    log = tmp_path / "run" / "train_log.jsonl"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    child = subprocess.Popen([sys.executable, "-m", "hybrid_pipeline.cli", "trm", "train", "--config", str(path),
+                              "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not (log.exists() and log.read_text().strip()) and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        child.send_signal(signal.SIGTERM)
+        out, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    assert child.returncode == 143, err[-2000:]
+    stopped = json.loads((tmp_path / "run" / "checkpoints" / "latest.json").read_text())["step"]
+    assert 1 <= stopped < 80 and not (tmp_path / "run" / "final").exists()
+    assert err.strip().splitlines()[-1] == (f"interrupted: checkpoint of step {stopped} written to "
+                                            f"{tmp_path / 'run' / 'checkpoints' / f'step-{stopped:07d}'}; rerun "
+                                            "with --resume to continue")
+    assert [line["step"] for line in map(json.loads, log.read_text().splitlines())] == list(range(1, stopped + 1))
+
+    assert main(["trm", "train", "--config", str(path), "--resume", "--quiet"]) == 0
+    whole = train_trm(config("whole"), progress=False)
+    for name in ("run", "whole"):
+        assert latest_checkpoint(tmp_path / name).name == "step-0000080"
+    reference, again = _weights(whole.final_dir), _weights(tmp_path / "run" / "final")
+    assert reference.keys() == again.keys() and all(torch.equal(again[k], reference[k]) for k in reference)
+    states = [torch.load(latest_checkpoint(tmp_path / name) / STATE_NAME, weights_only=False)["model"]
+              for name in ("run", "whole")]
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[1])
+    lines = [[{k: v for k, v in json.loads(line).items() if k != "elapsed_s"}
+              for line in (tmp_path / name / "train_log.jsonl").read_text().splitlines()] for name in ("run", "whole")]
+    assert lines[0] == lines[1]
+
+
+def test_train_exits_2_with_one_line_for_a_fresh_run_into_a_run_or_a_resume_with_other_settings(trained, capsys):
+    config, result = trained
+    out = result.final_dir.parent
+    files = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    args = ["trm", "train", f"out_dir={out}", f"cache_dir={config.cache_dir}", "--quiet"]
+    assert main(args) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {out} holds a training run; pass --resume to continue it, --overwrite to replace it, or choose "
+        "another out_dir"]
+    assert main([*args, "--resume"]) == 2  # the paper's defaults are other settings than the tiny run's
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"error: {out}: cannot resume with other settings than the run there (")
+    assert "(model.hidden_size 32 -> 512; " in line and "; batch_size 4 -> 768; " in line
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == files  # refused before any write
+    with pytest.raises(SystemExit) as usage:  # argparse's own usage error
+        main([*args, "--resume", "--overwrite"])
+    assert usage.value.code == 2 and "not allowed with argument --resume" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_sigterm_to_a_two_process_run_checkpoints_once_and_a_resume_reaches_the_same_weights(tmp_path):
+    """torchrun passes SIGTERM to both processes; they agree on the step, write one checkpoint and one
+    line saying so. Compared exactly: the export and every log line but its `elapsed_s`."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    from hybrid_pipeline.trm.train import config_to_json
+
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+
+    def torchrun(name, *flags, **popen):
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(config_to_json(tiny_config(
+            tmp_path / name, tmp_path / "cache", eval_data=None, eval_tasks=None, max_steps=60, log_every=1,
+            checkpoint_every=60))))
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                   "-m", "hybrid_pipeline.cli", "trm", "train", "--config", str(path), "--quiet", *flags]
+        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **popen)
+
+    log = tmp_path / "run" / "train_log.jsonl"
+    child = torchrun("run")
+    try:
+        while not (log.exists() and log.read_text().strip()) and child.poll() is None:
+            time.sleep(0.01)
+        child.send_signal(signal.SIGTERM)
+        _, err = child.communicate(timeout=120)
+    finally:
+        child.kill()
+    stopped = json.loads((tmp_path / "run" / "checkpoints" / "latest.json").read_text())["step"]
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["latest.json", f"step-{stopped:07d}"]
+    assert err.count(f"interrupted: checkpoint of step {stopped} written to") == 1, err[-3000:]
+    assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == list(range(1, stopped + 1))
+
+    for run in (torchrun("run", "--resume"), torchrun("whole")):
+        _, err = run.communicate(timeout=300)
+        assert run.returncode == 0, err[-3000:]
+    reference, again = (load_file(str(tmp_path / name / "final" / "model.safetensors")) for name in ("whole", "run"))
+    assert reference.keys() == again.keys() and all(torch.equal(again[k], reference[k]) for k in reference)
+    lines = [[{k: v for k, v in json.loads(line).items() if k != "elapsed_s"}
+              for line in (tmp_path / name / "train_log.jsonl").read_text().splitlines()] for name in ("run", "whole")]
+    assert lines[0] == lines[1]

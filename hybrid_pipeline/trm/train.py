@@ -238,11 +238,12 @@ class TRMTrainer:
 
     def load(self, checkpoint: Path, optimizer: torch.optim.Optimizer) -> None:
         device = self.accelerator.device
-        state = torch.load(checkpoint / STATE_NAME, map_location=device, weights_only=False)
+        # on the CPU first: a data-parallel CPU process's device is "cpu:0", which torch.load cannot map to
+        state = torch.load(checkpoint / STATE_NAME, map_location="cpu", weights_only=False)
         self.model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if self.ema is not None:
-            self.ema.load_state_dict(state["ema"])
+            self.ema.load_state_dict(_to_device(state["ema"], device))
         rank_state = state["ranks"][self.accelerator.process_index]
         self.generator.set_state(rank_state["generator"])
         if rank_state["carry"] is not None:
