@@ -144,39 +144,38 @@ def cmd_score(args: argparse.Namespace) -> int:
 # trm
 
 
-def _train(args: argparse.Namespace, config_class: type, train: Callable, exported: str):
-    """Load the config (`--config`, then KEY=VALUE overrides), train with --resume/--overwrite, say
-    where the export went; the result on the main process, None on the others."""
+def _train(args: argparse.Namespace, config_class: type, train: Callable, exported: str,
+           scores: Callable[[dict], str]) -> int:
+    """Load the config (`--config`, then KEY=VALUE overrides), train with --resume/--overwrite, and
+    on the main process say where the export went and, when there was one, the held-out `scores`."""
     from hybrid_pipeline.config import load_config
 
     config = load_config(config_class, args.config, args.overrides)
     result = train(config, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
-    if not result.is_main_process:
-        return None
-    print(f"trained {result.steps} steps; {exported} exported to {result.final_dir}")
-    return result
+    if result.is_main_process:
+        print(f"trained {result.steps} steps; {exported} exported to {result.final_dir}")
+        if result.eval is not None:
+            print(scores(result.eval))
+    return EXIT_OK
 
 
 def cmd_trm_train(args: argparse.Namespace) -> int:
     from hybrid_pipeline.trm.train import TRMTrainConfig, train_trm
 
-    result = _train(args, TRMTrainConfig, train_trm, "model")
-    if result is not None and result.eval is not None:
-        print(f"held-out tasks: pass@1 {100 * result.eval['pass_at']['1']:.2f}%, "
-              f"pass@2 {100 * result.eval['pass_at']['2']:.2f}% (per task)")
-    return EXIT_OK
+    return _train(args, TRMTrainConfig, train_trm, "model", lambda e: (
+        f"held-out tasks: pass@1 {100 * e['pass_at']['1']:.2f}%, pass@2 {100 * e['pass_at']['2']:.2f}% (per task)"))
 
 
 def cmd_joint_train(args: argparse.Namespace) -> int:
     from hybrid_pipeline.joint import JointTrainConfig, train_joint
 
-    result = _train(args, JointTrainConfig, train_joint, "trained parts")
-    if result is not None and result.eval is not None:
-        trm, lm = result.eval["trm"], result.eval["lm"]
-        print(f"held-out tasks ({trm['tasks']}, {trm['test_outputs']} test outputs), 2 attempts: "
-              f"TRM grid {100 * trm['task_score']:.2f}% per task ({100 * trm['output_score']:.2f}% per output), "
-              f"LM answer {100 * lm['task_score']:.2f}% per task ({100 * lm['output_score']:.2f}% per output)")
-    return EXIT_OK
+    def scores(result: dict) -> str:
+        trm, lm = result["trm"], result["lm"]
+        return (f"held-out tasks ({trm['tasks']}, {trm['test_outputs']} test outputs), 2 attempts: "
+                f"TRM grid {100 * trm['task_score']:.2f}% per task ({100 * trm['output_score']:.2f}% per output), "
+                f"LM answer {100 * lm['task_score']:.2f}% per task ({100 * lm['output_score']:.2f}% per output)")
+
+    return _train(args, JointTrainConfig, train_joint, "trained parts", scores)
 
 
 def _add_rerun(p: argparse.ArgumentParser, *, resume: str = "continue the run in --out with the same settings, "
@@ -188,13 +187,17 @@ def _add_rerun(p: argparse.ArgumentParser, *, resume: str = "continue the run in
     group.add_argument("--overwrite", action="store_true", help=overwrite)
 
 
-def _add_train_flags(p: argparse.ArgumentParser, config_help: str, example: str) -> None:
+def _add_train_command(group: argparse._SubParsersAction, what: str, config_help: str, example: str,
+                       func: Callable[[argparse.Namespace], int]) -> None:
+    """A `train` subcommand: --config, --resume | --overwrite, --quiet, KEY=VALUE overrides."""
+    p = group.add_parser("train", help=f"{what} (also runs under `accelerate launch -m hybrid_pipeline.cli`)")
     p.add_argument("--config", help=config_help)
     _add_rerun(p, resume="continue from the last checkpoint in out_dir, with the same settings (a fresh run "
                          "if there is none)",
                overwrite="replace the training run in out_dir (its checkpoints, log and export)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=f"e.g. max_steps=100 {example}")
+    p.set_defaults(func=func)
 
 
 def cmd_trm_eval(args: argparse.Namespace) -> int:
@@ -361,10 +364,9 @@ def _add_model_commands(commands: argparse._SubParsersAction) -> None:
     """`trm train`, `trm eval` and `joint train`."""
     trm = commands.add_parser("trm", help="train and evaluate the Tiny Recursive Model").add_subparsers(
         dest="trm_command", required=True, metavar="SUBCOMMAND")
-    p = trm.add_parser("train", help="train a TRM (also runs under `accelerate launch -m hybrid_pipeline.cli`)")
-    _add_train_flags(p, "YAML with the values that differ from the paper's defaults "
-                        "(experiments/configs/trm_tiny.yaml: a minutes-long CPU run)", "model.hidden_size=128")
-    p.set_defaults(func=cmd_trm_train)
+    _add_train_command(trm, "train a TRM", "YAML with the values that differ from the paper's defaults "
+                       "(experiments/configs/trm_tiny.yaml: a minutes-long CPU run)", "model.hidden_size=128",
+                       cmd_trm_train)
 
     p = trm.add_parser("eval", help="vote over augmentations; write submission.json, results.jsonl, summary.json")
     p.add_argument("--checkpoint", required=True, help="an export dir (runs/x/final or a checkpoints/step-N dir)")
@@ -379,10 +381,9 @@ def _add_model_commands(commands: argparse._SubParsersAction) -> None:
 
     joint = commands.add_parser("joint", help="train the hybrid (frozen LM + adapters + TRM + refiner)").add_subparsers(
         dest="joint_command", required=True, metavar="SUBCOMMAND")
-    p = joint.add_parser("train", help="train the hybrid jointly (also under `accelerate launch -m hybrid_pipeline.cli`)")
-    _add_train_flags(p, "YAML with the values that differ from JointTrainConfig's defaults "
-                        "(experiments/configs/joint_tiny.yaml: a minutes-long CPU run)", "model.trm.hidden_size=64")
-    p.set_defaults(func=cmd_joint_train)
+    _add_train_command(joint, "train the hybrid jointly", "YAML with the values that differ from "
+                       "JointTrainConfig's defaults (experiments/configs/joint_tiny.yaml: a minutes-long CPU run)",
+                       "model.trm.hidden_size=64", cmd_joint_train)
 
 
 def build_parser() -> argparse.ArgumentParser:

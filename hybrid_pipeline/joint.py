@@ -1,11 +1,11 @@
 """Joint training of the hybrid (frozen LM -> adapters -> TRM -> refiner -> LM loss) with `accelerate`.
 
-Reads top to bottom: config, data (with the optional hidden-state cache), model, optimiser and
-schedule, checkpoints, the loop, evaluation.
+Reads top to bottom: config, data (with the optional hidden-state cache), then `JointTrainer`: model,
+optimiser and schedule, one step, checkpoint, evaluation; then the evaluation functions.
 
-    python experiments/run_joint_training.py --config experiments/configs/joint_tiny.yaml
-    accelerate launch experiments/run_joint_training.py --config ...            (DDP, mixed precision, FSDP)
-    ACCELERATE_USE_CPU=1 torchrun --standalone --nproc_per_node 2 experiments/run_joint_training.py ...
+    hybrid-arc joint train --config experiments/configs/joint_tiny.yaml     (or experiments/run_joint_training.py)
+    accelerate launch -m hybrid_pipeline.cli joint train --config ...        (DDP, mixed precision, FSDP)
+    ACCELERATE_USE_CPU=1 torchrun --standalone --nproc_per_node 2 -m hybrid_pipeline.cli joint train ...
 
 Data. Every task of `data` (minus the held-out ones) trains, under `num_augmentations`
 augmentations (identity first): each test pair as (prompt with every demonstration + test input,
@@ -43,12 +43,11 @@ resumed run computes exactly what the uninterrupted one would. AdamW on the part
 gradient clipping, accelerate's mixed precision.
 
 Checkpoints. `out_dir/checkpoints/step-NNNNNNN/` is `accelerator.save_state` (model, optimiser,
-scheduler, RNG and grad-scaler state) plus `joint_state.json` (step and config); it is written under
-a temporary name and renamed, and `latest.json` moves after, so a kill never leaves a partial
-checkpoint where `--resume` looks. Only trained weights are saved (the frozen backbone is reloaded
-from its source; under FSDP accelerate saves its own sharded state, backbone included). A resume
-refuses a config that would change the run, naming the key. At the end, the trained parts are
-exported with `HybridModel.save_pretrained` to `out_dir/final`.
+scheduler, RNG and grad-scaler state) plus `joint_state.json` (step and config). Only trained
+weights are saved (the frozen backbone is reloaded from its source; under FSDP accelerate saves its
+own sharded state, backbone included). At the end, the trained parts are exported with
+`HybridModel.save_pretrained` to `out_dir/final`. The out dir, the cadence, atomic checkpoints, the
+time limit, signals and the log are the one training loop's (`hybrid_pipeline.training`).
 
 FSDP (experiments/configs/accelerate_fsdp.yaml) is written for large backbones but has not been run
 here (no multi-GPU machine): the export gathers the full state first, LoRA is refused, and the

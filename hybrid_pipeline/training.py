@@ -384,12 +384,18 @@ class _Run:
             self.owed = {"step": step, "metrics": metrics, "eval": eval_due}
         if signum and self.owed is not None and not self.owed["eval"]:
             self.settle()  # the line now; an evaluation due is left to the resume, not to the grace period
-        if step % config.checkpoint_every == 0 or final or signum:
-            self.save()
         if signum:
-            raise stop_exception(signum, f"checkpoint of step {step} written to "
-                                         f"{self.out_dir / 'checkpoints' / _step_name(step)}; rerun with "
-                                         "--resume to continue")
+            self.stop(signum)
+        if step % config.checkpoint_every == 0 or final:
+            self.save()
+
+    def stop(self, signum: int) -> None:
+        """Checkpoint this step (unless done), with the line it still owes, and raise the signal's exception."""
+        if self.saved_step != self.step:
+            self.save()
+        raise stop_exception(signum, f"checkpoint of step {self.step} written to "
+                                     f"{self.out_dir / 'checkpoints' / _step_name(self.step)}; rerun with "
+                                     "--resume to continue")
 
     def agree(self) -> tuple[bool, int]:
         """(out of time, the signal that came) as every process sees them: the max over processes."""
@@ -413,8 +419,12 @@ class _Run:
         if owed["eval"]:
             final = owed["step"] == self.max_steps
             if self.world == 1:  # processes that evaluate while others wait must stop together
-                with self.signals.interruptible():
-                    self.eval_result = self.trainer.evaluate(final)
+                try:
+                    with self.signals.interruptible():
+                        self.eval_result = self.trainer.evaluate(final)
+                except KeyboardInterrupt:  # the weights are still those of the step: keep them
+                    self.owed = owed
+                    self.stop(self.signals.signum or signal.SIGINT)
             else:
                 self.eval_result = self.trainer.evaluate(final)
             if self.eval_result is not None:

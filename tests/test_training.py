@@ -41,8 +41,9 @@ class CountingTrainer:
     name, state_name, run_files = "counting", "state.json", ()
 
     def __init__(self, config: CountingConfig, *, fail_eval_at: int | None = None, signal_at: int | None = None,
-                 signum: int = signal.SIGTERM) -> None:
+                 signal_eval_at: int | None = None, signum: int = signal.SIGTERM) -> None:
         self.config, self.fail_eval_at, self.signal_at, self.signum = config, fail_eval_at, signal_at, signum
+        self.signal_eval_at = signal_eval_at
         self.model, self.steps_run = None, []
 
     def accelerator_kwargs(self):
@@ -70,6 +71,8 @@ class CountingTrainer:
     def evaluate(self, final):
         if self.fail_eval_at is not None and self.steps_run[-1] + 1 == self.fail_eval_at:
             raise RuntimeError("killed during the evaluation")
+        if self.signal_eval_at is not None and self.steps_run[-1] + 1 == self.signal_eval_at:
+            os.kill(os.getpid(), self.signum)  # with one process, an evaluation stops at once
         return {"weight": self.weight, "final": final, "detail": "not logged"}
 
     def logged_eval(self, result):
@@ -84,7 +87,7 @@ class CountingTrainer:
 
 
 def train(config, **kwargs):
-    hooks = {k: kwargs.pop(k) for k in ("fail_eval_at", "signal_at", "signum") if k in kwargs}
+    hooks = {k: kwargs.pop(k) for k in ("fail_eval_at", "signal_at", "signal_eval_at", "signum") if k in kwargs}
     trainer = CountingTrainer(config, **hooks)
     return run_training(trainer, config, progress=False, **kwargs), trainer
 
@@ -206,3 +209,15 @@ def test_resume_with_nothing_to_resume_starts_fresh_and_says_so_in_one_line(tmp_
     assert capsys.readouterr().err.splitlines() == [f"nothing to resume in {tmp_path}: starting a fresh run"]
     assert trainer.steps_run == [0, 1, 2, 3] and result.steps == 4
     assert [line["step"] for line in log_of(tmp_path)] == [2, 3, 4]  # the earlier run's line is gone
+
+
+def test_a_signal_during_an_evaluation_checkpoints_its_step_and_the_resume_evaluates_again(tmp_path):
+    config = CountingConfig(str(tmp_path / "run"), log_every=1)  # evaluation at step 3, checkpoints at even steps
+    with pytest.raises(Terminated, match="checkpoint of step 3 written to"):
+        train(config, signal_eval_at=3)
+    assert latest_checkpoint(tmp_path / "run").name == "step-0000003"
+    assert [line["step"] for line in log_of(tmp_path / "run")] == [1, 2]  # step 3's line waits for its evaluation
+    _, trainer = train(config, resume=True)
+    assert trainer.steps_run == [3, 4, 5, 6]
+    train(replace(config, out_dir=str(tmp_path / "whole")))
+    assert without_times(log_of(tmp_path / "run")) == without_times(log_of(tmp_path / "whole"))
