@@ -309,7 +309,7 @@ def train_joint(config: JointTrainConfig, *, resume: bool = False, overwrite: bo
     `runs.Terminated`. `stop_after` ends this call after that many optimiser steps, with no final
     export (tests use it to simulate a kill between checkpoints).
     """
-    return run_training(JointTrainer(config), config, free=RESUME_FREE_KEYS, resume=resume, overwrite=overwrite,
+    return run_training(JointTrainer(config, progress=progress), config, free=RESUME_FREE_KEYS, resume=resume, overwrite=overwrite,
                         progress=progress, stop_after=stop_after)
 
 
@@ -328,8 +328,8 @@ class JointTrainer:
     metric_names = ("loss", "lm_loss", "grid_loss", "halt_loss", "kl", "cell_accuracy", "exact_accuracy",
                     "q_halt_mean")
 
-    def __init__(self, config: JointTrainConfig) -> None:
-        self.config = config
+    def __init__(self, config: JointTrainConfig, *, progress: bool = True) -> None:
+        self.config, self.progress = config, progress  # progress: bars for the hidden-state cache and evaluations
         self.model: HybridModel | None = None
 
     def accelerator_kwargs(self) -> dict[str, Any]:
@@ -354,7 +354,7 @@ class JointTrainer:
             self.data = data = build_joint_data(config, train_tasks, eval_tasks, model.backbone.tokenizer, say)
             if config.cache_hidden_states:
                 data.hidden, data.hidden_dtype = cache_prompt_hidden(model, data.prompts, config.cache_dir,
-                                                                     progress=accelerator.is_main_process)
+                                                                     progress=self.progress and accelerator.is_main_process)
         optimizer = torch.optim.AdamW(trainable, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
         scheduler = get_cosine_schedule_with_warmup(optimizer, config.warmup_steps, config.max_steps)
         self.ddp_model, self.optimizer, self.scheduler = accelerator.prepare(model, optimizer, scheduler)
@@ -472,7 +472,7 @@ class JointTrainer:
             mine = predict_attempts(accelerator.unwrap_model(self.ddp_model), tasks[accelerator.process_index::world],
                                     augmentations=config.eval_augmentations, seed=config.seed,
                                     batch_size=config.eval_batch_size, max_new_tokens=config.eval_max_new_tokens,
-                                    progress=main)
+                                    progress=self.progress and main)
         self.ddp_model.train()
         parts = gather_object([mine]) if world > 1 else [mine]
         write_to = Path(config.out_dir) / "eval" if final else None
