@@ -62,6 +62,24 @@ def test_neighbour_ring_and_enclosed_features():
     np.testing.assert_array_equal(FEATURES["enclosed"](g), [[0, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 0]])
 
 
+def test_object_features_give_each_cell_its_object_size_and_size_rank():
+    g = grid([[1, 1, 0, 2],
+              [0, 0, 0, 0],
+              [3, 3, 3, 0]])
+    np.testing.assert_array_equal(FEATURES["object size"](g), [[2, 2, 0, 1], [0, 0, 0, 0], [3, 3, 3, 0]])
+    # 1 largest, 2 smallest, 3 between, 0 background
+    np.testing.assert_array_equal(FEATURES["size rank"](g), [[3, 3, 0, 2], [0, 0, 0, 0], [1, 1, 1, 0]])
+
+
+def test_band_features_say_where_a_cell_lies_among_separator_lines():
+    g = grid([[0, 8, 0, 8, 0],
+              [8, 8, 8, 8, 8],
+              [0, 8, 0, 8, 0]])
+    np.testing.assert_array_equal(FEATURES["row band"](g), [[0] * 5, [3] * 5, [2] * 5])
+    np.testing.assert_array_equal(FEATURES["col band"](g), [[0, 3, 1, 3, 2]] * 3)
+    np.testing.assert_array_equal(FEATURES["row band"](grid([[1, 2], [2, 1]])), [[0, 0], [0, 0]])
+
+
 def test_cell_rule_keys_each_cell_by_its_colour_and_two_features():
     # key = colour + 10 * (up + 16 * left): the cell below a 1 and right of a 2 turns 4
     g = grid([[0, 1], [2, 0]])
@@ -105,8 +123,9 @@ def test_inference_leaves_a_plain_colour_map_to_recolor_and_refuses_one_demonstr
 
 
 def test_search_solves_training_tasks_only_a_cell_rule_explains():
-    # ba26e723: every third column's 4s turn 6; bdad9b1f: a cell below an 8 and beside a 2 turns 4
-    tasks = load_tasks("arc-agi-1:training", ids=["ba26e723", "bdad9b1f"]).tasks
+    # ba26e723: every third column's 4s turn 6; bdad9b1f: a cell below an 8 and beside a 2 turns 4;
+    # 272f95fa: the empty cells between separator lines take a colour by their band
+    tasks = load_tasks("arc-agi-1:training", ids=["ba26e723", "bdad9b1f", "272f95fa"]).tasks
     for task in tasks:
         best = search(task.without_solutions(), SearchConfig(max_expansions=5, view_budget=0)).candidates[0]
         assert best.program.names() == {"cell_rule"}, best.program

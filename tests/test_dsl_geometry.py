@@ -212,6 +212,14 @@ def test_self_tile_majority_marks_the_most_frequent_colour():
     assert out.dtype == np.uint8
 
 
+def test_self_tile_marks_the_cells_of_one_colour():
+    # cce03e0d: a copy of the grid at each 2, nothing at the 1s
+    out = g.self_tile(grid([[1, 0], [2, 1]]), 2)
+    np.testing.assert_array_equal(out, [[0, 0, 0, 0], [0, 0, 0, 0], [1, 0, 0, 0], [2, 1, 0, 0]])
+    with pytest.raises(DSLError):
+        g.self_tile(grid([[1]]), 12)
+
+
 def test_self_tile_raises_past_thirty_cells():
     with pytest.raises(DSLError):
         g.self_tile(np.ones((6, 6), dtype=np.uint8), "nonzero")

@@ -239,6 +239,22 @@ def test_recolor_objects_infers_background_rooms_by_whether_they_touch_the_borde
     np.testing.assert_array_equal(recolor_objects(grid, key, table, kind), target)
 
 
+def test_recolor_objects_infers_a_size_mark_and_a_touching_colour_as_yes_no_keys():
+    # d2abd087: objects of 3 cells turn 2, every other size 1
+    # (sizes 4, 1, 3 and 3, 2: no size order or size table seen twice explains it)
+    grids = [g([[5, 5, 5, 5, 0, 5], [0, 0, 0, 0, 0, 0], [5, 5, 5, 0, 0, 0]]), g([[5, 5, 5, 0, 5, 5], [0] * 6])]
+    targets = [g([[1, 1, 1, 1, 0, 1], [0, 0, 0, 0, 0, 0], [2, 2, 2, 0, 0, 0]]), g([[2, 2, 2, 0, 1, 1], [0] * 6])]
+    key, table = REGISTRY["recolor_objects"].infer(grids, targets)
+    assert (key, table) == ("size=3", {0: 1, 1: 2})
+    np.testing.assert_array_equal(recolor_objects(g([[5, 0, 5, 5, 5, 5], [0] * 6]), key, table),
+                                  [[1, 0, 1, 1, 1, 1], [0] * 6])
+    # 9edfc990: background rooms beside a 1 (not diagonally) fill with 1, the others stay
+    grid = g([[0, 0, 3, 0], [3, 3, 3, 1], [0, 3, 0, 3]])
+    assert recolor_objects(grid, "touches=1", {0: 0, 1: 1}, "regions").tolist() == [[0, 0, 3, 1],
+                                                                                   [3, 3, 3, 1],
+                                                                                   [0, 3, 0, 3]]
+
+
 def test_recolor_objects_infers_nothing_when_a_table_would_only_memorise():
     # Bars of 2 and 3 cells, one per demonstration: only a size -> colour table fits, seen once each.
     grids = [g([[5, 5, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]), g([[5, 5, 5, 0], [0, 0, 0, 0], [0, 0, 0, 0]])]
@@ -303,6 +319,20 @@ def test_crop_object_by_cuts_the_only_mirror_symmetric_object():
     np.testing.assert_array_equal(crop_object_by(grid, ("symmetric",)), [[4, 4, 4], [0, 4, 0]])
     with pytest.raises(DSLError):
         crop_object_by(g([[1, 0, 2]]), ("symmetric",))  # both single cells are symmetric
+
+
+def test_crop_object_by_cuts_the_only_holed_object_and_the_most_common_one():
+    grid = g([[2, 2, 2, 0, 3, 0, 0],
+              [2, 0, 2, 0, 0, 0, 3],
+              [2, 2, 2, 0, 0, 0, 0],
+              [0, 0, 0, 0, 0, 0, 0],
+              [4, 4, 0, 0, 0, 0, 3]])
+    np.testing.assert_array_equal(crop_object_by(grid, ("holed",)), [[2, 2, 2], [2, 0, 2], [2, 2, 2]])
+    np.testing.assert_array_equal(crop_object_by(grid, ("common",)), [[3]])  # three single 3s
+    with pytest.raises(DSLError):
+        crop_object_by(g([[1, 0, 2]]), ("common",))  # each occurs once
+    with pytest.raises(DSLError):
+        crop_object_by(g([[1, 0, 2]]), ("holed",))
 
 
 def test_crop_object_by_infers_the_selector_only_where_a_demonstration_tells_objects_apart():

@@ -32,7 +32,7 @@ def test_every_docstring_example_holds():
 
 def test_every_structure_primitive_has_one_option_or_is_inferred_and_has_a_docstring_example():
     mine = [p for p in REGISTRY.values() if p.fn.__module__ == structure.__name__]
-    assert len(mine) == 19
+    assert len(mine) == 21
     assert [p.name for p in mine if p.infer is not None] == ["output_by_class"]
     for prim in mine:
         assert prim.options is None or prim.name == "majority_lines", prim.name  # its axis: 3 options
@@ -273,3 +273,26 @@ def test_majority_lines_paint_each_row_or_column_its_commonest_colour():
     assert structure.majority_lines(noisy, "rows").tolist() == [[1, 1, 1, 1], [1, 1, 1, 1], [1, 1, 1, 1]]
     # "either" picks the columns here: their stripes agree with 10 of 12 cells, the rows' with 5
     assert structure.majority_lines(noisy, "either").tolist() == [[1, 1, 8, 3]] * 3
+
+
+def test_stamp_halves_draws_the_one_coloured_cell_at_each_cell_of_the_other_in_its_colour():
+    # the stencil (one colour, 8) may sit on either side; its colour never shows
+    for grid in (g([[8, 0, 2, 0], [8, 8, 0, 3]]), g([[2, 0, 8, 0], [0, 3, 8, 8]])):
+        np.testing.assert_array_equal(structure.stamp_halves(grid),
+                                      [[2, 0, 0, 0], [2, 2, 0, 0], [0, 0, 3, 0], [0, 0, 3, 3]])
+    with pytest.raises(DSLError):  # both cells of one colour: no stencil to tell
+        structure.stamp_halves(g([[8, 0, 2, 0], [8, 8, 0, 2]]))
+    with pytest.raises(DSLError):  # 6x6 cells would make a 36x36 grid
+        structure.stamp_halves(np.concatenate([np.full((6, 6), 8), np.eye(6) * 2 + 1], axis=1).astype(np.uint8))
+
+
+def test_cell_select_asymmetric_picks_the_one_cell_lacking_a_symmetry_the_others_have():
+    # 662c240a's first demonstration: two cells equal their transpose, the third does not
+    grid = g([[8, 9, 8], [9, 8, 8], [8, 8, 8],
+              [2, 2, 1], [2, 2, 1], [1, 1, 2],
+              [4, 4, 4], [4, 4, 3], [3, 3, 3]])
+    np.testing.assert_array_equal(structure.cell_select_asymmetric(grid), [[4, 4, 4], [4, 4, 3], [3, 3, 3]])
+    with pytest.raises(DSLError):  # every cell symmetric every way
+        structure.cell_select_asymmetric(g([[1, 5, 2, 5, 3]]))
+    with pytest.raises(DSLError):  # two cells are too few to tell the odd one
+        structure.cell_select_asymmetric(PAIR)

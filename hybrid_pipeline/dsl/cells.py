@@ -5,13 +5,16 @@ The inferred `cell_rule` keys every cell by its colour plus up to two *features*
 (`FEATURES`): its row or column counted modulo 2 or 3 from either edge, the first colour met
 looking along one of the 8 directions (or either way along a row or column), how many of its
 neighbours are filled and with which colour most, its ring (distance to the nearest edge),
-whether it is enclosed, whether its row or column is the middle one, and
-whether its row or column is all one colour. One table then explains, for example, "every third
-column turns 6" (ba26e723), "a cell between a 2 on its left and an 8 above turns 4" (bdad9b1f) or
-"alternate cells from the right turn 3" (d406998b). Cells may also be keyed by their place alone, the
-table then saying "keep the cell's colour" or a colour, so that one rule serves every colour (keep
-the middle column only: d23f8c26). The inference takes the first feature set, in `FEATURES` order,
-singles before pairs, place before colour, whose table every demonstration cell agrees with.
+whether it is enclosed, whether its row or column is the middle one or all one colour, the size
+of its object and whether that object is the largest or the smallest, and where its row or
+column lies among separator lines. One table then explains, for example, "every third column
+turns 6" (ba26e723), "a cell between a 2 on its left and an 8 above turns 4" (bdad9b1f),
+"alternate cells from the right turn 3" (d406998b) or "the empty cells between separator lines
+take a colour by their band: 6 in the centre, 2 above it" (272f95fa). Cells may also be keyed by
+their place alone, the table then saying "keep the cell's colour" or a colour, so that one rule
+serves every colour (keep the middle column only: d23f8c26). The inference takes the first
+feature set, in `FEATURES` order, singles before pairs, place before colour, whose table every
+demonstration cell agrees with.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from hybrid_pipeline.dsl.grids import KEEP, NEIGHBOURS, background, paint_by_key
+from hybrid_pipeline.dsl.grids import KEEP, NEIGHBOURS, background, label, paint_by_key
 from hybrid_pipeline.dsl.registry import DSLError, Grid, primitive
 
 # A ray that leaves the grid without meeting a filled cell.
@@ -138,6 +141,40 @@ def _enclosed(grid: Grid) -> np.ndarray:
         outside = grown
 
 
+def _object_size(grid: Grid) -> np.ndarray:
+    """The size of the cell's object (4 neighbours, one colour), at most 15; 0 on the background."""
+    labels, n = label(grid, diagonal=False, multicolour=False, bg=background(grid))
+    sizes = np.bincount(labels.ravel(), minlength=n + 1).clip(max=_BASE - 1)
+    sizes[0] = 0
+    return sizes[labels].astype(np.int64)
+
+
+def _size_rank(grid: Grid) -> np.ndarray:
+    """1 in the largest objects (8 neighbours, any colours), 2 in the smallest, 3 in the others,
+    0 on the background."""
+    labels, n = label(grid, diagonal=True, multicolour=True, bg=background(grid))
+    if n == 0:
+        return np.zeros(grid.shape, dtype=np.int64)
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    codes = np.where(sizes == sizes.max(), 1, np.where(sizes == sizes.min(), 2, 3))
+    return np.concatenate(([0], codes))[labels].astype(np.int64)
+
+
+def _band(axis: int) -> Callable[[Grid], np.ndarray]:
+    """Where the cell's row (axis 0) or column (axis 1) lies among full lines of one colour other
+    than the background: 0 before the first, 2 after the last, 1 between, 3 on a line; 0 in a
+    grid without such lines."""
+    def feature(grid: Grid) -> np.ndarray:
+        first = grid[:, :1] if axis == 0 else grid[:1, :]
+        lines = ((grid == first).all(axis=1 - axis) & (first.ravel() != background(grid)))
+        seen = np.cumsum(lines)
+        codes = np.where(lines, 3, np.where(seen == 0, 0, np.where(seen == seen[-1], 2, 1)))
+        if not seen[-1]:
+            codes = np.zeros_like(codes)
+        return np.broadcast_to(codes.reshape((-1, 1) if axis == 0 else (1, -1)), grid.shape).astype(np.int64)
+    return feature
+
+
 # name -> per-cell codes (each below _BASE), in the order the inference tries them.
 FEATURES: dict[str, Callable[[Grid], np.ndarray]] = {
     "row%2": _modulo(0, 2, False), "col%2": _modulo(1, 2, False),
@@ -152,6 +189,7 @@ FEATURES: dict[str, Callable[[Grid], np.ndarray]] = {
     "ring": _ring, "enclosed": _enclosed,
     "middle row": _middle(0), "middle col": _middle(1),
     "row uniform": _uniform(0), "col uniform": _uniform(1),
+    "object size": _object_size, "size rank": _size_rank, "row band": _band(0), "col band": _band(1),
 }
 
 # How a cell is keyed: by its place alone (the table says a colour or 10, keep the cell's own:

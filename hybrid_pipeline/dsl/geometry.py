@@ -394,16 +394,30 @@ def right_half(grid: Grid) -> Grid:
     return grid[:, start:].copy()
 
 
-@primitive([("nonzero",), ("majority",)])
-def self_tile(grid: Grid, kind: str) -> Grid:
+def _self_tile_options(ctx: Context) -> list[tuple]:
+    return [("nonzero",), ("majority",)] + [(c,) for c in ctx.input_colours if c != 0]
+
+
+@primitive(_self_tile_options)
+def self_tile(grid: Grid, kind: str | int) -> Grid:
     """Tile the grid into itself: a copy of the grid for each marked cell, 0 elsewhere. Marked are
-    the non-zero cells (007bbfb7) or the cells of the most frequent colour ("majority", c3e719e8).
+    the non-zero cells (007bbfb7), the cells of the most frequent colour ("majority", c3e719e8), or
+    the cells of one colour (`kind` a colour: cce03e0d).
 
     >>> self_tile(np.array([[0, 2], [0, 0]], dtype=np.uint8), "nonzero").tolist()
     [[0, 0, 0, 2], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]
+    >>> self_tile(np.array([[1, 2], [0, 0]], dtype=np.uint8), 2).tolist()
+    [[0, 0, 1, 2], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]
     """
     _fits(grid.shape[0] ** 2, grid.shape[1] ** 2)
-    marked = grid != 0 if kind == "nonzero" else grid == np.argmax(np.bincount(grid.ravel()))
+    if kind == "nonzero":
+        marked = grid != 0
+    elif kind == "majority":
+        marked = grid == np.argmax(np.bincount(grid.ravel()))
+    elif isinstance(kind, int) and 0 <= kind <= 9:
+        marked = grid == kind
+    else:
+        raise DSLError(f"self_tile marks nonzero cells, majority cells or one colour 0..9, got {kind!r}")
     return np.kron(marked.astype(np.uint8), grid)
 
 

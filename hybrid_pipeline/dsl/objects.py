@@ -637,7 +637,31 @@ def _keys(grid: Grid, found: list[Obj], key: str) -> list[int]:
         return [o.height for o in found]
     if key == "width":
         return [o.width for o in found]
+    name, _, value = key.partition("=")
+    if name == "size" and value.isdigit():
+        return [int(s == int(value)) for s in sizes]
+    if name == "touches" and value.isdigit():
+        colour = grid == int(value)
+        return [int((colour & _beside(o.mask)).any()) for o in found]
     raise DSLError(f"unknown object key {key!r}")
+
+
+def _beside(mask: np.ndarray) -> np.ndarray:
+    """The cells next to the mask (4 neighbours), the mask's own left out."""
+    grown = mask.copy()
+    grown[1:] |= mask[:-1]
+    grown[:-1] |= mask[1:]
+    grown[:, 1:] |= mask[:, :-1]
+    grown[:, :-1] |= mask[:, 1:]
+    return grown & ~mask
+
+
+def _marked_keys(grids: Sequence[Grid], found: list[list[Obj]]) -> list[str]:
+    """The yes/no keys worth trying after `_KEYS`: "size=N" for each size of the first
+    demonstration's objects, "touches=C" for each colour of every demonstration."""
+    sizes = sorted({o.size for o in found[0]})
+    colours = sorted(set.intersection(*(set(np.unique(g).tolist()) for g in grids)))
+    return [f"size={n}" for n in sizes] + [f"touches={c}" for c in colours]
 
 
 # Keys with open-ended values: a table over them generalises only if each value recurs.
@@ -687,19 +711,23 @@ def _infer_recolor(grids: Sequence[Grid], targets: Sequence[Grid]) -> Args | Non
         covered = [np.logical_or.reduce([o.mask for o in f]) for f in found]
         if any((g[~c] != t[~c]).any() for g, t, c in zip(grids, targets, covered)):
             continue
-        for key in _KEYS:
+        for key in _KEYS + tuple(_marked_keys(grids, found)):
             table: dict[int, int] = {}
             seen: Counter = Counter()
-            if all(_table(t, f, _keys(g, f, key), table, seen)
-                   for g, t, f in zip(grids, targets, found)) and _recurs(key, seen, len(grids)) \
-                    and set(table.values()) != {background(grids[0])}:
+            keys = [_keys(g, f, key) for g, f in zip(grids, found)]
+            if "=" in key and all(len(set(k)) < 2 for k in keys):
+                continue  # a yes/no key must tell two objects of one demonstration apart
+            if all(_table(t, f, k, table, seen) for t, f, k in zip(targets, found, keys)) \
+                    and _recurs(key, seen, len(grids)) and set(table.values()) != {background(grids[0])}:
                 return (key, table) if kind == "8" else (key, table, kind)
     return None
 
 
 @primitive(infer=_infer_recolor, keeps_shape=True)
 def recolor_objects(grid: Grid, key: str, table: dict, kind: str = "8") -> Grid:
-    """Each object takes the colour `table` gives its `key` (objects of `kind`; see `_KINDS`).
+    """Each object takes the colour `table` gives its `key` (objects of `kind`; see `_KINDS`): one of
+    `_KEYS`, or yes (1) / no (0) for "size=N" (the object has N cells) or "touches=C" (a cell of
+    colour C is next to one of its cells, diagonals not counted).
 
     >>> recolor_objects([[5, 0, 5], [0, 0, 5]], "size", {1: 3, 2: 4}).tolist()
     [[3, 0, 4], [0, 0, 4]]
@@ -832,7 +860,9 @@ def _is_symmetric(box: np.ndarray) -> bool:
 
 def _selected(grid: Grid, found: list[Obj], selector: tuple) -> int:
     """The index of the one object `selector` picks: ("most", colour), the most cells of that
-    colour; ("symmetric",), the only mirror-symmetric one (left-right or top-bottom)."""
+    colour; ("symmetric",), the only mirror-symmetric one (left-right or top-bottom); ("holed",),
+    the only one with a hole; ("common",), the first copy of the object (colours and shape) that
+    occurs most often, when one occurs more often than every other."""
     bg = background(grid)
     if selector[0] == "most":
         if selector[1] == bg:
@@ -845,6 +875,15 @@ def _selected(grid: Grid, found: list[Obj], selector: tuple) -> int:
     if selector[0] == "symmetric":
         picked = [i for i, o in enumerate(found) if _is_symmetric(o.cut(grid, bg))]
         return found.index(_only([found[i] for i in picked], "mirror-symmetric"))
+    if selector[0] == "holed":
+        picked = [o for o in found if _holes(o, grid.shape).any()]
+        return found.index(_only(picked, "holed"))
+    if selector[0] == "common":
+        keys = [_shape_key(grid, o) + o.cut(grid, bg).tobytes() for o in found]
+        counts = Counter(keys).most_common(2)
+        if len(counts) < 2 or counts[0][1] == counts[1][1]:
+            raise DSLError("no object occurs more often than every other")
+        return keys.index(counts[0][0])
     raise DSLError(f"unknown selector {selector!r}")
 
 
@@ -892,7 +931,7 @@ def _infer_crop_by(grids: Sequence[Grid], targets: Sequence[Grid]) -> Args | Non
     if all(len(h) == len(f) for h, (_, f) in zip(matches, scenes)):
         return None
     colours = sorted(set.intersection(*(set(np.unique(t).tolist()) for t in targets)))
-    for selector in [*(("most", c) for c in colours), ("symmetric",)]:
+    for selector in [*(("most", c) for c in colours), ("symmetric",), ("holed",), ("common",)]:
         try:
             if all(_selected(g, f, selector) in h for (g, f), h in zip(scenes, matches)):
                 return (selector,)
@@ -924,7 +963,7 @@ def crop_frame_inside(grid: Grid) -> Grid:
 @primitive(infer=_infer_crop_by, max_step=2)
 def crop_object_by(grid: Grid, selector: tuple) -> Grid:
     """The object (8-neighbour, any colour) `selector` singles out, cut to its box: ("most",
-    colour) or ("symmetric",); see `_selected`.
+    colour), ("symmetric",), ("holed",) or ("common",); see `_selected`.
 
     >>> crop_object_by([[1, 2, 0, 1, 1], [1, 1, 0, 2, 2], [0, 0, 0, 0, 0]], ("most", 2)).tolist()
     [[1, 1], [2, 2]]

@@ -7,7 +7,8 @@ Covers:
   `cells_nor`; the inferred `recolor` finisher paints the mask in the task's colour) or keeping
   their colours (`cells_overlay`, `cells_underlay`), and the cell-wise `majority_cell`;
 - picking one cell (`cell_select_*`: most/fewest colours, most/least filled, the odd one out), one
-  pixel per cell (`cell_colours`), and joining the cells without their lines (`remove_separators`);
+  pixel per cell (`cell_colours`), joining the cells without their lines (`remove_separators`),
+  and stamping one cell's shape at every cell of the other (`stamp_halves`);
 - merging runs of identical adjacent rows/columns (`compress_rows`, `compress_columns`,
   `dedupe_rows_cols`), and stripes cleaned of noise (`majority_lines`);
 - the inferred `output_by_class`: a whole output grid looked up by a class of the input (where
@@ -27,7 +28,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from hybrid_pipeline.dsl.grids import background, frozen, per_grid
-from hybrid_pipeline.dsl.registry import DSLError, Grid, primitive
+from hybrid_pipeline.dsl.registry import MAX_SIDE, DSLError, Grid, primitive
 
 
 def _runs(keep: np.ndarray) -> list[tuple[int, int]]:
@@ -445,3 +446,46 @@ def output_by_class(grid: Grid, kind: str, table: dict) -> Grid:
     if out is None:
         raise DSLError("a class the demonstrations never showed")
     return np.array(out, dtype=np.uint8)
+
+
+@primitive(max_step=1)
+def stamp_halves(grid: Grid) -> Grid:
+    """Two equal cells, one of a single colour (the stencil) and one of several: a copy of the stencil
+    for each cell of the other, in that cell's colour, 0 where it is 0 (b190f7f5).
+
+    >>> stamp_halves(np.array([[2, 0, 8, 0], [0, 3, 8, 8]], dtype=np.uint8)).tolist()
+    [[2, 0, 0, 0], [2, 2, 0, 0], [0, 0, 3, 0], [0, 0, 3, 3]]
+    """
+    parts, _ = cells(grid)
+    if len(parts) != 2 or parts[0].shape != parts[1].shape:
+        raise DSLError("stamping needs a grid of two equal cells")
+    single = [len(set(np.unique(p).tolist()) - {0}) == 1 for p in parts]
+    if single.count(True) != 1:
+        raise DSLError("stamping needs one cell of a single colour and one of several")
+    stencil, colours = (parts[0], parts[1]) if single[0] else (parts[1], parts[0])
+    rows, cols = stencil.shape
+    if rows * rows > MAX_SIDE or cols * cols > MAX_SIDE:
+        raise DSLError(f"stamping {rows}x{cols} cells would make a grid over {MAX_SIDE} cells a side")
+    return np.kron(colours, stencil != 0).astype(np.uint8)
+
+
+@primitive()
+def cell_select_asymmetric(grid: Grid) -> Grid:
+    """The one cell (of three or more) that lacks a mirror symmetry every other cell has: left-right,
+    top-bottom, or (square cells) along a diagonal (662c240a).
+
+    >>> grid = np.array([[1, 1, 5, 3, 3, 5, 6, 7], [2, 2, 5, 4, 4, 5, 6, 7]], dtype=np.uint8)
+    >>> cell_select_asymmetric(grid).tolist()
+    [[6, 7], [6, 7]]
+    """
+    parts, _ = cells(grid)
+    if len(parts) < 3:
+        raise DSLError("the grid has fewer than three cells")
+    mirrors = [lambda p: p[:, ::-1], lambda p: p[::-1, :]]
+    if all(p.shape[0] == p.shape[1] for p in parts):
+        mirrors += [lambda p: p.T, lambda p: p[::-1, ::-1].T]
+    for mirror in mirrors:
+        lacking = [i for i, p in enumerate(parts) if not np.array_equal(p, mirror(p))]
+        if len(lacking) == 1:
+            return parts[lacking[0]].copy()
+    raise DSLError("no single cell lacks a symmetry the others have")
