@@ -25,7 +25,6 @@ Files in `out_dir` (DESIGN.md, "CLI contract"):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from contextlib import contextmanager, nullcontext
@@ -37,11 +36,11 @@ import numpy as np
 import torch
 
 from hybrid_pipeline.arc.files import append_jsonl, atomic_write_json
-from hybrid_pipeline.arc.grids import Augmentation, sample_augmentations
 from hybrid_pipeline.arc.scoring import is_solved, score_submission, write_submission
 from hybrid_pipeline.arc.tasks import BUNDLED_SPLITS, MAX_SIDE, Task, load_tasks
 from hybrid_pipeline.arc.text import DIGITS, AnswerParseError, parse_grid, task_to_prompt
-from hybrid_pipeline.arc.voting import Candidate, VoteBox, rank_of
+from hybrid_pipeline.arc.views import View, plan_views, predict_under_views, stable_int, task_augmentations
+from hybrid_pipeline.arc.voting import Candidate, rank_of
 from hybrid_pipeline.backbones.config import BackboneConfig, resolve_dtype
 from hybrid_pipeline.config import config_to_dict
 from hybrid_pipeline.runs import kept_records, open_run
@@ -273,41 +272,35 @@ class Prediction:
     parse_failures: list[dict[str, Any]] = field(default_factory=list)  # view, sample, reason
 
 
-def stable_int(text: str) -> int:
-    """A 63-bit integer from text, the same in every process (Python's hash() is salted)."""
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") >> 1
-
-
-def augmentations_for_task(task_id: str, augment: int, seed: int) -> list[Augmentation]:
-    """The views a task is predicted under: the original first, then `augment` random ones.
-
-    Drawn from the seed and the task id alone, so a resumed run, or another `limit`, gives every
-    task the same views.
-    """
-    return sample_augmentations(augment + 1, np.random.default_rng([seed, stable_int(task_id)]))
-
-
 def predict_task(model: AnswerModel, task: Task, config: BaselineConfig) -> list[Prediction]:
-    """Attempts for every test input of `task`. Reads no test output: the task is stripped first."""
-    task = task.without_solutions()
-    views = augmentations_for_task(task.id, config.augment, config.seed)
-    box = VoteBox()
+    """Attempts for every test input of `task`. Reads no test output: the views are of the stripped task.
+
+    The views are `task_augmentations(task.id, config.augment + 1, config.seed)`; the answers to view
+    v of test input i are sampled from seed `stable_int(f"{seed}/{task id}/{i}/{v}")`, so a resumed
+    run, or another `limit`, asks every prompt the same way.
+    """
+    views = plan_views([task], lambda t: task_augmentations(t.id, config.augment + 1, config.seed))
     answers = [0] * len(task.test)
     failures: list[list[dict[str, Any]]] = [[] for _ in task.test]
-    for v, view in enumerate(views):
-        view_task = view.apply_task(task)
-        for i in range(len(task.test)):
-            texts = model.generate_answers(task_to_prompt(view_task, i), config.attempts,
+
+    def answer(batch: Sequence[View]) -> list[list[tuple[np.ndarray, float]]]:
+        guesses = []
+        for view in batch:
+            i = view.test_index
+            texts = model.generate_answers(task_to_prompt(view.task, i), config.attempts,
                                            temperature=config.temperature, max_new_tokens=config.answer_tokens,
-                                           seed=stable_int(f"{config.seed}/{task.id}/{i}/{v}"))
+                                           seed=stable_int(f"{config.seed}/{task.id}/{i}/{view.number}"))
             answers[i] += len(texts)
+            parsed = []
             for k, text in enumerate(texts):
                 try:
-                    grid = view.invert(parse_grid(text))
+                    parsed.append((parse_grid(text), 0.0))
                 except AnswerParseError as e:
-                    failures[i].append({"view": view.name, "sample": k, "reason": str(e)})
-                    continue
-                box.add(task.id, i, grid)
+                    failures[i].append({"view": view.augmentation.name, "sample": k, "reason": str(e)})
+            guesses.append(parsed)
+        return guesses
+
+    box = predict_under_views(views, answer)
     predictions = []
     for i in range(len(task.test)):
         ranked = box.ranked(task.id, i)

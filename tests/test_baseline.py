@@ -17,9 +17,10 @@ from hybrid_pipeline.arc.files import read_jsonl
 from hybrid_pipeline.arc.scoring import PLACEHOLDER_GRID, read_submission, score_submission
 from hybrid_pipeline.arc.tasks import load_tasks
 from hybrid_pipeline.arc.text import grid_to_text, parse_grid, task_to_prompt
+from hybrid_pipeline.arc.views import task_augmentations
 from hybrid_pipeline.backbones import BackboneConfig, BackboneLoadError, load_backbone
 from hybrid_pipeline.baseline import (BackboneAnswerModel, BaselineConfig, BaselineError, GridEndStop,
-                                      augmentations_for_task, format_table, run_baseline)
+                                      format_table, run_baseline)
 from hybrid_pipeline.runs import RunError
 
 DATA = "arc-agi-1:evaluation"
@@ -94,7 +95,7 @@ def test_unparseable_answers_are_recorded_failures_not_crashes(tmp_path):
 def test_augmentation_votes_map_answers_back_to_the_original_frame(tmp_path):
     (task,) = selected([SMALL_TASK])
     expected = task.test[0].output
-    views = augmentations_for_task(task.id, augment=3, seed=0)
+    views = task_augmentations(task.id, 4, seed=0)
     assert views[0].is_identity and len({v.name for v in views}) == 4
     wrong = (expected + 1) % 10
     # Right under every augmentation (in that augmentation's frame), wrong on the original task.

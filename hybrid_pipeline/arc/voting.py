@@ -43,7 +43,7 @@ class VoteBox:
         entry[2] += float(confidence)
 
     def ranked(self, task_id: str, test_index: int) -> list[Candidate]:
-        """Candidates, most votes first, ties broken by higher mean confidence."""
+        """Candidates, most votes first, then higher mean confidence, then the grid voted for first."""
         cands = [Candidate(g, n, s / n) for g, n, s in self._votes.get((task_id, test_index), {}).values()]
         return sorted(cands, key=lambda c: (-c.votes, -c.mean_confidence))
 
