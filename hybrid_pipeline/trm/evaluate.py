@@ -18,9 +18,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from hybrid_pipeline.arc.datasets import AugmentationPlan, TRMDataConfig, trm_rows
-from hybrid_pipeline.arc.grids import Augmentation, crop_at_eos
+from hybrid_pipeline.arc.datasets import AugmentationPlan
+from hybrid_pipeline.arc.grids import IDENTITY, Augmentation, crop_at_eos, encode_grid
 from hybrid_pipeline.arc.tasks import Task
+from hybrid_pipeline.arc.views import View, plan_views, predict_under_views
 from hybrid_pipeline.arc.voting import VoteBox, rank_of
 from hybrid_pipeline.trm.losses import exactly_right
 from hybrid_pipeline.trm.model import TRM, WEIGHTS_NAME
@@ -92,41 +93,29 @@ def vote_predictions(model: TRM, tasks: Sequence[Task], plan: AugmentationPlan, 
                      progress: bool = False) -> VoteBox:
     """Predict each test input under its augmentations and vote in the original frame.
 
-    Reads only test inputs (labels in the rows are never looked at). `max_augmentations` limits
-    the views per task (the first ones in the plan, identity first).
+    The views of a task are its augmentations in the plan, with their puzzle ids (the first
+    `max_augmentations` of them, identity first); a task the plan does not know is predicted once,
+    unaugmented, with the blank puzzle id 0. Reads only test inputs. Views of many tasks share a
+    batch; each prediction is cropped at EOS (no vote when there is no grid) and voted with its q_halt
+    logit as confidence (`arc.views.predict_under_views`).
     """
-    cols = trm_rows([t.without_solutions() for t in tasks], TRMDataConfig(splits=("test",), translate=False,
-                                                                          canvas=canvas), plan)
-    keep = np.ones(len(cols["task_id"]), dtype=bool)
-    if max_augmentations is not None:
-        keep = _first_views(cols["task_id"], cols["puzzle_id"], max_augmentations)
-    rows = np.flatnonzero(keep)
+    puzzle_ids: dict[str, list[int]] = {}
+
+    def augmentations(task: Task) -> list[Augmentation]:
+        known = (plan.for_task(task.id) or [(0, IDENTITY)])[:max_augmentations]
+        puzzle_ids[task.id] = [pid for pid, _ in known]
+        return [aug for _, aug in known]
+
     device = next(model.parameters()).device
-    box = VoteBox()
-    for start in tqdm(range(0, len(rows), batch_size), desc="predict", disable=not progress, leave=False):
-        idx = rows[start:start + batch_size]
-        inputs = torch.from_numpy(cols["inputs"][idx].astype(np.int64)).to(device)
-        pids = torch.from_numpy(cols["puzzle_id"][idx].astype(np.int64)).to(device)
-        tokens, q_halt = predict(model, inputs, pids)
-        for j, i in enumerate(idx):
-            grid = crop_at_eos(tokens[j].cpu().numpy())
-            if grid is not None:
-                aug = Augmentation(int(cols["dihedral"][i]), tuple(int(c) for c in cols["colours"][i]))
-                grid = aug.invert(grid)
-            box.add(cols["task_id"][i], int(cols["pair_index"][i]), grid, float(q_halt[j]))
-    return box
 
+    def predict_batch(batch: Sequence[View]) -> list[list[tuple[np.ndarray | None, float]]]:
+        inputs = np.stack([encode_grid(v.input, (0, 0), canvas) for v in batch]).astype(np.int64)  # [B,L]
+        pids = [puzzle_ids[v.task_id][v.number] for v in batch]
+        tokens, q_halt = predict(model, torch.from_numpy(inputs).to(device), torch.tensor(pids, device=device))
+        return [[(crop_at_eos(t), float(q))] for t, q in zip(tokens.cpu().numpy(), q_halt.tolist())]
 
-def _first_views(task_ids: list[str], puzzle_ids: np.ndarray, limit: int) -> np.ndarray:
-    """Mask keeping, per task, the rows of its first `limit` puzzle ids (augmentations)."""
-    allowed: dict[str, list[int]] = {}
-    keep = np.zeros(len(task_ids), dtype=bool)
-    for i, (tid, pid) in enumerate(zip(task_ids, puzzle_ids.tolist())):
-        views = allowed.setdefault(tid, [])
-        if pid not in views and len(views) < limit:
-            views.append(pid)
-        keep[i] = pid in views
-    return keep
+    return predict_under_views(plan_views(tasks, augmentations), predict_batch, batch_size=batch_size,
+                               progress=progress)
 
 
 @dataclass
