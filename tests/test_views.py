@@ -89,3 +89,13 @@ def test_the_seeding_rule_gives_the_same_views_in_a_fresh_interpreter():
     number, names = json.loads(out.stdout)
     assert number == stable_int("00576224")
     assert names == [a.name for a in task_augmentations("00576224", 6, 7)]
+
+
+def test_the_trm_plan_gives_a_task_the_same_views_whatever_the_other_tasks():
+    from hybrid_pipeline.arc.datasets import AugmentationPlan
+
+    a, b = one_test_task(), Task("t1", one_test_task().train, one_test_task().test)
+    together = AugmentationPlan.sample([a, b], 3, seed=2)
+    alone = AugmentationPlan.sample([b], 3, seed=2)
+    assert [aug for _, aug in together.for_task("t1")] == [aug for _, aug in alone.for_task("t1")] \
+        == task_augmentations("t1", 3, seed=2)

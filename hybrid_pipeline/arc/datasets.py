@@ -31,9 +31,10 @@ from hybrid_pipeline.arc.grids import (IDENTITY, Augmentation, encode_grid, rand
                                        sample_augmentations)
 from hybrid_pipeline.arc.tasks import NUM_COLOURS, Task
 from hybrid_pipeline.arc.text import grid_to_text, task_to_prompt
+from hybrid_pipeline.arc.views import task_augmentations
 
-# Bump when the row layout changes, so old caches are not read back as the new layout.
-CACHE_FORMAT = 3
+# Bump when the row layout or the choice of augmentations changes, so old caches are not read back.
+CACHE_FORMAT = 4
 
 
 @dataclass(frozen=True)
@@ -76,11 +77,12 @@ class AugmentationPlan:
     @classmethod
     def sample(cls, tasks: Sequence[Task], num_augmentations: int, *, seed: int = 0,
                fix_background: bool = True) -> AugmentationPlan:
-        rng = np.random.default_rng(seed)
+        """Each task gets `arc.views.task_augmentations(task.id, num_augmentations, seed)`: the same
+        augmentations whatever the other tasks of the list, and those the other predictors give it."""
         names = [BLANK_PUZZLE]
         for task in tasks:
             names += [f"{task.id}/{aug.name}"
-                      for aug in sample_augmentations(num_augmentations, rng, fix_background=fix_background)]
+                      for aug in task_augmentations(task.id, num_augmentations, seed, fix_background=fix_background)]
         return cls(names)
 
     @property
