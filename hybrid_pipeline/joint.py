@@ -71,11 +71,10 @@ from hybrid_pipeline.arc.datasets import TextDataConfig, build_text_dataset
 from hybrid_pipeline.arc.errors import ARCDataError, Problem
 from hybrid_pipeline import training
 from hybrid_pipeline.arc.files import atomic_write_json
-from hybrid_pipeline.arc.grids import sample_augmentations
 from hybrid_pipeline.arc.scoring import score_submission, write_submission
 from hybrid_pipeline.arc.tasks import LEAKAGE_POLICIES, Task, apply_leakage_policy, fitting, load_tasks
 from hybrid_pipeline.arc.text import INPUT_MARKER, TEST_MARKER, parse_grid, task_to_prompt
-from hybrid_pipeline.arc.voting import VoteBox
+from hybrid_pipeline.arc.views import View, plan_views, predict_under_views, task_augmentations, vote_views
 from hybrid_pipeline.config import ConfigError, config_to_dict
 from hybrid_pipeline.hybrid import HybridConfig, HybridModel
 from hybrid_pipeline.training import TrainResult, batch_rows, process_share, run_training
@@ -524,37 +523,29 @@ def predict_attempts(model: HybridModel, tasks: Sequence[Task], *, augmentations
                      batch_size: int = 8, max_new_tokens: int | None = None, progress: bool = False) -> dict[str, Any]:
     """Two attempts per test input from the TRM's grids and from the LM's answers.
 
-    Each test input is predicted under `augmentations` views (identity first, then random ones seeded
-    by `seed` and the task id, so a task gets the same views in any shard of the task list); every grid
-    is mapped back by the inverse augmentation and voted per source, TRM votes tie-broken by q_halt;
-    the top two are the attempts. Prompts are built from the tasks with their solutions removed: nothing
+    Each test input is predicted under the views `arc.views.task_augmentations(task.id, augmentations,
+    seed)` (identity first; a task gets the same views in any shard of the task list); every grid is
+    mapped back by the inverse augmentation and voted per source (`arc.views`), TRM votes tie-broken
+    by q_halt, then by the first vote; the top two are the attempts. Prompts are built from the tasks with their solutions removed: nothing
     here reads an expected output. Returns {"trm": {task id: [attempts per test input]}, "lm": {...},
     "views": number of views, "decoded": {source: views that gave a readable grid}}.
     """
-    from tqdm.auto import tqdm
-
-    views = []  # (task, test index, augmentation, prompt, augmented test input)
-    for task in tasks:
-        blind = task.without_solutions()
-        rng = np.random.default_rng([seed, int.from_bytes(hashlib.sha256(task.id.encode()).digest()[:4], "little")])
-        for aug in sample_augmentations(augmentations, rng):
-            seen = aug.apply_task(blind)
-            views += [(task, j, aug, task_to_prompt(seen, j), seen.test[j].input) for j in range(len(seen.test))]
-    boxes = {"trm": VoteBox(), "lm": VoteBox()}
-    decoded = {"trm": 0, "lm": 0}
+    views = plan_views(tasks, lambda task: task_augmentations(task.id, augmentations, seed))
     generator = torch.Generator(device=model.backbone.device).manual_seed(seed)
-    for start in tqdm(range(0, len(views), batch_size), desc="evaluate", disable=not progress):
-        chunk = views[start:start + batch_size]
-        batch = model.encode([v[3] for v in chunk], [v[4] for v in chunk])
-        prediction = model.predict(batch, max_new_tokens=max_new_tokens, generator=generator)
-        for k, (task, j, aug, _, _) in enumerate(chunk):
-            for source, grid, confidence in (("trm", prediction.trm_grids[k], float(prediction.q_halt_logits[k])),
-                                             ("lm", prediction.answer_grids[k], 0.0)):
-                if grid is not None:
-                    decoded[source] += 1
-                    boxes[source].add(task.id, j, aug.invert(grid), confidence)
+    answers: list[tuple[View, list[tuple[np.ndarray | None, float]]]] = []  # the LM's, voted after the TRM's
+
+    def predict(batch: Sequence[View]) -> list[list[tuple[np.ndarray | None, float]]]:
+        encoded = model.encode([task_to_prompt(v.task, v.test_index) for v in batch], [v.input for v in batch])
+        prediction = model.predict(encoded, max_new_tokens=max_new_tokens, generator=generator)
+        answers.extend((v, [(grid, 0.0)]) for v, grid in zip(batch, prediction.answer_grids))
+        return [[(grid, float(q))] for grid, q in zip(prediction.trm_grids, prediction.q_halt_logits.tolist())]
+
+    boxes = {"trm": predict_under_views(views, predict, batch_size=batch_size, progress=progress, desc="evaluate")}
+    boxes["lm"] = vote_views(answers)
     out: dict[str, Any] = {source: {t.id: [box.top(t.id, j, 2) for j in range(len(t.test))] for t in tasks}
                            for source, box in boxes.items()}
+    decoded = {source: sum(c.votes for t in tasks for j in range(len(t.test)) for c in box.ranked(t.id, j))
+               for source, box in boxes.items()}
     return {**out, "views": len(views), "decoded": decoded}
 
 
