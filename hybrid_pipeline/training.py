@@ -39,18 +39,16 @@ import os
 import shutil
 import signal
 import sys
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
 from hybrid_pipeline.arc.files import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
 from hybrid_pipeline.config import ConfigError, changed_settings, config_to_dict, flat_settings
-from hybrid_pipeline.runs import RunError, Terminated
+from hybrid_pipeline.runs import HeldSignals, RunError, Terminated, stop_exception
 
 LATEST_NAME = "latest.json"  # checkpoints/latest.json: {"name": "step-NNNNNNN", "step": N}
 LOOP_STATE_NAME = "loop_state.json"  # in each checkpoint: {"step": N, "owed": the log line still to write}
@@ -210,51 +208,6 @@ def cut_log(path: Path, step: int, *, keep_step: bool) -> list[dict[str, Any]]:
     kept = [r for r in read_jsonl(path) if r.get("step", 0) < step or (keep_step and r.get("step") == step)]
     atomic_write_text(path, "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in kept))
     return kept
-
-
-# --------------------------------------------------------------------------------------------------
-# signals
-
-
-class HeldSignals:
-    """SIGINT and SIGTERM held while the block runs in the main thread: `signum` says which came
-    first (None: neither); inside `interruptible()` one raises at once, as it would without this."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._at_once = False
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> HeldSignals:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                if signal.getsignal(sig) is not signal.SIG_IGN:  # an ignored signal stays ignored
-                    self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.signum = self.signum or signum
-        if self._at_once:
-            raise stop_exception(signum)
-
-    @contextmanager
-    def interruptible(self) -> Iterator[None]:
-        if self.signum:
-            raise stop_exception(self.signum)
-        self._at_once = True
-        try:
-            yield
-        finally:
-            self._at_once = False
-
-
-def stop_exception(signum: int, message: str = "") -> KeyboardInterrupt:
-    """What a signal raises: `runs.Terminated` for SIGTERM, KeyboardInterrupt for SIGINT."""
-    return Terminated(message) if signum == signal.SIGTERM else KeyboardInterrupt(message)
 
 
 # --------------------------------------------------------------------------------------------------

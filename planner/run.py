@@ -5,7 +5,8 @@ Files in `out_dir` (DESIGN.md, "CLI contract"):
   whether they were right when the solution is known), appended as the task finishes;
 - `submission.json`: Kaggle format for every task of the run (placeholders for tasks not yet
   done), rewritten atomically after each task;
-- `summary.json` and `report.html`: at the end, and on Ctrl-C or SIGTERM with `"interrupted": true`.
+- `summary.json` and `report.html`: at the end, and on Ctrl-C or SIGTERM with `"interrupted": true`
+  (`runs.finish_run`: a signal lets the task's writes finish, then stops the run);
 - `run.json`: the settings (`meta`) and versions, so that a resume refuses to mix runs (see
   `hybrid_pipeline.runs`).
 `resume=True` skips the tasks already in results.jsonl; without it, an existing results.jsonl is
@@ -29,7 +30,7 @@ import numpy as np
 from hybrid_pipeline.arc.files import append_jsonl, atomic_write_json, atomic_write_text
 from hybrid_pipeline.arc.scoring import is_solved, score_submission, write_submission
 from hybrid_pipeline.arc.tasks import Task
-from hybrid_pipeline.runs import kept_records, open_run
+from hybrid_pipeline.runs import finish_run, kept_records, open_run
 from planner.planner import ARCPlanner
 from planner.trace import TestInputResult
 
@@ -60,20 +61,9 @@ def run_plan(planner: ARCPlanner, tasks: Sequence[Task], out_dir: str | Path, *,
     continuing = open_run(out, run_settings(meta), resume=resume, overwrite=overwrite, results=RESULTS)
     records = kept_records(results_path, tasks, continuing)
     todo = [t for t in tasks if t.id not in records]
-    interrupted = False
     bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc="plan", unit="task", disable=not progress)
-    try:
-        for record in _solved(planner, todo, task_timeout_s, workers):
-            task_id = record["task_id"]
-            append_jsonl(results_path, record)
-            records[task_id] = record
-            write_submission(out / SUBMISSION, _attempts(records), tasks)
-            bar.update(1)
-            bar.set_postfix_str(_running_score(records))
-    except KeyboardInterrupt:
-        interrupted = True
-        raise
-    finally:
+
+    def finish(interrupted: bool) -> dict[str, Any]:
         bar.close()
         write_submission(out / SUBMISSION, _attempts(records), tasks)
         summary = summarize(tasks, records, meta, interrupted=interrupted)
@@ -81,7 +71,17 @@ def run_plan(planner: ARCPlanner, tasks: Sequence[Task], out_dir: str | Path, *,
         from planner.report import render_report
 
         atomic_write_text(out / REPORT, render_report(tasks, records, summary))
-    return PlanRun(summary, [records[t.id] for t in tasks if t.id in records])
+        return summary
+
+    with finish_run(out, finish) as loop:
+        for record in _solved(planner, todo, task_timeout_s, workers):
+            with loop.writing():
+                append_jsonl(results_path, record)
+                records[record["task_id"]] = record
+                write_submission(out / SUBMISSION, _attempts(records), tasks)
+            bar.update(1)
+            bar.set_postfix_str(_running_score(records))
+    return PlanRun(loop.finished, [records[t.id] for t in tasks if t.id in records])
 
 
 def run_settings(meta: dict[str, Any]) -> dict[str, Any]:

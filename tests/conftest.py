@@ -56,3 +56,16 @@ def write_json(tmp_path):
         path.write_text(obj if isinstance(obj, str) else json.dumps(obj))
         return path
     return write
+
+
+# What differs between two runs of the same tasks on one machine: the time each part took.
+TIMING_FIELDS = ("seconds", "check_seconds", "predict_seconds", "search_seconds")
+
+
+def without_timing(value):
+    """A run's record or summary (nested dicts and lists) without its `TIMING_FIELDS`."""
+    if isinstance(value, dict):
+        return {k: without_timing(v) for k, v in value.items() if k not in TIMING_FIELDS}
+    if isinstance(value, list):
+        return [without_timing(v) for v in value]
+    return value
