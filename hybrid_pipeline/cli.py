@@ -203,10 +203,11 @@ def _add_train_command(group: argparse._SubParsersAction, what: str, config_help
 def cmd_trm_eval(args: argparse.Namespace) -> int:
     from hybrid_pipeline.trm.evaluate import evaluate_checkpoint
 
-    tasks = _load(args)
-    summary = evaluate_checkpoint(args.checkpoint, tasks, args.out, data_label=args.data,
-                                  batch_size=args.batch_size, max_augmentations=args.views, resume=args.resume,
-                                  overwrite=args.overwrite)
+    tasks, recorded = _shard(args, lambda: _load(args), "trm eval")
+    with recorded:
+        summary = evaluate_checkpoint(args.checkpoint, tasks, args.out, data_label=args.data,
+                                      batch_size=args.batch_size, max_augmentations=args.views, resume=args.resume,
+                                      overwrite=args.overwrite)
     print(f"wrote {args.out}/submission.json, results.jsonl, summary.json for {summary['tasks']} tasks"
           + (f" ({summary['skipped_too_large']} too large for the model's canvas)" if summary["skipped_too_large"] else "")
           + (f"; {summary['unseen_in_training']} never seen in training (blank puzzle embedding)"
@@ -223,21 +224,28 @@ def cmd_trm_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
+    from contextlib import nullcontext
+
     from hybrid_pipeline.backbones.config import BackboneConfig
     from hybrid_pipeline.baseline import BaselineConfig, format_table, run_baseline
 
     kind = args.kind or ("diffusion" if args.backbone == "tiny-random-diffusion" else "causal")
+    patterns, limit, recorded = _task_patterns(args.tasks), args.limit, nullcontext()
+    if args.shard:  # the baseline loads its tasks itself: it is given the shard's ids
+        tasks, recorded = _shard(args, lambda: _load(args), "baseline")
+        patterns, limit = [t.id for t in tasks], None
     try:  # the configs check their values; a ValueError here is a bad flag
         backbone = BackboneConfig(kind=kind, name_or_path=args.backbone, dtype=args.dtype,
                                   load_in_4bit=args.load_in_4bit, load_in_8bit=args.load_in_8bit,
                                   trust_remote_code=args.trust_remote_code)
-        config = BaselineConfig(data=args.data, out_dir=args.out, tasks=_task_patterns(args.tasks), limit=args.limit,
+        config = BaselineConfig(data=args.data, out_dir=args.out, tasks=patterns, limit=limit,
                                 backbone=backbone, attempts=args.attempts, augment=args.augment,
                                 temperature=args.temperature, max_new_tokens=args.max_new_tokens,
                                 seed=args.seed, resume=args.resume, overwrite=args.overwrite)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    summary = run_baseline(config)
+    with recorded:
+        summary = run_baseline(config)
     print(format_table(summary))
     print(f"wrote {args.out}/submission.json, results.jsonl, summary.json")
     return EXIT_OK
@@ -272,20 +280,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(f"error: {problem}", file=sys.stderr)
     if not loaded.tasks:
         raise UsageError(f"{args.data}: no task to run")
+    tasks, recorded = _shard(args, lambda: loaded.tasks, "plan")
     planner, meta = build_planner(setup)
     if meta["random_weights"]:
         print(f"NOTE: random weights in {', '.join(meta['random_weights'])}: this run checks the pipeline, "
               "its answers are noise. Pass --backbone PATH, --trm DIR or --hybrid DIR for trained models.")
     meta["data"] = args.data
-    try:
-        run = run_plan(planner, loaded.tasks, args.out, resume=args.resume, overwrite=args.overwrite,
-                       task_timeout_s=args.task_timeout,
-                       meta=meta, progress=not args.quiet, workers=args.workers)
-    except KeyboardInterrupt as stop:
-        from hybrid_pipeline.runs import interrupted_exit_code
-
-        print(f"interrupted: every file in {args.out} is valid; rerun with --resume to continue", file=sys.stderr)
-        return interrupted_exit_code(stop)
+    with recorded:  # Ctrl-C and SIGTERM: the run writes its files, main() says so and exits 130 / 143
+        run = run_plan(planner, tasks, args.out, resume=args.resume, overwrite=args.overwrite,
+                       task_timeout_s=args.task_timeout, meta=meta, progress=not args.quiet, workers=args.workers)
     summary = run.summary
     print(f"{args.data}: {summary['finished']} of {summary['tasks']} tasks, {summary['test_inputs']} test inputs, "
           f"{summary['attempts']} attempts, {summary['errors']} task errors, {summary['seconds']:.1f} s")
@@ -298,6 +301,35 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(f"error: {len(loaded.problems)} problems in the input (listed above); those tasks did not run",
               file=sys.stderr)
         return EXIT_USAGE
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------------
+# shards
+
+
+def _shard(args: argparse.Namespace, tasks: Callable[[], list], command: str):
+    """(the tasks of `--shard K/N` among `tasks()`, a context that records the shard with the run's
+    settings); without the flag, all of them and no change. Says in one line which tasks it runs."""
+    from hybrid_pipeline.runs import Shard, in_shard, take_shard
+
+    if not args.shard:
+        return tasks(), in_shard(None)
+    shard = Shard.parse(args.shard)  # a bad value stops the command before the tasks load
+    sharded = take_shard(tasks(), shard, command=command, data=args.data)
+    print(sharded.describe())
+    return sharded.tasks, in_shard(sharded)
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from hybrid_pipeline.merge import merge_runs
+
+    merged = merge_runs(args.out, args.shard_dirs, partial=args.partial, overwrite=args.overwrite)
+    print(merged.describe())
+    summary = merged.summary
+    if "task_score" in summary:
+        print(f"  per-task score    {100 * summary['task_score']:6.2f}%")
+        print(f"  per-output score  {100 * summary['output_score']:6.2f}%")
     return EXIT_OK
 
 
@@ -350,6 +382,11 @@ def _add_selection(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=_positive_int, help="keep only the first N selected tasks")
 
 
+def _add_shard(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--shard", metavar="K/N", help="run shard K of N of the selected tasks: those at positions K, "
+                   "K+N, K+2N, ... (from 1), so N machines split them; join the out dirs with `hybrid-arc merge`")
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -375,6 +412,7 @@ def _add_model_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--batch-size", type=_positive_int, default=64)
     p.add_argument("--views", type=_positive_int, help="augmentations voted per task (default: all trained)")
+    _add_shard(p)
     _add_rerun(p, resume="continue the evaluation in --out (same checkpoint weights and views), skipping the "
                          "tasks it holds")
     p.set_defaults(func=cmd_trm_eval)
@@ -436,6 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--load-in-4bit", action="store_true")
     p.add_argument("--load-in-8bit", action="store_true")
     p.add_argument("--trust-remote-code", action="store_true", help="needed by LLaDA checkpoints")
+    _add_shard(p)
     p.add_argument("--out", required=True, help="output directory")
     _add_rerun(p)
     p.set_defaults(func=cmd_baseline)
@@ -469,11 +508,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-search-feedback", action="store_true",
                    help="retries take the next program in rank order, ignoring the verifier's problems")
     p.add_argument("--workers", type=int, default=1, help="tasks solved in parallel processes (default 1)")
+    _add_shard(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output directory")
     _add_rerun(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_plan)
+
+    p = commands.add_parser("merge", help="join the out dirs of one run's shards (--shard K/N) into one out dir")
+    p.add_argument("out", metavar="OUT", help="output directory (empty or new, unless --overwrite)")
+    p.add_argument("shard_dirs", nargs="+", metavar="SHARD_DIR", help="the out dirs of the shards")
+    p.add_argument("--partial", action="store_true", help="merge though some shards are missing (the summary "
+                                                          "names them)")
+    p.add_argument("--overwrite", action="store_true", help="replace the run files in a non-empty OUT")
+    p.set_defaults(func=cmd_merge)
 
     sandbox = commands.add_parser("sandbox", help="run untrusted candidate programs safely").add_subparsers(
         dest="sandbox_command", required=True, metavar="SUBCOMMAND")
