@@ -170,3 +170,37 @@ def test_merge_refuses_a_non_empty_out_unless_overwrite_and_a_dir_that_is_not_a_
     assert main(["merge", shards[0], *shards, "--overwrite"]) == 2
     assert capsys.readouterr().err.splitlines()[-1] == f"error: {shards[0]} is one of the shards being merged; " \
                                                         "choose another OUT"
+
+
+BASELINE = ["baseline", "--data", "arc-agi-1:training", "--limit", "3", "--backbone", "tiny-random",
+            "--max-new-tokens", "16"]
+BASELINE_RATES = ("tokens_per_second", "seconds_per_task")  # from the seconds: timing too
+
+
+def test_baseline_shards_merge_to_the_files_of_one_run(tmp_path, capsys):
+    for name, extra in (("whole", []), ("s1", ["--shard", "1/2"]), ("s2", ["--shard", "2/2"])):
+        assert main([*BASELINE, "--out", str(tmp_path / name), *extra]) == 0
+    assert main(["merge", str(tmp_path / "merged"), str(tmp_path / "s1"), str(tmp_path / "s2")]) == 0
+    assert "of a baseline run on arc-agi-1:training: 3 of 3 tasks finished" in capsys.readouterr().out
+    merged, whole = run_files(tmp_path / "merged"), run_files(tmp_path / "whole")
+    for files in (merged, whole):
+        files["summary"] = {k: v for k, v in files["summary"].items() if k not in BASELINE_RATES}
+    assert merged == whole
+    assert not (tmp_path / "merged" / "report.html").exists()  # the baseline writes none
+
+
+def test_trm_eval_shards_merge_to_the_files_of_one_run(tmp_path, capsys):
+    from test_trm_train import EVAL_IDS, tiny_config
+
+    from hybrid_pipeline.trm.train import train_trm
+
+    final = train_trm(tiny_config(tmp_path / "train", tmp_path / "cache", max_steps=2), progress=False).final_dir
+    command = ["trm", "eval", "--checkpoint", str(final), "--data", "arc-agi-1:evaluation",
+               "--tasks", ",".join([*EVAL_IDS, "00576224", "009d5c81"]), "--batch-size", "4"]
+    for name, extra in (("whole", []), ("s1", ["--shard", "1/2"]), ("s2", ["--shard", "2/2"])):
+        assert main([*command, "--out", str(tmp_path / name), *extra]) == 0
+    capsys.readouterr()
+    assert main([*command, "--out", str(tmp_path / "s1"), "--shard", "2/2", "--resume"]) == 2
+    assert "(shard '1/2' -> '2/2')" in capsys.readouterr().err
+    assert main(["merge", str(tmp_path / "merged"), str(tmp_path / "s2"), str(tmp_path / "s1")]) == 0
+    assert run_files(tmp_path / "merged") == run_files(tmp_path / "whole")
