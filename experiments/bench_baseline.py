@@ -36,7 +36,8 @@ def main() -> None:
     import torch
 
     from hybrid_pipeline.backbones import BackboneConfig, load_backbone
-    from hybrid_pipeline.baseline import BackboneAnswerModel, BaselineConfig, GridEndStop, run_baseline
+    from hybrid_pipeline.backbones.answer import BackboneAnswerModel, GridEndStop
+    from hybrid_pipeline.baseline import BaselineConfig, run_baseline
 
     torch.set_num_threads(args.threads)
     backbone = load_backbone(BackboneConfig())

@@ -9,9 +9,10 @@ become attempt_1 and attempt_2. Ties keep the order of generation, so without au
 attempts are the greedy answer, then the first different sampled one. An answer that does not
 parse is a failed attempt, recorded with the parser's reason.
 
-The model is anything with `generate_answers` (`AnswerModel`): `BackboneAnswerModel` wraps a causal
-or diffusion backbone, tests plug in scripted models. The solver sees `Task.without_solutions()`;
-test outputs are read only after a task's attempts are made, to score it.
+The model is anything with `generate_answers` (`hybrid_pipeline.backbones.answer.AnswerModel`):
+`BackboneAnswerModel` there wraps a causal or diffusion backbone, tests plug in scripted models. The
+solver sees the task without its test outputs (`arc.views`); they are read only after a task's
+attempts are made, to score it.
 
 Files in `out_dir` (DESIGN.md, "CLI contract"):
 - `results.jsonl`: one line per task, appended as it finishes (attempts, vote counts, parse failures
@@ -27,27 +28,23 @@ from __future__ import annotations
 
 import json
 import time
-from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Sequence
 
 import numpy as np
-import torch
 
 from hybrid_pipeline.arc.files import append_jsonl, atomic_write_json
 from hybrid_pipeline.arc.scoring import is_solved, score_submission, write_submission
-from hybrid_pipeline.arc.tasks import BUNDLED_SPLITS, MAX_SIDE, Task, load_tasks
-from hybrid_pipeline.arc.text import DIGITS, AnswerParseError, parse_grid, task_to_prompt
+from hybrid_pipeline.arc.tasks import BUNDLED_SPLITS, Task, load_tasks
+from hybrid_pipeline.arc.text import AnswerParseError, parse_grid, task_to_prompt
 from hybrid_pipeline.arc.views import View, plan_views, predict_under_views, stable_int, task_augmentations
 from hybrid_pipeline.arc.voting import Candidate, rank_of
+from hybrid_pipeline.backbones.answer import MAX_ANSWER_TOKENS, AnswerModel, load_answer_model
 from hybrid_pipeline.backbones.config import BackboneConfig, resolve_dtype
 from hybrid_pipeline.config import config_to_dict
 from hybrid_pipeline.runs import kept_records, open_run
 
-# The largest answer: 30 rows of 30 digits and a newline, then EOS. With one token per character
-# (or fewer characters per token) no valid answer needs more tokens than this.
-MAX_ANSWER_TOKENS = MAX_SIDE * (MAX_SIDE + 1) + 1
 RESULTS, SUBMISSION, SUMMARY = "results.jsonl", "submission.json", "summary.json"
 # Settings that change what a run predicts: a resumed run must match them.
 RESUME_KEYS = ("data", "backbone", "attempts", "augment", "temperature", "max_new_tokens",
@@ -103,159 +100,6 @@ class BaselineConfig:
     @property
     def answer_tokens(self) -> int:
         return self.max_new_tokens or MAX_ANSWER_TOKENS
-
-
-class AnswerModel(Protocol):
-    """What the baseline needs from a model: `n` answers to one prompt, as text.
-
-    Answer 0 is greedy; answers 1..n-1 are sampled at `temperature` (a repeat of answer 0 when it is
-    0), reproducibly from `seed`. Optional attributes the baseline reads when present:
-    `tokens_generated` (a running count, for tokens/s), `random_weights`, `name` and `kind`.
-    """
-
-    def generate_answers(self, prompt: str, n: int, *, temperature: float, max_new_tokens: int,
-                         seed: int) -> list[str]: ...
-
-
-# --------------------------------------------------------------------------------------------------
-# The backbone as an AnswerModel
-
-
-class GridEndStop:
-    """Stops generation once more tokens cannot change what `parse_grid` reads.
-
-    That is after a blank line that follows a digit (the grid block has ended) or after a row of
-    more than 30 digits (the answer can no longer be a valid grid). An untrained model constrained
-    to digits never emits EOS on its own and would otherwise write all `max_new_tokens`. Only the
-    last 31 tokens are looked at, in Python: a handful of tensor ops would cost more per token than
-    the tiny test model's forward pass.
-    """
-
-    def __init__(self, newline_id: int, digit_ids: Sequence[int], max_side: int = MAX_SIDE):
-        self.newline_id = newline_id
-        self.digit_ids = frozenset(int(i) for i in digit_ids)
-        self.max_side = max_side
-
-    def __call__(self, input_ids: torch.Tensor, scores: Any = None, **kwargs: Any) -> torch.Tensor:
-        """input_ids [B,N] holds only generated tokens (the backbone generates from inputs_embeds)."""
-        tails = input_ids[:, -(self.max_side + 1):].tolist()
-        return torch.tensor([self._done(tail) for tail in tails], dtype=torch.bool, device=input_ids.device)
-
-    def _done(self, tail: list[int]) -> bool:
-        if len(tail) >= 3 and tail[-1] == tail[-2] == self.newline_id and tail[-3] in self.digit_ids:
-            return True
-        return len(tail) > self.max_side and all(t in self.digit_ids for t in tail)
-
-
-def grid_end_stop(tokenizer: Any) -> GridEndStop:
-    """A `GridEndStop` for a tokenizer whose digits and newline are single tokens (checked by
-    `grid_alphabet_ids`); the last id of each character's encoding is then the character's own."""
-    def last_id(ch: str) -> int:
-        return tokenizer.encode(ch, add_special_tokens=False)[-1]
-
-    return GridEndStop(last_id("\n"), [last_id(d) for d in DIGITS])
-
-
-class BackboneAnswerModel:
-    """`AnswerModel` over a `CausalBackbone` or `DiffusionBackbone` and its tokenizer.
-
-    Causal: the prompt is encoded once (`encode_prompt`) and every answer continues from a copy of
-    its KV cache, so n answers cost one prompt pass instead of n (`reuse_prompt_cache=False` re-encodes,
-    for comparison). Diffusion: no KV cache, as in LLaDA: attention goes both ways, so the prompt's
-    keys and values change while the answer fills in and every step runs the whole sequence.
-    `tokens_generated` counts new tokens (EOS included); for diffusion every filled position counts.
-    """
-
-    def __init__(self, backbone: Any, *, constrain_to_grid: bool = True, reuse_prompt_cache: bool = True,
-                 stop_at_grid_end: bool = True, diffusion_block_length: int = 32,
-                 diffusion_steps_per_block: int = 16, generate_kwargs: dict[str, Any] | None = None):
-        from hybrid_pipeline.backbones.causal import grid_alphabet_ids
-        from hybrid_pipeline.backbones.diffusion import DiffusionBackbone
-
-        self.backbone = backbone
-        self.tokenizer = backbone.tokenizer
-        self.is_diffusion = isinstance(backbone, DiffusionBackbone)
-        self.constrain_to_grid = constrain_to_grid
-        self.reuse_prompt_cache = reuse_prompt_cache
-        self.diffusion_block_length = diffusion_block_length
-        self.diffusion_steps_per_block = diffusion_steps_per_block
-        self.generate_kwargs = dict(generate_kwargs or {})  # passed to model.generate (causal only)
-        self.random_weights = bool(backbone.random_weights)
-        self.name = backbone.config.name_or_path
-        self.kind = backbone.config.kind
-        self.tokens_generated = 0
-        self._stop = None
-        if constrain_to_grid:
-            try:
-                grid_alphabet_ids(self.tokenizer)  # fail now, not after the first task
-            except ValueError as e:
-                raise BaselineError(f"backbone '{self.name}': {e}; run with constrain_to_grid off") from None
-            if stop_at_grid_end and not self.is_diffusion:
-                self._stop = grid_end_stop(self.tokenizer)
-
-    def generate_answers(self, prompt: str, n: int, *, temperature: float, max_new_tokens: int,
-                         seed: int) -> list[str]:
-        ids = self.tokenizer(prompt, return_tensors="pt").input_ids.to(self.backbone.device)  # [1,T]
-        cache = self.backbone.encode_prompt(ids) if self.reuse_prompt_cache and not self.is_diffusion else None
-        answers: list[str] = []
-        for k in range(n):
-            if k > 0 and temperature == 0:
-                answers.append(answers[0])  # greedy decoding would only repeat itself
-            elif self.is_diffusion:
-                answers.append(self._diffuse(ids, temperature if k else 0.0, max_new_tokens, seed + k))
-            else:
-                answers.append(self._continue(ids, cache, temperature if k else None, max_new_tokens, seed + k))
-        return answers
-
-    def _continue(self, ids: torch.Tensor, cache: Any, temperature: float | None, max_new_tokens: int,
-                  seed: int) -> str:
-        """One answer after the prompt `ids` [1,T] (or its cache); greedy when temperature is None."""
-        from transformers import StoppingCriteriaList
-
-        kwargs = dict(self.generate_kwargs)
-        if self._stop is not None:
-            kwargs["stopping_criteria"] = StoppingCriteriaList([self._stop])
-        if temperature is not None:
-            kwargs.update(do_sample=True, temperature=temperature)
-        source = {"prompt_cache": cache} if cache is not None else {"prompt_ids": ids}
-        with _seeded(seed, ids.device) if temperature is not None else nullcontext():
-            out = self.backbone.generate(**source, max_new_tokens=max_new_tokens,
-                                         constrain_to_grid=self.constrain_to_grid, **kwargs)  # [1,N]
-        self.tokens_generated += out.shape[1]
-        return self.tokenizer.decode(out[0], skip_special_tokens=True)
-
-    def _diffuse(self, ids: torch.Tensor, temperature: float, max_new_tokens: int, seed: int) -> str:
-        block = self.diffusion_block_length
-        gen_length = -(-max_new_tokens // block) * block  # the sampler fills whole blocks
-        steps = gen_length // block * self.diffusion_steps_per_block
-        generator = torch.Generator(device=ids.device).manual_seed(seed)
-        eos = self.tokenizer.eos_token_id
-        sample = self.backbone.generate(ids, gen_length=gen_length, block_length=block, steps=steps,
-                                        temperature=temperature, constrain_to_grid=self.constrain_to_grid,
-                                        generator=generator, stop_token_ids=None if eos is None else [eos])
-        tokens = sample.tokens[0]  # [G]
-        if eos is not None and (tokens == eos).any():
-            tokens = tokens[:int((tokens == eos).nonzero()[0, 0])]  # LLaDA pads the answer with EOS
-        self.tokens_generated += sample.sampled
-        return self.tokenizer.decode(tokens, skip_special_tokens=True)
-
-
-@contextmanager
-def _seeded(seed: int, device: torch.device):
-    """Seed the global RNG that `model.generate` samples from, and restore it afterwards."""
-    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
-        yield
-
-
-def load_answer_model(config: BaselineConfig) -> BackboneAnswerModel:
-    """Load `config.backbone`; raises BackboneLoadError when it cannot be loaded."""
-    from hybrid_pipeline.backbones import load_backbone
-
-    return BackboneAnswerModel(load_backbone(config.backbone), constrain_to_grid=config.constrain_to_grid,
-                               reuse_prompt_cache=config.reuse_prompt_cache,
-                               diffusion_block_length=config.diffusion_block_length,
-                               diffusion_steps_per_block=config.diffusion_steps_per_block)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -335,8 +179,9 @@ def run_baseline(config: BaselineConfig, *, model: AnswerModel | None = None, pr
     """Run the baseline over `config.data` and write the files in `config.out_dir`; returns the summary.
 
     User errors, raised before any task runs: ARCDataError (data spec, task files, a corrupt
-    results.jsonl), BackboneLoadError (the backbone), BaselineError (settings), RunError (out_dir
-    conflicts: results there without resume, a resume with other settings).
+    results.jsonl), BackboneLoadError (the backbone, or a tokenizer that cannot be constrained to the
+    grid alphabet), BaselineError (settings), RunError (out_dir conflicts: results there without
+    resume, a resume with other settings).
     """
     from tqdm.auto import tqdm
 
@@ -347,7 +192,10 @@ def run_baseline(config: BaselineConfig, *, model: AnswerModel | None = None, pr
                           results=RESULTS, compare=RESUME_KEYS)
     records = kept_records(out / RESULTS, tasks, continuing)
     if model is None:
-        model = load_answer_model(config)
+        model = load_answer_model(config.backbone, constrain_to_grid=config.constrain_to_grid,
+                                  reuse_prompt_cache=config.reuse_prompt_cache,
+                                  diffusion_block_length=config.diffusion_block_length,
+                                  diffusion_steps_per_block=config.diffusion_steps_per_block)
     todo = [t for t in tasks if t.id not in records]
     write_submission(out / SUBMISSION, _submission(records), tasks)
     bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc="baseline", unit="task", disable=not progress)

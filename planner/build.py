@@ -91,11 +91,11 @@ def build_planner(setup: PlanSetup) -> tuple[ARCPlanner, dict[str, Any]]:
         elif name == "trm":
             built.append(P.TRMProposer.from_checkpoint(setup.trm) if setup.trm else P.TRMProposer.untrained(seed=setup.seed))
         elif name == "llm":
-            from hybrid_pipeline.baseline import BackboneAnswerModel
+            from hybrid_pipeline.backbones.answer import BackboneAnswerModel
 
             built.append(P.LLMProposer(BackboneAnswerModel(backbone)))
         elif name == "program":
-            from hybrid_pipeline.baseline import BackboneAnswerModel
+            from hybrid_pipeline.backbones.answer import BackboneAnswerModel
 
             built.append(P.ProgramProposer(BackboneAnswerModel(backbone, constrain_to_grid=False,
                                                                stop_at_grid_end=False)))

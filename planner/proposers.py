@@ -124,7 +124,7 @@ class HybridProposer:
             return {}
         from transformers import StoppingCriteriaList
 
-        from hybrid_pipeline.baseline import grid_end_stop
+        from hybrid_pipeline.backbones.answer import grid_end_stop
 
         return {"stopping_criteria": StoppingCriteriaList([grid_end_stop(self.model.backbone.tokenizer)])}
 
@@ -176,7 +176,7 @@ class LLMProposer:
     name = "llm"
 
     def __init__(self, answer_model, *, max_new_tokens: int | None = None):
-        from hybrid_pipeline.baseline import MAX_ANSWER_TOKENS
+        from hybrid_pipeline.backbones.answer import MAX_ANSWER_TOKENS
 
         self.model = answer_model
         self.max_new_tokens = max_new_tokens or MAX_ANSWER_TOKENS

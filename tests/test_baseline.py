@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from hybrid_pipeline.arc.errors import ARCDataError
 from hybrid_pipeline.arc.files import read_jsonl
@@ -18,9 +17,8 @@ from hybrid_pipeline.arc.scoring import PLACEHOLDER_GRID, read_submission, score
 from hybrid_pipeline.arc.tasks import load_tasks
 from hybrid_pipeline.arc.text import grid_to_text, parse_grid, task_to_prompt
 from hybrid_pipeline.arc.views import task_augmentations
-from hybrid_pipeline.backbones import BackboneConfig, BackboneLoadError, load_backbone
-from hybrid_pipeline.baseline import (BackboneAnswerModel, BaselineConfig, BaselineError, GridEndStop,
-                                      format_table, run_baseline)
+from hybrid_pipeline.backbones import BackboneConfig, BackboneLoadError
+from hybrid_pipeline.baseline import BaselineConfig, BaselineError, format_table, run_baseline
 from hybrid_pipeline.runs import RunError
 
 DATA = "arc-agi-1:evaluation"
@@ -157,39 +155,6 @@ def test_user_errors_are_raised_before_any_task_runs(tmp_path):
                 dict(backbone=BackboneConfig(dtype="float33"))):
         with pytest.raises(BaselineError):
             BaselineConfig(**bad)
-
-
-def test_grid_end_stop_stops_after_the_grid_or_a_row_too_long():
-    newline, digits = 10, list(range(10))
-    stop = GridEndStop(newline, digits)
-
-    def ids(text):
-        return torch.tensor([[newline if ch == "\n" else int(ch) for ch in text]])
-
-    assert stop(ids("12\n34\n\n")).tolist() == [True]
-    assert stop(ids("12\n34\n")).tolist() == [False]
-    assert stop(ids("\n\n")).tolist() == [False] and stop(ids("\n\n\n")).tolist() == [False]  # nothing yet
-    assert stop(ids("1" * 30)).tolist() == [False] and stop(ids("1" * 31)).tolist() == [True]
-    assert stop(ids("\n" + "1" * 30 + "\n" + "2" * 5)).tolist() == [False]
-
-
-@pytest.fixture(scope="module")
-def tiny_causal():
-    return load_backbone(BackboneConfig())
-
-
-def test_prompt_cache_reuse_gives_the_same_greedy_and_sampled_answers(tiny_causal):
-    (task,) = selected([SMALL_TASK])
-    prompt = task_to_prompt(task)
-    cached = BackboneAnswerModel(tiny_causal, reuse_prompt_cache=True)
-    fresh = BackboneAnswerModel(tiny_causal, reuse_prompt_cache=False)
-    kwargs = dict(temperature=1.0, max_new_tokens=40, seed=3)
-    a = cached.generate_answers(prompt, 3, **kwargs)
-    assert a == fresh.generate_answers(prompt, 3, **kwargs)
-    assert cached.tokens_generated == fresh.tokens_generated > 0
-    assert a == cached.generate_answers(prompt, 3, **kwargs)  # the cache is not consumed by its answers
-    assert a != cached.generate_answers(prompt, 3, **dict(kwargs, seed=4))  # the seed drives sampling
-    assert set("".join(a)) <= set("0123456789\n")  # constrained to the grid alphabet
 
 
 def load_script():
