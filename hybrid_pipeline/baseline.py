@@ -19,7 +19,8 @@ Files in `out_dir` (DESIGN.md, "CLI contract"):
   with reasons, correctness when solutions are known, tokens generated, seconds);
 - `submission.json`: Kaggle format for every selected task, rewritten atomically after each task
   (placeholder grids where there is no prediction yet);
-- `summary.json`: at the end (and on Ctrl-C, marked interrupted): scores, throughput, settings;
+- `summary.json`: at the end, and on Ctrl-C or SIGTERM with `"interrupted": true` (`runs.finish_run`:
+  a signal lets the task's writes finish, then stops the run): scores, throughput, settings;
 - `run.json`: the settings and versions, so that `resume` refuses to mix results made with other
   settings (`hybrid_pipeline.runs`).
 """
@@ -43,7 +44,7 @@ from hybrid_pipeline.arc.voting import Candidate, rank_of
 from hybrid_pipeline.backbones.answer import MAX_ANSWER_TOKENS, AnswerModel, load_answer_model
 from hybrid_pipeline.backbones.config import BackboneConfig, resolve_dtype
 from hybrid_pipeline.config import config_to_dict
-from hybrid_pipeline.runs import kept_records, open_run
+from hybrid_pipeline.runs import finish_run, kept_records, open_run
 
 RESULTS, SUBMISSION, SUMMARY = "results.jsonl", "submission.json", "summary.json"
 # Settings that change what a run predicts: a resumed run must match them.
@@ -175,9 +176,13 @@ def task_record(task: Task, predictions: list[Prediction], tokens: int, seconds:
 # The run
 
 
-def run_baseline(config: BaselineConfig, *, model: AnswerModel | None = None, progress: bool = True) -> dict[str, Any]:
-    """Run the baseline over `config.data` and write the files in `config.out_dir`; returns the summary.
+def run_baseline(config: BaselineConfig, *, tasks: Sequence[Task] | None = None, model: AnswerModel | None = None,
+                 progress: bool = True) -> dict[str, Any]:
+    """Run the baseline over `tasks` (default: those `config.data`, `config.tasks` and `config.limit`
+    select) and write the files in `config.out_dir`; returns the summary.
 
+    A signal (Ctrl-C, SIGTERM) lets the task's appended line and submission finish, writes the
+    summary marked interrupted and is raised again (`runs.finish_run`).
     User errors, raised before any task runs: ARCDataError (data spec, task files, a corrupt
     results.jsonl), BackboneLoadError (the backbone, or a tokenizer that cannot be constrained to the
     grid alphabet), BaselineError (settings), RunError (out_dir conflicts: results there without
@@ -185,8 +190,9 @@ def run_baseline(config: BaselineConfig, *, model: AnswerModel | None = None, pr
     """
     from tqdm.auto import tqdm
 
-    ids = list(config.tasks) if config.tasks else None
-    tasks = load_tasks(config.data, ids=ids, limit=config.limit).raise_if_problems().tasks
+    if tasks is None:
+        ids = list(config.tasks) if config.tasks else None
+        tasks = load_tasks(config.data, ids=ids, limit=config.limit).raise_if_problems().tasks
     out = Path(config.out_dir)
     continuing = open_run(out, _settings(config), resume=config.resume, overwrite=config.overwrite,
                           results=RESULTS, compare=RESUME_KEYS)
@@ -199,27 +205,28 @@ def run_baseline(config: BaselineConfig, *, model: AnswerModel | None = None, pr
     todo = [t for t in tasks if t.id not in records]
     write_submission(out / SUBMISSION, _submission(records), tasks)
     bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc="baseline", unit="task", disable=not progress)
-    try:
+
+    def finish(interrupted: bool) -> dict[str, Any]:
+        bar.close()
+        summary = summarize(records, tasks, config, model, interrupted=interrupted)
+        atomic_write_json(out / SUMMARY, summary, indent=2)
+        return summary
+
+    with finish_run(out, finish) as loop:
         for task in todo:
             tokens_before = getattr(model, "tokens_generated", 0)
             start = time.perf_counter()
             predictions = predict_task(model, task, config)
             seconds = time.perf_counter() - start
             record = task_record(task, predictions, getattr(model, "tokens_generated", 0) - tokens_before, seconds)
-            append_jsonl(out / RESULTS, record)
-            records[task.id] = record
-            write_submission(out / SUBMISSION, _submission(records), tasks)
+            with loop.writing():
+                append_jsonl(out / RESULTS, record)
+                records[task.id] = record
+                write_submission(out / SUBMISSION, _submission(records), tasks)
             bar.update(1)
             if "score" in record:
                 bar.set_postfix_str(f"solved {sum(sum(t['correct'] for t in r['test']) for r in records.values())}")
-    except KeyboardInterrupt:
-        atomic_write_json(out / SUMMARY, summarize(records, tasks, config, model, interrupted=True), indent=2)
-        raise
-    finally:
-        bar.close()
-    summary = summarize(records, tasks, config, model)
-    atomic_write_json(out / SUMMARY, summary, indent=2)
-    return summary
+    return loop.finished
 
 
 def _settings(config: BaselineConfig) -> dict[str, Any]:
@@ -260,9 +267,8 @@ def summarize(records: dict[str, dict[str, Any]], tasks: Sequence[Task], config:
         "tokens_generated": tokens, "seconds": round(seconds, 3),
         "tokens_per_second": tokens / seconds if tokens and seconds > 0 else None,
         "seconds_per_task": seconds / len(done) if done else None,
+        "interrupted": interrupted,
     }
-    if interrupted:
-        summary["interrupted"] = True
     if tasks and all(t.has_solutions for t in tasks):
         report = score_submission(_submission(records), tasks)
         summary.update(

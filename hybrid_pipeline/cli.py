@@ -224,28 +224,23 @@ def cmd_trm_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
-    from contextlib import nullcontext
-
     from hybrid_pipeline.backbones.config import BackboneConfig
     from hybrid_pipeline.baseline import BaselineConfig, format_table, run_baseline
 
     kind = args.kind or ("diffusion" if args.backbone == "tiny-random-diffusion" else "causal")
-    patterns, limit, recorded = _task_patterns(args.tasks), args.limit, nullcontext()
-    if args.shard:  # the baseline loads its tasks itself: it is given the shard's ids
-        tasks, recorded = _shard(args, lambda: _load(args), "baseline")
-        patterns, limit = [t.id for t in tasks], None
     try:  # the configs check their values; a ValueError here is a bad flag
         backbone = BackboneConfig(kind=kind, name_or_path=args.backbone, dtype=args.dtype,
                                   load_in_4bit=args.load_in_4bit, load_in_8bit=args.load_in_8bit,
                                   trust_remote_code=args.trust_remote_code)
-        config = BaselineConfig(data=args.data, out_dir=args.out, tasks=patterns, limit=limit,
+        config = BaselineConfig(data=args.data, out_dir=args.out, tasks=_task_patterns(args.tasks), limit=args.limit,
                                 backbone=backbone, attempts=args.attempts, augment=args.augment,
                                 temperature=args.temperature, max_new_tokens=args.max_new_tokens,
                                 seed=args.seed, resume=args.resume, overwrite=args.overwrite)
     except ValueError as e:
         raise UsageError(str(e)) from None
+    tasks, recorded = _shard(args, lambda: _load(args), "baseline")
     with recorded:
-        summary = run_baseline(config)
+        summary = run_baseline(config, tasks=tasks)
     print(format_table(summary))
     print(f"wrote {args.out}/submission.json, results.jsonl, summary.json")
     return EXIT_OK

@@ -148,10 +148,10 @@ def _baseline(tasks: list[Task], records: Records, shards: Sequence[ShardDir],
 
 def _trm_eval(tasks: list[Task], records: Records, shards: Sequence[ShardDir],
               interrupted: bool) -> tuple[dict[str, Any], dict[str, str]]:
-    from hybrid_pipeline.trm.evaluate import _summary
+    from hybrid_pipeline.trm.evaluate import summarize
 
     shown = _summary_source(shards)
-    return _summary(tasks, records, checkpoint=shown["checkpoint"], data_label=shown["data"],
+    return summarize(tasks, records, checkpoint=shown["checkpoint"], data_label=shown["data"],
                     views=shown["views_per_task"], interrupted=interrupted), {}
 
 

@@ -27,6 +27,8 @@ from hybrid_pipeline.trm.losses import exactly_right
 from hybrid_pipeline.trm.model import TRM, WEIGHTS_NAME
 
 PASS_AT = (1, 2, 5, 10)
+# What a resumed evaluation (and each shard of one) must share: the same weights voting the same views.
+RESUME_KEYS = ("command", "weights_sha256", "views")
 
 
 @torch.no_grad()
@@ -163,18 +165,18 @@ def evaluate_checkpoint(checkpoint: str | Path, tasks: Sequence[Task], out_dir: 
                         resume: bool = False, overwrite: bool = False, progress: bool = True) -> dict:
     """`hybrid-arc trm eval`: vote, and write `results.jsonl` (a line per task, appended as each
     batch of tasks is done), `submission.json` (rewritten after each batch) and `summary.json`
-    (at the end, and with `interrupted: true` on Ctrl-C or SIGTERM).
+    (at the end, and with `interrupted: true` on Ctrl-C or SIGTERM; `runs.finish_run`: a signal
+    lets the batch's writes finish, then stops the run).
 
     The out dir is a run (`hybrid_pipeline.runs.open_run`): `resume` continues one made from the
-    same checkpoint with the same views, skipping the tasks it holds; `overwrite` replaces a run
-    there. Tasks whose grids do not fit the model's canvas, and tasks the checkpoint never trained
-    on (predicted with the blank puzzle embedding and the identity view), are reported in the
-    summary. Scores are computed only when
-    every task has its test outputs.
+    same checkpoint with the same views (`RESUME_KEYS`), skipping the tasks it holds; `overwrite`
+    replaces a run there. Tasks whose grids do not fit the model's canvas, and tasks the checkpoint
+    never trained on (predicted with the blank puzzle embedding and the identity view), are reported
+    in the summary. Scores are computed only when every task has its test outputs.
     """
     from hybrid_pipeline.arc.files import append_jsonl, atomic_write_json
     from hybrid_pipeline.arc.scoring import write_submission
-    from hybrid_pipeline.runs import kept_records, open_run
+    from hybrid_pipeline.runs import finish_run, kept_records, open_run
     from hybrid_pipeline.trm.checkpoint import load_trm
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -184,35 +186,35 @@ def evaluate_checkpoint(checkpoint: str | Path, tasks: Sequence[Task], out_dir: 
     digest = hashlib.sha256((Path(checkpoint) / WEIGHTS_NAME).read_bytes()).hexdigest()
     settings = {"command": "trm eval", "checkpoint": str(Path(checkpoint).resolve()), "weights_sha256": digest,
                 "views": max_augmentations, "batch_size": batch_size}
-    continuing = open_run(out_dir, settings, resume=resume, overwrite=overwrite,
-                          compare=("command", "weights_sha256", "views"))
+    continuing = open_run(out_dir, settings, resume=resume, overwrite=overwrite, compare=RESUME_KEYS)
     canvas = math.isqrt(model.config.seq_len)
     records = kept_records(out_dir / RESULTS, tasks, continuing)
     todo = [t for t in tasks if t.id not in records]
-    interrupted = False
     bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc="eval", unit="task", disable=not progress)
-    try:
+
+    def finish(interrupted: bool) -> dict:
+        bar.close()
+        write_submission(out_dir / SUBMISSION, _attempts(records), tasks)
+        summary = summarize(tasks, records, checkpoint=checkpoint, data_label=data_label, views=max_augmentations,
+                            interrupted=interrupted)
+        atomic_write_json(out_dir / SUMMARY, summary, indent=2)
+        return summary
+
+    with finish_run(out_dir, finish) as loop:
         for chunk in _chunks(todo, plan, batch_size, max_augmentations):
             fits = [t for t in chunk if _fits(t, canvas)]
             box = vote_predictions(model, fits, plan, canvas=canvas, batch_size=batch_size,
                                    max_augmentations=max_augmentations) if fits else VoteBox()
             fit_ids = {t.id for t in fits}
-            for task in chunk:
-                record = _record(task, box, fits=task.id in fit_ids, seen=bool(plan.for_task(task.id)))
-                append_jsonl(out_dir / RESULTS, record)
-                records[task.id] = record
-            write_submission(out_dir / SUBMISSION, _attempts(records), tasks)
+            chunk_records = [_record(task, box, fits=task.id in fit_ids, seen=bool(plan.for_task(task.id)))
+                             for task in chunk]
+            with loop.writing():
+                for record in chunk_records:
+                    append_jsonl(out_dir / RESULTS, record)
+                    records[record["task_id"]] = record
+                write_submission(out_dir / SUBMISSION, _attempts(records), tasks)
             bar.update(len(chunk))
-    except KeyboardInterrupt:
-        interrupted = True
-        raise
-    finally:
-        bar.close()
-        write_submission(out_dir / SUBMISSION, _attempts(records), tasks)
-        summary = _summary(tasks, records, checkpoint=checkpoint, data_label=data_label,
-                           views=max_augmentations, interrupted=interrupted)
-        atomic_write_json(out_dir / SUMMARY, summary, indent=2)
-    return summary
+    return loop.finished
 
 
 RESULTS, SUBMISSION, SUMMARY = "results.jsonl", "submission.json", "summary.json"
@@ -261,8 +263,10 @@ def _attempts(records: dict[str, dict]) -> dict[str, list[list[np.ndarray]]]:
             for task_id, r in records.items()}
 
 
-def _summary(tasks: Sequence[Task], records: dict[str, dict], *, checkpoint: str | Path, data_label: str,
-             views: int | None, interrupted: bool) -> dict:
+def summarize(tasks: Sequence[Task], records: dict[str, dict], *, checkpoint: str | Path, data_label: str,
+              views: int | None, interrupted: bool) -> dict:
+    """What summary.json holds; scores (pass@K, per task and per output) only once every task is
+    done and every task has its test outputs."""
     from hybrid_pipeline.arc.scoring import score_submission
 
     done = [t for t in tasks if t.id in records]
