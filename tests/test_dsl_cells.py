@@ -5,7 +5,7 @@ import pytest
 
 from hybrid_pipeline.arc.tasks import load_tasks
 from hybrid_pipeline.dsl import cells as module
-from hybrid_pipeline.dsl.cells import FEATURES, cell_rule
+from hybrid_pipeline.dsl.cells import FEATURES, cell_copy, cell_rule
 from hybrid_pipeline.dsl.registry import REGISTRY, DSLError
 from hybrid_pipeline.dsl.search import SearchConfig, search
 
@@ -80,6 +80,16 @@ def test_band_features_say_where_a_cell_lies_among_separator_lines():
     np.testing.assert_array_equal(FEATURES["row band"](grid([[1, 2], [2, 1]])), [[0, 0], [0, 0]])
 
 
+def test_run_half_features_split_each_run_of_filled_cells_at_its_middle():
+    g = grid([[2, 0],
+              [2, 3],
+              [2, 3],
+              [0, 0]])
+    # column 0: a run of 3 (first half, middle, second half); column 1: a run of 2
+    np.testing.assert_array_equal(FEATURES["col run half"](g), [[1, 0], [2, 1], [3, 3], [0, 0]])
+    np.testing.assert_array_equal(FEATURES["row run half"](g), [[2, 0], [1, 3], [1, 3], [0, 0]])
+
+
 def test_cell_rule_keys_each_cell_by_its_colour_and_two_features():
     # key = colour + 10 * (up + 16 * left): the cell below a 1 and right of a 2 turns 4
     g = grid([[0, 1], [2, 0]])
@@ -131,3 +141,24 @@ def test_search_solves_training_tasks_only_a_cell_rule_explains():
         assert best.program.names() == {"cell_rule"}, best.program
         for prediction, example in zip(best.predictions, task.test):
             np.testing.assert_array_equal(prediction, example.output)
+
+
+def test_cell_copy_paints_a_colour_with_the_colour_its_feature_names_even_one_never_shown():
+    grids = [grid([[1, 0, 5, 5], [2, 0, 5, 0]]), grid([[3, 5, 0, 5], [1, 0, 0, 5]])]
+    targets = [grid([[1, 0, 1, 1], [2, 0, 2, 0]]), grid([[3, 3, 0, 3], [1, 0, 0, 1]])]
+    feature, table = REGISTRY["cell_copy"].infer(grids, targets)
+    assert (feature, table) == ("row head", {5: 11})
+    # 7 heads a row in no demonstration: its 5s turn 7 all the same
+    assert cell_copy(grid([[7, 5, 5], [4, 0, 5]]), feature, table).tolist() == [[7, 7, 7], [4, 0, 4]]
+    with pytest.raises(DSLError):  # nothing above the 5 to copy
+        cell_copy(grid([[5], [1]]), "up", {5: 11})
+    with pytest.raises(DSLError):
+        cell_copy(grid([[5]]), "object size", {5: 11})  # a size is no colour
+
+
+def test_search_solves_a_task_a_cell_copy_explains():
+    # c9f8e694: every 5 takes the colour at the left end of its row
+    task = load_tasks("arc-agi-1:training", ids=["c9f8e694"]).tasks[0]
+    best = search(task.without_solutions(), SearchConfig(max_expansions=5, view_budget=0)).candidates[0]
+    assert str(best.program) == "cell_copy(grid, 'row head', {5: 11})"
+    np.testing.assert_array_equal(best.predictions[0], task.test[0].output)

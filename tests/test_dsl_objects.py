@@ -255,6 +255,19 @@ def test_recolor_objects_infers_a_size_mark_and_a_touching_colour_as_yes_no_keys
                                                                                    [0, 3, 0, 3]]
 
 
+def test_recolor_objects_fills_the_square_rooms_only():
+    # 44d8ac46: holes that are full squares turn 2, the others stay
+    grid = g([[5, 5, 5, 5, 5, 5, 0, 0],
+              [5, 0, 0, 5, 0, 0, 5, 0],
+              [5, 0, 0, 5, 0, 5, 5, 0],
+              [5, 5, 5, 5, 5, 5, 0, 0],
+              [0, 0, 0, 0, 0, 0, 0, 0]])
+    painted = recolor_objects(grid, "square", {0: 0, 1: 2}, "regions")
+    expected = grid.copy()
+    expected[1:3, 1:3] = 2  # the 2x2 room; the bent room and the outside (no square) stay
+    np.testing.assert_array_equal(painted, expected)
+
+
 def test_recolor_objects_infers_nothing_when_a_table_would_only_memorise():
     # Bars of 2 and 3 cells, one per demonstration: only a size -> colour table fits, seen once each.
     grids = [g([[5, 5, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]), g([[5, 5, 5, 0], [0, 0, 0, 0], [0, 0, 0, 0]])]

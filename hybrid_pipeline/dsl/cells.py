@@ -7,7 +7,8 @@ looking along one of the 8 directions (or either way along a row or column), how
 neighbours are filled and with which colour most, its ring (distance to the nearest edge),
 whether it is enclosed, whether its row or column is the middle one or all one colour, the size
 of its object and whether that object is the largest or the smallest, and where its row or
-column lies among separator lines. One table then explains, for example, "every third column
+column lies among separator lines, and which half of its run of filled cells down its column or
+along its row it is in. One table then explains, for example, "every third column
 turns 6" (ba26e723), "a cell between a 2 on its left and an 8 above turns 4" (bdad9b1f),
 "alternate cells from the right turn 3" (d406998b) or "the empty cells between separator lines
 take a colour by their band: 6 in the centre, 2 above it" (272f95fa). Cells may also be keyed by
@@ -15,6 +16,11 @@ their place alone, the table then saying "keep the cell's colour" or a colour, s
 serves every colour (keep the middle column only: d23f8c26). The inference takes the first
 feature set, in `FEATURES` order, singles before pairs, place before colour, whose table every
 demonstration cell agrees with.
+
+The inferred `cell_copy` paints the cells of some colours with the colour a feature names there
+(the first cell of the row, the colour met looking up, ...): "every 5 takes its row's first colour"
+(c9f8e694) then holds for colours no demonstration showed, where a table could only list the ones
+it saw.
 """
 
 from __future__ import annotations
@@ -175,6 +181,33 @@ def _band(axis: int) -> Callable[[Grid], np.ndarray]:
     return feature
 
 
+def _run_half(axis: int) -> Callable[[Grid], np.ndarray]:
+    """Where the cell sits in its run of filled cells down its column (axis 0) or along its row
+    (axis 1): 1 in the first half, 2 at the middle of an odd run, 3 in the second half; 0 on the
+    background."""
+    def feature(grid: Grid) -> np.ndarray:
+        lines = grid.T if axis == 1 else grid
+        filled = lines != background(grid)
+        codes = np.zeros(lines.shape, dtype=np.int64)
+        for col in range(lines.shape[1]):
+            padded = np.concatenate(([False], filled[:, col], [False]))
+            edges = np.flatnonzero(padded[1:] != padded[:-1])
+            for start, stop in zip(edges[0::2], edges[1::2]):
+                twice = 2 * np.arange(stop - start) - (stop - start - 1)  # < 0 first half, 0 middle
+                codes[start:stop, col] = np.sign(twice) + 2
+        return codes.T if axis == 1 else codes
+    return feature
+
+
+def _head(axis: int) -> Callable[[Grid], np.ndarray]:
+    """The colour of the first cell of the cell's row (axis 0: its left end) or column (axis 1:
+    its top)."""
+    def feature(grid: Grid) -> np.ndarray:
+        first = grid[:, :1] if axis == 0 else grid[:1, :]
+        return np.broadcast_to(first, grid.shape).astype(np.int64)
+    return feature
+
+
 # name -> per-cell codes (each below _BASE), in the order the inference tries them.
 FEATURES: dict[str, Callable[[Grid], np.ndarray]] = {
     "row%2": _modulo(0, 2, False), "col%2": _modulo(1, 2, False),
@@ -190,11 +223,17 @@ FEATURES: dict[str, Callable[[Grid], np.ndarray]] = {
     "middle row": _middle(0), "middle col": _middle(1),
     "row uniform": _uniform(0), "col uniform": _uniform(1),
     "object size": _object_size, "size rank": _size_rank, "row band": _band(0), "col band": _band(1),
+    "col run half": _run_half(0), "row run half": _run_half(1), "row head": _head(0), "col head": _head(1),
 }
 
 # How a cell is keyed: by its place alone (the table says a colour or 10, keep the cell's own:
 # one rule for every colour), or by its colour and its place (the finer key).
 _KEYINGS = ("place", "colour")
+# In `cell_copy`'s table: the cell takes the colour its feature names.
+COPY = 11
+# The features whose codes are colours (10: none met), which `cell_copy` may paint with.
+COLOUR_FEATURES = ("up", "down", "left", "right", "up or down", "left or right", "up-left", "up-right",
+                   "down-left", "down-right", "neighbour colour", "neighbour colour8", "row head", "col head")
 
 
 def _keys(own: np.ndarray, codes: Sequence[np.ndarray], by: str) -> np.ndarray:
@@ -230,6 +269,24 @@ def _infer_cell_rule(grids: Sequence[Grid], targets: Sequence[Grid]) -> tuple | 
             if table is not None:
                 return chosen, table, by
     return None
+
+
+def _copy_table(own: np.ndarray, outs: np.ndarray, named: np.ndarray) -> dict | None:
+    """own colour -> a colour or COPY (every such cell takes the colour `named` there) for each
+    colour whose cells change, when every demonstration cell agrees and one colour at least copies."""
+    table = {}
+    for colour in np.unique(own).tolist():
+        at = own == colour
+        got = np.unique(outs[at])
+        if (got == colour).all():
+            continue
+        if got.size == 1:
+            table[colour] = int(got[0])
+        elif (outs[at] == named[at]).all():
+            table[colour] = COPY
+        else:
+            return None
+    return table if COPY in table.values() else None
 
 
 def _table(keys: np.ndarray, outs: np.ndarray, own: np.ndarray, *, limit: int, keep: bool) -> dict | None:
@@ -269,3 +326,45 @@ def cell_rule(grid: Grid, features: tuple, table: dict, by: str = "colour") -> G
         raise DSLError(f"cells are keyed by one of {', '.join(_KEYINGS)}, got {by!r}")
     keys = _keys(grid, [FEATURES[name](grid) for name in features], by)
     return paint_by_key(grid, keys, table, unseen="a cell whose place the demonstrations never showed")
+
+
+
+def _infer_cell_copy(grids: Sequence[Grid], targets: Sequence[Grid]) -> tuple | None:
+    """The first of `COLOUR_FEATURES` whose colour the changed cells of some colours take, each
+    other colour keeping or taking one colour. Refused as `cell_rule` refuses (shapes, nothing
+    changes, a plain colour map, one demonstration)."""
+    if len(grids) < 2 or any(g.shape != t.shape for g, t in zip(grids, targets)):
+        return None
+    if all(np.array_equal(g, t) for g, t in zip(grids, targets)):
+        return None
+    outs = np.concatenate([t.ravel() for t in targets]).astype(np.int64)
+    own = np.concatenate([g.ravel() for g in grids]).astype(np.int64)
+    if _table(own, outs, own, limit=outs.size, keep=False) is not None:
+        return None
+    for name in COLOUR_FEATURES:
+        table = _copy_table(own, outs, np.concatenate([FEATURES[name](g).ravel() for g in grids]))
+        if table is not None:
+            return name, table
+    return None
+
+
+@primitive(infer=_infer_cell_copy, keeps_shape=True, max_step=1)
+def cell_copy(grid: Grid, feature: str, table: dict) -> Grid:
+    """The cells of each colour in `table` take the colour it says, or for 11 the colour `feature`
+    names there (one of `COLOUR_FEATURES`, such as the first cell of its row); other colours keep.
+    "Every 5 takes its row's first colour" (c9f8e694) holds for colours no demonstration named.
+    DSLError where a cell to paint sees no colour by its feature.
+
+    >>> cell_copy(np.array([[3, 5, 5], [7, 0, 5]], dtype=np.uint8), "row head", {5: 11}).tolist()
+    [[3, 3, 3], [7, 0, 7]]
+    """
+    if feature not in COLOUR_FEATURES:
+        raise DSLError(f"a cell copies one of {', '.join(COLOUR_FEATURES)}, got {feature!r}")
+    named = FEATURES[feature](grid)
+    out = grid.copy()
+    for colour, value in table.items():
+        at = grid == colour
+        if value == COPY and (named[at] > 9).any():
+            raise DSLError(f"a cell to paint sees no colour {feature}")
+        out[at] = named[at] if value == COPY else value
+    return out

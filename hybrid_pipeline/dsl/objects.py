@@ -584,7 +584,7 @@ def count_objects_bar(grid: Grid) -> Grid:
 _KINDS = ("8", "4", "multi", "regions")
 # Properties, in the order inference tries them: the first one consistent everywhere wins.
 _KEYS = ("size_extreme", "lone", "size_rank", "size", "unique_shape", "shape", "border", "holes",
-         "height", "width")
+         "height", "width", "square")
 
 
 def _kind_objects(grid: Grid, kind: str) -> list[Obj]:
@@ -637,6 +637,8 @@ def _keys(grid: Grid, found: list[Obj], key: str) -> list[int]:
         return [o.height for o in found]
     if key == "width":
         return [o.width for o in found]
+    if key == "square":
+        return [int(o.height == o.width and o.size == o.height * o.width) for o in found]
     name, _, value = key.partition("=")
     if name == "size" and value.isdigit():
         return [int(s == int(value)) for s in sizes]
