@@ -227,3 +227,24 @@ def test_connect_pairs_infers_orientation_and_the_one_new_colour():
     assert REGISTRY["connect_pairs"].infer(grids, targets) == ("horizontal", 2)
     # A changed cell that was not background is no connection.
     assert REGISTRY["connect_pairs"].infer(grids, [targets[0], g([[0, 0, 0], [3, 2, 1], [0, 0, 0]])]) is None
+
+
+def test_connect_elbow_runs_along_one_colours_row_then_the_other_colours_column():
+    # leftwards and upwards too; the 5 on the way is not painted over
+    grid = g([[0, 0, 0, 3],
+              [0, 0, 0, 0],
+              [2, 5, 0, 0]])
+    assert p.connect_elbow(grid, 3, 2, 4).tolist() == [[4, 4, 4, 3],
+                                                       [4, 0, 0, 0],
+                                                       [2, 5, 0, 0]]
+    assert p.connect_elbow(grid, 2, 3, 4).tolist() == [[0, 0, 0, 3],
+                                                       [0, 0, 0, 4],
+                                                       [2, 5, 4, 4]]
+    with pytest.raises(DSLError):  # two cells of colour 2
+        p.connect_elbow(g([[2, 0, 2], [0, 0, 3]]), 2, 3, 4)
+
+
+def test_connect_elbow_infers_which_colour_leads_and_the_paint_from_the_demonstrations():
+    grids = [g([[2, 0, 0], [0, 0, 0], [0, 0, 8]]), g([[0, 0, 8], [0, 0, 0], [0, 2, 0]])]
+    targets = [g([[2, 4, 4], [0, 0, 4], [0, 0, 8]]), g([[0, 0, 8], [0, 0, 4], [0, 2, 4]])]
+    assert REGISTRY["connect_elbow"].infer(grids, targets) == (2, 8, 4)

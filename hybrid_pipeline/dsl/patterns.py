@@ -11,7 +11,8 @@
 - Lines: `draw_lines_from_points` shoots lines from every single-cell object; `connect_same_colour`
   joins same-coloured cells sharing a row or column; `connect_pairs` (inferred) joins neighbouring
   same-coloured cells along rows, columns or diagonals; `extend_to_anchor` (inferred) extends
-  cells in line with an anchor colour up to it.
+  cells in line with an anchor colour up to it; `connect_elbow` (inferred) joins two single cells
+  by a path along the first one's row, then the second one's column.
 
 The hole colour is never an argument: it is the colour whose cells, once treated as unknown, leave a
 grid that obeys a symmetry (or a tiling) covering every one of them. That keeps the branching low.
@@ -567,4 +568,58 @@ def connect_pairs(grid: Grid, orientation: str, colour: int | None) -> Grid:
     out = _connect(grid, orientation, colour)
     if np.array_equal(out, grid):
         raise DSLError("no two neighbouring cells of one colour to connect")
+    return out
+
+
+def _elbow(grid: Grid, along_row: int, along_col: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The cells of the elbow path, or None unless each of the two colours has exactly one cell."""
+    a, b = np.argwhere(grid == along_row), np.argwhere(grid == along_col)
+    if len(a) != 1 or len(b) != 1:
+        return None
+    (r1, c1), (r2, c2) = a[0], b[0]
+    step = 1 if c2 >= c1 else -1
+    cols = np.arange(c1 + step, c2 + step, step)
+    rstep = 1 if r2 >= r1 else -1
+    rows = np.arange(r1 + rstep, r2, rstep)
+    return (np.concatenate([np.full(cols.size, r1), rows]).astype(int),
+            np.concatenate([cols, np.full(rows.size, c2)]).astype(int))
+
+
+def _infer_elbow(grids: Sequence[Grid], targets: Sequence[Grid]) -> Args | None:
+    if any(g.shape != t.shape for g, t in zip(grids, targets)):
+        return None
+    new = set()
+    for g, t in zip(grids, targets):
+        new |= set(np.unique(t[g != t]).tolist())
+    if len(new) != 1:
+        return None
+    colour = new.pop()
+    singles = set.intersection(*({int(c) for c, n in zip(*np.unique(g, return_counts=True)) if n == 1}
+                                 for g in grids))
+    for along_row in sorted(singles):
+        for along_col in sorted(singles - {along_row}):
+            try:
+                if all(np.array_equal(connect_elbow(g, along_row, along_col, colour), t) for g, t in zip(grids, targets)):
+                    return along_row, along_col, colour
+            except DSLError:
+                continue
+    return None
+
+
+@primitive(infer=_infer_elbow, keeps_shape=True, max_step=1)
+def connect_elbow(grid: Grid, along_row: int, along_col: int, colour: int) -> Grid:
+    """A path in `colour` from the one cell of colour `along_row` along its row to the column of the
+    one cell of colour `along_col`, then along that column to it (a2fd1cf0, d4a91cb9); only
+    background cells are painted.
+
+    >>> connect_elbow(np.array([[2, 0, 0], [0, 0, 0], [0, 0, 3]], dtype=np.uint8), 2, 3, 8).tolist()
+    [[2, 8, 8], [0, 0, 8], [0, 0, 3]]
+    """
+    path = _elbow(grid, along_row, along_col)
+    if path is None:
+        raise DSLError(f"an elbow joins one cell of colour {along_row} and one of colour {along_col}")
+    out = grid.copy()
+    rows, cols = path
+    free = grid[rows, cols] == background(grid)
+    out[rows[free], cols[free]] = colour
     return out
