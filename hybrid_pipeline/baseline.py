@@ -31,6 +31,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Sequence
 
 import numpy as np
@@ -43,7 +44,7 @@ from hybrid_pipeline.arc.views import View, plan_views, predict_under_views, sta
 from hybrid_pipeline.arc.voting import Candidate, rank_of
 from hybrid_pipeline.backbones.answer import MAX_ANSWER_TOKENS, AnswerModel, load_answer_model
 from hybrid_pipeline.backbones.config import BackboneConfig, resolve_dtype
-from hybrid_pipeline.config import config_to_dict
+from hybrid_pipeline.config import config_from_dict, config_to_dict
 from hybrid_pipeline.runs import finish_run, kept_records, open_run
 
 RESULTS, SUBMISSION, SUMMARY = "results.jsonl", "submission.json", "summary.json"
@@ -279,6 +280,17 @@ def summarize(records: dict[str, dict[str, Any]], tasks: Sequence[Task], config:
             solved_test_outputs=report.n_solved_outputs,
             answer_among_candidates=sum(t.get("rank_of_expected") is not None for t in tests) / max(len(tests), 1))
     return summary
+
+
+def finish_merged(tasks: Sequence[Task], records: dict[str, dict[str, Any]], settings: dict[str, Any],
+                  shown: dict[str, Any], *, interrupted: bool) -> tuple[dict[str, Any], dict[str, str]]:
+    """The summary of a run joined from its shards (`hybrid-arc merge`) from the run's `settings`
+    (run.json's, without the shard) and a shard's summary `shown` (for the model it names); the
+    baseline writes no other file at its end."""
+    config = config_from_dict(BaselineConfig, {k: v for k, v in settings.items() if k != "tasks"},
+                              source="the shards' run.json")
+    model = SimpleNamespace(name=shown["backbone"], kind=shown["kind"], random_weights=shown["random_weights"])
+    return summarize(records, tasks, config, model, interrupted=interrupted), {}
 
 
 def format_table(summary: dict[str, Any]) -> str:

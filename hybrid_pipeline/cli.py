@@ -316,10 +316,36 @@ def _shard(args: argparse.Namespace, tasks: Callable[[], list], command: str):
     return sharded.tasks, in_shard(sharded)
 
 
+def _merging_plan():
+    from hybrid_pipeline.merge import Mergeable
+    from planner.run import finish_merged
+
+    return Mergeable(finish_merged)
+
+
+def _merging_baseline():
+    from hybrid_pipeline.baseline import RESUME_KEYS, finish_merged
+    from hybrid_pipeline.merge import Mergeable
+
+    return Mergeable(finish_merged, RESUME_KEYS)
+
+
+def _merging_trm_eval():
+    from hybrid_pipeline.merge import Mergeable
+    from hybrid_pipeline.trm.evaluate import RESUME_KEYS, finish_merged
+
+    return Mergeable(finish_merged, RESUME_KEYS)
+
+
+# The commands whose shards `merge` joins; each command's module is imported only to merge its runs.
+MERGEABLE = {"plan": _merging_plan, "baseline": _merging_baseline, "trm eval": _merging_trm_eval}
+
+
 def cmd_merge(args: argparse.Namespace) -> int:
     from hybrid_pipeline.merge import merge_runs
 
-    merged = merge_runs(args.out, args.shard_dirs, partial=args.partial, overwrite=args.overwrite)
+    merged = merge_runs(args.out, args.shard_dirs, commands=MERGEABLE, partial=args.partial,
+                        overwrite=args.overwrite)
     print(merged.describe())
     summary = merged.summary
     if "task_score" in summary:

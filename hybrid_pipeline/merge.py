@@ -3,17 +3,19 @@
 The merged dir holds what one run over all the selected tasks would have written: `results.jsonl`
 (each task once, in the order of the selection), `submission.json` (every task; placeholders where
 a shard had not finished one), `summary.json` recomputed over all the tasks by the command's own
-summary function, `report.html` for `plan` runs, and `run.json` with the run's settings (no shard),
-so that `--resume` into the merged dir finishes what the shards left. Each file is written
-atomically.
+summary function, the other files the command writes at its end (`report.html` for `plan`), and
+`run.json` with the run's settings (no shard), so that `--resume` into the merged dir finishes what
+the shards left. Each file is written atomically.
 
 Refused, before a file is written (`runs.read_shards`): shards of different runs (settings that
 change results, or the selection they were cut from), a shard given twice, a task in two shards,
 a missing shard unless `partial`, an OUT that is one of the shards, and a non-empty OUT unless
 `overwrite`.
 
-Like the CLI, this module composes the commands: it imports each one's summary (plan's, the
-baseline's, trm eval's) when it merges that command's runs, so merging plan runs loads no model code.
+What a merged run's summary holds is each command's own business: the caller passes, per command,
+a `Mergeable` (its finisher, next to its own summary function, and the settings its resume
+compares). `hybrid_pipeline.cli` imports a command's module only when it merges that command's
+shards, so merging plan runs loads no model code; this module imports no command.
 """
 
 from __future__ import annotations
@@ -21,8 +23,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from hybrid_pipeline.arc.tasks import Task, load_tasks
 from hybrid_pipeline.runs import (RUN_FILE, RunError, ShardDir, check_merge_target, jsonl_text, merged_settings,
@@ -30,10 +31,25 @@ from hybrid_pipeline.runs import (RUN_FILE, RunError, ShardDir, check_merge_targ
 
 RESULTS, SUBMISSION, SUMMARY, REPORT = "results.jsonl", "submission.json", "summary.json", "report.html"
 RUN_FILES = (RESULTS, SUBMISSION, SUMMARY, REPORT, RUN_FILE)
-# trm eval's resume compares these (hybrid_pipeline/trm/evaluate.py, evaluate_checkpoint's open_run).
-TRM_EVAL_KEYS = ("command", "weights_sha256", "views")
 
 Records = dict[str, dict[str, Any]]
+
+
+class Finisher(Protocol):
+    """A command's end of a merged run: its summary, and the other files its run writes at the end
+    (by name; plan's report). `settings` are the run's (run.json's, without the shard), `shown` a
+    shard's summary, for what the settings do not hold (the model's name, random weights)."""
+
+    def __call__(self, tasks: list[Task], records: Records, settings: dict[str, Any], shown: dict[str, Any], *,
+                 interrupted: bool) -> tuple[dict[str, Any], dict[str, str]]: ...
+
+
+@dataclass(frozen=True)
+class Mergeable:
+    """What `merge_runs` needs of a command whose shards it joins."""
+
+    finish: Finisher
+    resume_keys: Sequence[str] | None = None  # the settings its resume compares (None: all of them)
 
 
 @dataclass
@@ -59,23 +75,27 @@ class MergedRun:
                 f"finished; wrote {', '.join(self.files)} in {self.out_dir}")
 
 
-def merge_runs(out_dir: str | Path, shard_dirs: Sequence[str | Path], *, partial: bool = False,
+def merge_runs(out_dir: str | Path, shard_dirs: Sequence[str | Path], *,
+               commands: Mapping[str, Callable[[], Mergeable]], partial: bool = False,
                overwrite: bool = False) -> MergedRun:
-    """Join `shard_dirs` into `out_dir` (see the module docstring); RunError (one line) when refused."""
+    """Join `shard_dirs` into `out_dir` (see the module docstring); RunError (one line) when refused.
+    `commands`: for each command whose shards may be merged, what gives its `Mergeable`."""
     if not shard_dirs:
         raise RunError("no shard dir to merge")
-    shards, missing = read_shards(shard_dirs, compare=_compare_keys, partial=partial)
+    shards, missing = read_shards(shard_dirs, partial=partial, compare=lambda command: (
+        commands[command]().resume_keys if command in commands else None))
     check_merge_target(out_dir, shards, overwrite=overwrite)
     first = shards[0]
     of = first.settings["shard_of"]
     command = of["command"]
-    if command not in _FINISH:
-        raise RunError(f"{first.path}: shards of '{command}' runs cannot be merged (only {', '.join(_FINISH)})")
+    if command not in commands:
+        raise RunError(f"{first.path}: shards of '{command}' runs cannot be merged (only {', '.join(commands)})")
     tasks = _selected_tasks(of, shards, complete=not missing)
     records = {tid: r for s in shards for tid, r in s.records.items() if tid in s.submission}
     submission = {t.id: next(s.submission[t.id] for s in shards if t.id in s.submission) for t in tasks}
     interrupted = any(s.summary is None or s.summary.get("interrupted") for s in shards)
-    summary, extra = _FINISH[command](tasks, records, shards, interrupted)
+    summary, extra = commands[command]().finish(tasks, records, merged_settings(first), _summary_source(shards),
+                                                interrupted=interrupted)
     if missing:
         summary["missing_shards"] = missing
     run = {"settings": merged_settings(first), "versions": first.run.get("versions"),
@@ -86,15 +106,6 @@ def merge_runs(out_dir: str | Path, shard_dirs: Sequence[str | Path], *, partial
     write_merged(out_dir, files, stale=RUN_FILES)
     return MergedRun(Path(out_dir), command, of["data"], [s.shard.index for s in shards], first.shard.count, missing,
                      len(tasks), sum(t.id in records for t in tasks), summary, list(files))
-
-
-def _compare_keys(command: str) -> Iterable[str] | None:
-    """The settings a command's resume compares, which shards of one run must share."""
-    if command == "baseline":
-        from hybrid_pipeline.baseline import RESUME_KEYS
-
-        return RESUME_KEYS
-    return TRM_EVAL_KEYS if command == "trm eval" else None
 
 
 def _selected_tasks(of: dict[str, Any], shards: Sequence[ShardDir], *, complete: bool) -> list[Task]:
@@ -120,40 +131,3 @@ def _summary_source(shards: Sequence[ShardDir]) -> dict[str, Any]:
         raise RunError(f"none of the shards has a summary.json (each run was killed): rerun one with --resume "
                        f"first ({shards[0].path})")
     return found
-
-
-def _plan(tasks: list[Task], records: Records, shards: Sequence[ShardDir],
-          interrupted: bool) -> tuple[dict[str, Any], dict[str, str]]:
-    from planner.report import render_report
-    from planner.run import summarize
-
-    settings, shown = merged_settings(shards[0]), _summary_source(shards)
-    meta = {k: v for k, v in shown.items() if k in settings or k == "random_weights"}  # in the run's order
-    meta.update((k, v) for k, v in settings.items() if k not in meta)
-    summary = summarize(tasks, records, meta, interrupted=interrupted)
-    return summary, {REPORT: render_report(tasks, records, summary)}
-
-
-def _baseline(tasks: list[Task], records: Records, shards: Sequence[ShardDir],
-              interrupted: bool) -> tuple[dict[str, Any], dict[str, str]]:
-    from hybrid_pipeline.baseline import BaselineConfig, summarize
-    from hybrid_pipeline.config import config_from_dict
-
-    settings = {k: v for k, v in merged_settings(shards[0]).items() if k != "tasks"}  # the shard's own ids
-    config = config_from_dict(BaselineConfig, settings, source=str(shards[0].path / RUN_FILE))
-    shown = _summary_source(shards)
-    model = SimpleNamespace(name=shown["backbone"], kind=shown["kind"], random_weights=shown["random_weights"])
-    return summarize(records, tasks, config, model, interrupted=interrupted), {}
-
-
-def _trm_eval(tasks: list[Task], records: Records, shards: Sequence[ShardDir],
-              interrupted: bool) -> tuple[dict[str, Any], dict[str, str]]:
-    from hybrid_pipeline.trm.evaluate import summarize
-
-    shown = _summary_source(shards)
-    return summarize(tasks, records, checkpoint=shown["checkpoint"], data_label=shown["data"],
-                    views=shown["views_per_task"], interrupted=interrupted), {}
-
-
-_FINISH: dict[str, Callable[..., tuple[dict[str, Any], dict[str, str]]]] = {
-    "plan": _plan, "baseline": _baseline, "trm eval": _trm_eval}

@@ -194,3 +194,16 @@ def summarize(tasks: Sequence[Task], records: dict[str, dict[str, Any]], meta: d
                        score_note="task_score: per task (headline); output_score: per test output; "
                                   "over finished tasks, 2 attempts")
     return summary
+
+
+def finish_merged(tasks: Sequence[Task], records: dict[str, dict[str, Any]], settings: dict[str, Any],
+                  shown: dict[str, Any], *, interrupted: bool) -> tuple[dict[str, Any], dict[str, str]]:
+    """The summary and report of a run joined from its shards (`hybrid-arc merge`): the run's
+    `settings` (run.json's, without the shard) and, from a shard's summary `shown`, which models had
+    random weights, in the order one run's summary has them."""
+    from planner.report import render_report
+
+    meta = {k: v for k, v in shown.items() if k in settings or k == "random_weights"}
+    meta.update((k, v) for k, v in settings.items() if k not in meta)
+    summary = summarize(tasks, records, meta, interrupted=interrupted)
+    return summary, {REPORT: render_report(tasks, records, summary)}

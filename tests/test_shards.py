@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -82,6 +85,15 @@ def test_merged_shards_equal_one_run_but_for_timing(plan_runs, tmp_path, capsys)
     assert "<h2>hybrid-arc plan</h2>" in (out / "report.html").read_text()
     for task_id in run_files(out)["submission"]:
         assert f'id="{task_id}"' in (out / "report.html").read_text()
+
+
+def test_merging_plan_shards_loads_no_model_code(plan_runs, tmp_path):
+    probe = ("import sys; from hybrid_pipeline.cli import main; "
+             f"code = main(['merge', {str(tmp_path / 'm')!r}, {str(plan_runs / 's1')!r}, {str(plan_runs / 's2')!r}]); "
+             "print(code, [m for m in ('torch', 'transformers', 'hybrid_pipeline.baseline') if m in sys.modules])")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.stdout.splitlines()[-1] == "0 []", done.stderr[-2000:]
 
 
 def test_each_shard_runs_its_tasks_and_says_which(plan_runs, capsys):

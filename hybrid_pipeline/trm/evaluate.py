@@ -282,3 +282,11 @@ def summarize(tasks: Sequence[Task], records: dict[str, dict], *, checkpoint: st
         summary.update(task_score=report.task_score, output_score=report.output_score,
                        pass_at=votes.pass_at, pass_at_outputs=votes.pass_at_outputs, oracle=votes.oracle)
     return summary
+
+
+def finish_merged(tasks: Sequence[Task], records: dict[str, dict], settings: dict, shown: dict, *,
+                  interrupted: bool) -> tuple[dict, dict[str, str]]:
+    """The summary of an evaluation joined from its shards (`hybrid-arc merge`), from a shard's
+    summary `shown` (the checkpoint and data as the command named them); no other file."""
+    return summarize(tasks, records, checkpoint=shown["checkpoint"], data_label=shown["data"],
+                     views=shown["views_per_task"], interrupted=interrupted), {}
