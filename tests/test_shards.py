@@ -89,7 +89,8 @@ def test_merged_shards_equal_one_run_but_for_timing(plan_runs, tmp_path, capsys)
 
 def test_merging_plan_shards_loads_no_model_code(plan_runs, tmp_path):
     probe = ("import sys; from hybrid_pipeline.cli import main; "
-             f"code = main(['merge', {str(tmp_path / 'm')!r}, {str(plan_runs / 's1')!r}, {str(plan_runs / 's2')!r}]); "
+             f"code = main(['merge', {str(tmp_path / 'm')!r}, {str(plan_runs / 's1')!r}, "
+             f"{str(plan_runs / 's2')!r}]); "
              "print(code, [m for m in ('torch', 'transformers', 'hybrid_pipeline.baseline') if m in sys.modules])")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
