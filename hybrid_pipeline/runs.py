@@ -1,7 +1,7 @@
 """A run's output directory: what a rerun may continue, and what it must refuse.
 
-The commands that append results per task (`plan`, `baseline`) open their directory with
-`open_run`, one rule for all of them:
+The commands that append results per task (`plan`, `baseline`, `trm eval`) open their directory
+with `open_run`, one rule for all of them:
 
 - a fresh run never appends to or overwrites an earlier one: results there without `--resume` are
   refused, unless `--overwrite` says to replace them (the earlier results and settings are
