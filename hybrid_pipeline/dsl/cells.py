@@ -247,11 +247,10 @@ def _keys(own: np.ndarray, codes: Sequence[np.ndarray], by: str) -> np.ndarray:
     return keys
 
 
-def _infer_cell_rule(grids: Sequence[Grid], targets: Sequence[Grid]) -> tuple | None:
-    """The first feature set (see the module docstring) whose key -> colour table every
-    demonstration cell agrees with. Refused when shapes differ, nothing changes, a plain colour
-    map explains the change (`recolor` does that), there is a single demonstration, or the table
-    has more than a quarter as many entries as there are demonstration cells (it would memorise)."""
+def _changed_cells(grids: Sequence[Grid], targets: Sequence[Grid]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Every demonstration cell's colour before and after, flat; None when a per-cell rule has
+    nothing to explain: one demonstration, shapes that differ, nothing that changes, or a plain
+    colour map (`recolor` does that)."""
     if len(grids) < 2 or any(g.shape != t.shape for g, t in zip(grids, targets)):
         return None
     if all(np.array_equal(g, t) for g, t in zip(grids, targets)):
@@ -260,6 +259,18 @@ def _infer_cell_rule(grids: Sequence[Grid], targets: Sequence[Grid]) -> tuple | 
     own = np.concatenate([g.ravel() for g in grids]).astype(np.int64)
     if _table(own, outs, own, limit=outs.size, keep=False) is not None:
         return None
+    return own, outs
+
+
+def _infer_cell_rule(grids: Sequence[Grid], targets: Sequence[Grid]) -> tuple | None:
+    """The first feature set (see the module docstring) whose key -> colour table every
+    demonstration cell agrees with. Refused when shapes differ, nothing changes, a plain colour
+    map explains the change (`recolor` does that), there is a single demonstration, or the table
+    has more than a quarter as many entries as there are demonstration cells (it would memorise)."""
+    cells = _changed_cells(grids, targets)
+    if cells is None:
+        return None
+    own, outs = cells
     codes = {name: np.concatenate([fn(g).ravel() for g in grids]) for name, fn in FEATURES.items()}
     names = list(FEATURES)
     for chosen in [(n,) for n in names] + list(combinations(names, 2)):
@@ -333,14 +344,10 @@ def _infer_cell_copy(grids: Sequence[Grid], targets: Sequence[Grid]) -> tuple | 
     """The first of `COLOUR_FEATURES` whose colour the changed cells of some colours take, each
     other colour keeping or taking one colour. Refused as `cell_rule` refuses (shapes, nothing
     changes, a plain colour map, one demonstration)."""
-    if len(grids) < 2 or any(g.shape != t.shape for g, t in zip(grids, targets)):
+    cells = _changed_cells(grids, targets)
+    if cells is None:
         return None
-    if all(np.array_equal(g, t) for g, t in zip(grids, targets)):
-        return None
-    outs = np.concatenate([t.ravel() for t in targets]).astype(np.int64)
-    own = np.concatenate([g.ravel() for g in grids]).astype(np.int64)
-    if _table(own, outs, own, limit=outs.size, keep=False) is not None:
-        return None
+    own, outs = cells
     for name in COLOUR_FEATURES:
         table = _copy_table(own, outs, np.concatenate([FEATURES[name](g).ravel() for g in grids]))
         if table is not None:
