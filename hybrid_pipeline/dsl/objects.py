@@ -642,20 +642,24 @@ def _keys(grid: Grid, found: list[Obj], key: str) -> list[int]:
     name, _, value = key.partition("=")
     if name == "size" and value.isdigit():
         return [int(s == int(value)) for s in sizes]
-    if name == "touches" and value.isdigit():
-        colour = grid == int(value)
-        return [int((colour & _beside(o.mask)).any()) for o in found]
+    if name == "touches" and value.isdigit() and int(value) <= 9:
+        return _near_colours(grid, found)[:, int(value)].astype(int).tolist()
     raise DSLError(f"unknown object key {key!r}")
 
 
-def _beside(mask: np.ndarray) -> np.ndarray:
-    """The cells next to the mask (4 neighbours), the mask's own left out."""
-    grown = mask.copy()
-    grown[1:] |= mask[:-1]
-    grown[:-1] |= mask[1:]
-    grown[:, 1:] |= mask[:, :-1]
-    grown[:, :-1] |= mask[:, 1:]
-    return grown & ~mask
+def _near_colours(grid: Grid, found: list[Obj]) -> np.ndarray:
+    """[objects, 10] bool: which colours lie next to each object (4 neighbours, its own cells
+    left out), in one pass over the grid."""
+    owner = np.zeros(grid.shape, dtype=np.int64)
+    for k, o in enumerate(found):
+        owner[o.mask] = k + 1
+    near = np.zeros((len(found) + 1, 10), dtype=bool)
+    pairs = ((np.s_[1:, :], np.s_[:-1, :]), (np.s_[:, 1:], np.s_[:, :-1]))
+    for one, other in pairs:
+        for a, b in ((one, other), (other, one)):
+            apart = owner[a] != owner[b]
+            near[owner[a][apart], grid[b][apart]] = True
+    return near[1:]
 
 
 def _marked_keys(grids: Sequence[Grid], found: list[list[Obj]]) -> list[str]:
@@ -670,18 +674,32 @@ def _marked_keys(grids: Sequence[Grid], found: list[list[Obj]]) -> list[str]:
 _OPEN_KEYS = {"size_rank", "size", "shape", "height", "width"}
 
 
-def _table(target: Grid, found: list[Obj], keys: list[int], table: dict[int, int],
-           seen: Counter) -> bool:
-    """Extend `table` with this pair's key -> colour; False if the pair contradicts it."""
-    for o, k in zip(found, keys):
-        colours = np.unique(target[o.mask])
-        if colours.size != 1:
-            return False
-        colour = int(colours[0])
-        if table.setdefault(k, colour) != colour:
-            return False
-    seen.update(set(keys))
-    return True
+def _object_colours(target: Grid, found: list[Obj]) -> list[int] | None:
+    """The one colour each object has in `target`, or None if some object is painted two ways."""
+    colours = []
+    for o in found:
+        got = np.unique(target[o.mask])
+        if got.size != 1:
+            return None
+        colours.append(int(got[0]))
+    return colours
+
+
+def _key_table(grids: Sequence[Grid], found: list[list[Obj]], colours: list[list[int]],
+               key: str) -> tuple[dict[int, int], Counter] | None:
+    """key -> colour over every demonstration, and how many demonstrations showed each key, or None
+    when two objects of one key take two colours, or a yes/no key ("size=N", "touches=C") tells
+    no two objects of one demonstration apart."""
+    table: dict[int, int] = {}
+    seen: Counter = Counter()
+    splits = False
+    for g, f, cols in zip(grids, found, colours):
+        keys = _keys(g, f, key)
+        if any(table.setdefault(k, c) != c for k, c in zip(keys, cols)):
+            return None
+        seen.update(set(keys))
+        splits |= len(set(keys)) > 1
+    return None if "=" in key and not splits else (table, seen)
 
 
 def _recurs(key: str, seen: Counter, pairs: int) -> bool:
@@ -713,14 +731,15 @@ def _infer_recolor(grids: Sequence[Grid], targets: Sequence[Grid]) -> Args | Non
         covered = [np.logical_or.reduce([o.mask for o in f]) for f in found]
         if any((g[~c] != t[~c]).any() for g, t, c in zip(grids, targets, covered)):
             continue
+        colours = [_object_colours(t, f) for t, f in zip(targets, found)]
+        if any(c is None for c in colours):
+            continue
         for key in _KEYS + tuple(_marked_keys(grids, found)):
-            table: dict[int, int] = {}
-            seen: Counter = Counter()
-            keys = [_keys(g, f, key) for g, f in zip(grids, found)]
-            if "=" in key and all(len(set(k)) < 2 for k in keys):
-                continue  # a yes/no key must tell two objects of one demonstration apart
-            if all(_table(t, f, k, table, seen) for t, f, k in zip(targets, found, keys)) \
-                    and _recurs(key, seen, len(grids)) and set(table.values()) != {background(grids[0])}:
+            fitted = _key_table(grids, found, colours, key)
+            if fitted is None:
+                continue
+            table, seen = fitted
+            if _recurs(key, seen, len(grids)) and set(table.values()) != {background(grids[0])}:
                 return (key, table) if kind == "8" else (key, table, kind)
     return None
 
