@@ -309,3 +309,46 @@ def test_joint_train_on_the_command_line_refuses_overwrites_and_resumes(trained,
     assert main([*args, "--resume", "max_steps=3", "log_every=1", "checkpoint_every=3"]) == 0  # done: export again
     assert [json.loads(line)["step"] for line in (out / "train_log.jsonl").read_text().splitlines()] == [1, 2, 3]
     HybridModel.from_pretrained(out / "final")
+
+
+def test_sigterm_to_joint_train_checkpoints_the_step_and_a_resume_reaches_the_uninterrupted_weights(trained, tmp_path):
+    """A real SIGTERM to `hybrid-arc joint train`: exit 143 with a checkpoint of the step it stopped
+    at and the log up to it; `--resume` then exports the weights of one uninterrupted run, and the
+    same log lines (each line's `elapsed_s`, wall-clock time, aside)."""
+    import signal
+    import time
+
+    import yaml
+
+    from hybrid_pipeline.cli import main
+
+    _, root = trained
+    settings = dict(max_steps=30, log_every=1, checkpoint_every=30, eval_data=None)
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(values(tmp_path / "run", root / "cache", **settings)))
+    log = tmp_path / "run" / "train_log.jsonl"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    child = subprocess.Popen([sys.executable, "-m", "hybrid_pipeline.cli", "joint", "train", "--config", str(path),
+                              "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 90
+        while not (log.exists() and log.read_text().strip()) and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        child.send_signal(signal.SIGTERM)
+        _, err = child.communicate(timeout=90)
+    finally:
+        child.kill()
+    assert child.returncode == 143, err[-2000:]
+    stopped = json.loads((tmp_path / "run" / "checkpoints" / "latest.json").read_text())["step"]
+    assert 1 <= stopped < 30 and not (tmp_path / "run" / "final").exists()
+    assert err.strip().splitlines()[-1].startswith(f"interrupted: checkpoint of step {stopped} written to ")
+    assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == list(range(1, stopped + 1))
+
+    assert main(["joint", "train", "--config", str(path), "--resume", "--quiet"]) == 0
+    whole = train_joint(tiny_config(tmp_path / "whole", root / "cache", **settings), progress=False)
+    reference = load_file(str(whole.final_dir / "model.safetensors"))
+    again = load_file(str(tmp_path / "run" / "final" / "model.safetensors"))
+    assert reference.keys() == again.keys() and all(torch.equal(again[k], reference[k]) for k in reference)
+    lines = [[{k: v for k, v in json.loads(line).items() if k != "elapsed_s"}
+              for line in (tmp_path / name / "train_log.jsonl").read_text().splitlines()] for name in ("run", "whole")]
+    assert lines[0] == lines[1]
