@@ -386,6 +386,53 @@ def test_sigterm_checkpoints_the_step_exits_143_and_a_resume_reaches_the_uninter
     assert lines[0] == lines[1]
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_sigkill_at_a_random_step_leaves_a_run_that_resumes_to_the_uninterrupted_weights(tmp_path, seed):
+    """kill -9 (no handler runs) after a seeded random number of logged steps, checkpoints every 3:
+    the checkpoint the pointer names loads, the log holds no step twice after the resume, and the
+    export equals one uninterrupted run's (each line's `elapsed_s` aside)."""
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    from hybrid_pipeline.trm.train import config_to_json
+
+    def config(name):
+        return tiny_config(tmp_path / name, tmp_path / "cache", eval_data=None, eval_tasks=None, max_steps=40,
+                           log_every=1, checkpoint_every=3)
+
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(config_to_json(config("run"))))
+    log = tmp_path / "run" / "train_log.jsonl"
+    at = random.Random(seed).randint(2, 30)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    child = subprocess.Popen([sys.executable, "-m", "hybrid_pipeline.cli", "trm", "train", "--config", str(path),
+                              "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 90
+        while child.poll() is None and time.monotonic() < deadline:
+            if log.exists() and len(log.read_text().splitlines()) >= at:
+                break
+            time.sleep(0.005)
+        child.send_signal(signal.SIGKILL)
+        child.communicate(timeout=60)
+    finally:
+        child.kill()
+    assert child.returncode == -signal.SIGKILL
+    assert main(["trm", "train", "--config", str(path), "--resume", "--quiet"]) == 0
+    whole = train_trm(config("whole"), progress=False)
+    reference, again = _weights(whole.final_dir), _weights(tmp_path / "run" / "final")
+    assert reference.keys() == again.keys() and all(torch.equal(again[k], reference[k]) for k in reference)
+    lines = [[{k: v for k, v in json.loads(line).items() if k != "elapsed_s"}
+              for line in (tmp_path / name / "train_log.jsonl").read_text().splitlines()] for name in ("run", "whole")]
+    assert lines[0] == lines[1]
+
+
 def test_train_exits_2_with_one_line_for_a_fresh_run_into_a_run_or_a_resume_with_other_settings(trained, capsys):
     config, result = trained
     out = result.final_dir.parent
