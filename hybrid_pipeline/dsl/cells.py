@@ -339,7 +339,6 @@ def cell_rule(grid: Grid, features: tuple, table: dict, by: str = "colour") -> G
     return paint_by_key(grid, keys, table, unseen="a cell whose place the demonstrations never showed")
 
 
-
 def _infer_cell_copy(grids: Sequence[Grid], targets: Sequence[Grid]) -> tuple | None:
     """The first of `COLOUR_FEATURES` whose colour the changed cells of some colours take, each
     other colour keeping or taking one colour. Refused as `cell_rule` refuses (shapes, nothing

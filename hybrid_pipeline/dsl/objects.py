@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections import Counter
 from functools import lru_cache
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -685,21 +685,21 @@ def _object_colours(target: Grid, found: list[Obj]) -> list[int] | None:
     return colours
 
 
-def _key_table(grids: Sequence[Grid], found: list[list[Obj]], colours: list[list[int]],
-               key: str) -> tuple[dict[int, int], Counter] | None:
-    """key -> colour over every demonstration, and how many demonstrations showed each key, or None
-    when two objects of one key take two colours, or a yes/no key ("size=N", "touches=C") tells
-    no two objects of one demonstration apart."""
+def _key_table(keys_per_pair: Iterable[list[int]], colours: list[list[int]], *,
+               yes_no: bool) -> tuple[dict[int, int], Counter] | None:
+    """key -> colour over every demonstration (`keys_per_pair`: each pair's object keys, read
+    lazily), and how many demonstrations showed each key, or None when two objects of one key take
+    two colours, or a `yes_no` key ("size=N", "touches=C") tells no two objects of one
+    demonstration apart."""
     table: dict[int, int] = {}
     seen: Counter = Counter()
     splits = False
-    for g, f, cols in zip(grids, found, colours):
-        keys = _keys(g, f, key)
+    for keys, cols in zip(keys_per_pair, colours):
         if any(table.setdefault(k, c) != c for k, c in zip(keys, cols)):
             return None
         seen.update(set(keys))
         splits |= len(set(keys)) > 1
-    return None if "=" in key and not splits else (table, seen)
+    return None if yes_no and not splits else (table, seen)
 
 
 def _recurs(key: str, seen: Counter, pairs: int) -> bool:
@@ -734,8 +734,14 @@ def _infer_recolor(grids: Sequence[Grid], targets: Sequence[Grid]) -> Args | Non
         colours = [_object_colours(t, f) for t, f in zip(targets, found)]
         if any(c is None for c in colours):
             continue
+        near = None  # each object's neighbouring colours, for every "touches=C" key at once
         for key in _KEYS + tuple(_marked_keys(grids, found)):
-            fitted = _key_table(grids, found, colours, key)
+            if key.startswith("touches="):
+                near = near or [_near_colours(g, f) for g, f in zip(grids, found)]
+                keys_per_pair = (n[:, int(key[8:])].astype(int).tolist() for n in near)
+            else:
+                keys_per_pair = (_keys(g, f, key) for g, f in zip(grids, found))
+            fitted = _key_table(keys_per_pair, colours, yes_no="=" in key)
             if fitted is None:
                 continue
             table, seen = fitted
