@@ -69,3 +69,26 @@ def without_timing(value):
     if isinstance(value, list):
         return [without_timing(v) for v in value]
     return value
+
+
+def signal_training(command, log, signum, *, steps=1):
+    """Run `hybrid-arc <command>` (a trainer, progress bars off) in a fresh interpreter, send it
+    `signum` once its train_log.jsonl holds `steps` lines, and return (its exit code, its stderr)."""
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    child = subprocess.Popen([sys.executable, "-m", "hybrid_pipeline.cli", *command, "--quiet"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 90
+        while child.poll() is None and time.monotonic() < deadline:
+            if log.exists() and len(log.read_text().splitlines()) >= steps:
+                break
+            time.sleep(0.005)
+        child.send_signal(signum)
+        _, err = child.communicate(timeout=90)
+    finally:
+        child.kill()
+    return child.returncode, err

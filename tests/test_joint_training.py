@@ -20,6 +20,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from conftest import signal_training
+
 from hybrid_pipeline.arc.errors import ARCDataError
 from hybrid_pipeline.arc.grids import sample_augmentations
 from hybrid_pipeline.arc.scoring import read_submission
@@ -316,7 +318,6 @@ def test_sigterm_to_joint_train_checkpoints_the_step_and_a_resume_reaches_the_un
     at and the log up to it; `--resume` then exports the weights of one uninterrupted run, and the
     same log lines (each line's `elapsed_s`, wall-clock time, aside)."""
     import signal
-    import time
 
     import yaml
 
@@ -327,18 +328,8 @@ def test_sigterm_to_joint_train_checkpoints_the_step_and_a_resume_reaches_the_un
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(values(tmp_path / "run", root / "cache", **settings)))
     log = tmp_path / "run" / "train_log.jsonl"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    child = subprocess.Popen([sys.executable, "-m", "hybrid_pipeline.cli", "joint", "train", "--config", str(path),
-                              "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        deadline = time.monotonic() + 90
-        while not (log.exists() and log.read_text().strip()) and child.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        child.send_signal(signal.SIGTERM)
-        _, err = child.communicate(timeout=90)
-    finally:
-        child.kill()
-    assert child.returncode == 143, err[-2000:]
+    code, err = signal_training(["joint", "train", "--config", str(path)], log, signal.SIGTERM)
+    assert code == 143, err[-2000:]
     stopped = json.loads((tmp_path / "run" / "checkpoints" / "latest.json").read_text())["step"]
     assert 1 <= stopped < 30 and not (tmp_path / "run" / "final").exists()
     assert err.strip().splitlines()[-1].startswith(f"interrupted: checkpoint of step {stopped} written to ")

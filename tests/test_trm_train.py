@@ -13,6 +13,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from conftest import signal_training
+
 from hybrid_pipeline.arc.errors import ARCDataError
 from hybrid_pipeline.arc.tasks import load_tasks
 from hybrid_pipeline.cli import main
@@ -336,11 +338,7 @@ def test_a_resume_cuts_the_log_back_to_its_checkpoint_and_refuses_other_settings
 def test_sigterm_checkpoints_the_step_exits_143_and_a_resume_reaches_the_uninterrupted_weights(tmp_path):
     """A real SIGTERM to `hybrid-arc trm train`. Compared exactly: the export, the training state and
     every log line; ignored: each line's `elapsed_s` (wall-clock time)."""
-    import os
     import signal
-    import subprocess
-    import sys
-    import time
 
     import yaml
 
@@ -353,18 +351,8 @@ def test_sigterm_checkpoints_the_step_exits_143_and_a_resume_reaches_the_uninter
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(config_to_json(config("run"))))
     log = tmp_path / "run" / "train_log.jsonl"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    child = subprocess.Popen([sys.executable, "-m", "hybrid_pipeline.cli", "trm", "train", "--config", str(path),
-                              "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        deadline = time.monotonic() + 60
-        while not (log.exists() and log.read_text().strip()) and child.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        child.send_signal(signal.SIGTERM)
-        out, err = child.communicate(timeout=60)
-    finally:
-        child.kill()
-    assert child.returncode == 143, err[-2000:]
+    code, err = signal_training(["trm", "train", "--config", str(path)], log, signal.SIGTERM)
+    assert code == 143, err[-2000:]
     stopped = json.loads((tmp_path / "run" / "checkpoints" / "latest.json").read_text())["step"]
     assert 1 <= stopped < 80 and not (tmp_path / "run" / "final").exists()
     assert err.strip().splitlines()[-1] == (f"interrupted: checkpoint of step {stopped} written to "
@@ -391,12 +379,8 @@ def test_sigkill_at_a_random_step_leaves_a_run_that_resumes_to_the_uninterrupted
     """kill -9 (no handler runs) after a seeded random number of logged steps, checkpoints every 3:
     the checkpoint the pointer names loads, the log holds no step twice after the resume, and the
     export equals one uninterrupted run's (each line's `elapsed_s` aside)."""
-    import os
     import random
     import signal
-    import subprocess
-    import sys
-    import time
 
     import yaml
 
@@ -409,21 +393,9 @@ def test_sigkill_at_a_random_step_leaves_a_run_that_resumes_to_the_uninterrupted
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(config_to_json(config("run"))))
     log = tmp_path / "run" / "train_log.jsonl"
-    at = random.Random(seed).randint(2, 30)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    child = subprocess.Popen([sys.executable, "-m", "hybrid_pipeline.cli", "trm", "train", "--config", str(path),
-                              "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        deadline = time.monotonic() + 90
-        while child.poll() is None and time.monotonic() < deadline:
-            if log.exists() and len(log.read_text().splitlines()) >= at:
-                break
-            time.sleep(0.005)
-        child.send_signal(signal.SIGKILL)
-        child.communicate(timeout=60)
-    finally:
-        child.kill()
-    assert child.returncode == -signal.SIGKILL
+    code, _ = signal_training(["trm", "train", "--config", str(path)], log, signal.SIGKILL,
+                              steps=random.Random(seed).randint(2, 30))
+    assert code == -signal.SIGKILL
     assert main(["trm", "train", "--config", str(path), "--resume", "--quiet"]) == 0
     whole = train_trm(config("whole"), progress=False)
     reference, again = _weights(whole.final_dir), _weights(tmp_path / "run" / "final")
