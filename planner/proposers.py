@@ -117,17 +117,6 @@ class HybridProposer:
         self.model = model.eval()
         self.random_weights = random_weights or getattr(model.backbone, "random_weights", False)
 
-    def _stop_kwargs(self) -> dict:
-        """Causal generation stops once more tokens cannot change the parsed grid (an untrained LM
-        otherwise writes a whole 30x31 canvas every time)."""
-        if self.model.config.backbone.kind != "causal":
-            return {}
-        from transformers import StoppingCriteriaList
-
-        from hybrid_pipeline.backbones.answer import grid_end_stop
-
-        return {"stopping_criteria": StoppingCriteriaList([grid_end_stop(self.model.backbone.tokenizer)])}
-
     def _too_big(self, task: Task) -> str | None:
         side = max(max(ex.input.shape) for ex in (*task.train, *task.test))
         canvas = self.model.config.canvas
@@ -142,7 +131,7 @@ class HybridProposer:
             from adapters.feedback import problem_counts
 
             batch["feedback"] = problem_counts([history[-1].verdict.problems], device=self.model.backbone.device)
-        return self.model.predict(batch, **self._stop_kwargs())
+        return self.model.predict(batch, **self.model.backbone.stopping_kwargs())
 
     def predict(self, pairs, test_input: np.ndarray) -> np.ndarray | None:
         """The LM's answer from these demonstrations (the TRM's grid when the answer is not a grid)."""
