@@ -401,3 +401,35 @@ def test_supervision_steps_past_halt_max_steps_are_refused():
 
     with pytest.raises(ValueError, match="halt_max_steps"):
         HybridConfig(trm=TRMConfig(halt_max_steps=2), supervision_steps=3)
+
+
+def test_hybrid_proposer_encodes_a_task_once_and_each_attempt_gives_the_uncached_prediction(backbones):
+    """prompt_first: the task part of the prompt runs through the backbone once per test input; each
+    attempt runs only its feedback after the stored keys and values, and predicts what a model given
+    the same prompt tokens from scratch predicts."""
+    from hybrid_pipeline.arc.tasks import Example, Task
+    from hybrid_pipeline.arc.text import task_to_prompt
+    from planner.proposers import HybridProposer, prompt_parts, prompt_with_feedback
+    from planner.trace import Attempt
+    from verifier import Verdict
+
+    model = make(backbones, layout="prompt_first").eval()
+    proposer = HybridProposer(model)
+    task = Task("t", (Example(np.array(GRIDS_IN[0]), np.array(GRIDS_OUT[0])),), (Example(np.array(GRIDS_IN[0])),))
+    proposer.propose(task, 0, ())
+    wrong = Attempt("hybrid", 0, np.array([[7]]), None, None, Verdict(False, 0.1, (Problem("shape", "test 0"),)),
+                    "the answer should be 2x2, not 1x1", 0.0)
+    second = proposer._predict(task, 0, [wrong])
+    assert proposer.task_part_encodings == 1
+    head, tail = prompt_parts(task, 0, [wrong])
+    assert head + tail == prompt_with_feedback(task, 0, [wrong]) and head == task_to_prompt(task).removesuffix("Output:\n")
+    assert tail.startswith("Earlier attempts") and "Feedback: the answer should be 2x2" in tail
+    tokenizer = model.processor.tokenizer
+    ids = torch.tensor([tokenizer(head)["input_ids"] + tokenizer(tail, add_special_tokens=False)["input_ids"]])
+    batch = {**model.encode([head + tail], [task.test[0].input]), "prompt_ids": ids, "prompt_mask": torch.ones_like(ids)}
+    scratch = model.predict(batch, **model.backbone.stopping_kwargs())
+    assert second.answer_texts == scratch.answer_texts and torch.equal(second.trm_tokens, scratch.trm_tokens)
+    torch.testing.assert_close(second.prefix_embeds, scratch.prefix_embeds, rtol=1e-5, atol=1e-6)
+    # another test input (another task part) is encoded anew
+    proposer._predict(Task("u", task.train, (Example(np.array(GRIDS_IN[1])),)), 0, ())
+    assert proposer.task_part_encodings == 2

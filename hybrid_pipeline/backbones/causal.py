@@ -65,6 +65,11 @@ def positions(attention_mask: torch.Tensor) -> torch.Tensor:
     return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
+def stacked_kv(cache: DynamicCache) -> torch.Tensor:
+    """A cache's keys and values as one tensor [layers,2,B,H_kv,T,head_dim] (`PromptStates.kv`)."""
+    return torch.stack([torch.stack([layer.keys, layer.values]) for layer in cache.layers])
+
+
 @dataclass
 class PromptCache:
     """A prompt encoded once: the KV cache of all its positions but the last, and the inputs to continue.
@@ -115,9 +120,20 @@ class CausalBackbone(FrozenBackbone):
         position_ids = None if prompt_mask is None else positions(prompt_mask)
         out = self.model(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=position_ids,
                          output_hidden_states=True, use_cache=True)
-        layers = out.past_key_values.layers
-        kv = torch.stack([torch.stack([layer.keys, layer.values]) for layer in layers])
-        return PromptStates(out.hidden_states[self.config.hidden_layer], kv)
+        return PromptStates(out.hidden_states[self.config.hidden_layer], stacked_kv(out.past_key_values))
+
+    def extend_prompt_states(self, states: PromptStates, prompt_mask: torch.Tensor | None, more_ids: torch.Tensor,
+                             more_mask: torch.Tensor | None = None) -> PromptStates:
+        """The states of `[prompt ; more_ids]` from the prompt's (`prompt_states(..., with_kv=True)`):
+        only the T' new tokens [B,T'] run; hidden [B,T+T',D] and keys and values of T+T' positions
+        equal those of one forward over the whole (float rounding aside). A task prompt encoded once
+        serves every attempt whose prompt adds text after it (the verifier's feedback)."""
+        if states.kv is None:
+            raise ValueError("extend_prompt_states needs the prompt's keys and values (prompt_states with_kv=True)")
+        out = self.forward_after_prompt(states.kv, prompt_mask, self.embed(more_ids), more_mask,
+                                        output_hidden_states=True)
+        hidden = torch.cat([states.hidden, out.hidden_states[self.config.hidden_layer]], dim=1)
+        return PromptStates(hidden, stacked_kv(out.past_key_values))
 
     def kv_cache(self, kv: torch.Tensor) -> DynamicCache:
         """A fresh `DynamicCache` over stored keys and values [layers,2,B,H_kv,T,head_dim]: a forward
@@ -126,10 +142,11 @@ class CausalBackbone(FrozenBackbone):
 
     def forward_after_prompt(self, prompt_kv: torch.Tensor, prompt_mask: torch.Tensor | None,
                              inputs_embeds: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                             labels: torch.Tensor | None = None) -> CausalLMOutputWithPast:
+                             labels: torch.Tensor | None = None, **model_kwargs) -> CausalLMOutputWithPast:
         """Run the LM on `inputs_embeds` [B,S,D] placed after a prompt of which only the keys and values
         are given; logits [B,S,V] equal those of one forward over `[prompt ; inputs]` (float rounding
-        aside). `labels` [B,S] align with `inputs_embeds`; the model shifts them."""
+        aside). `labels` [B,S] align with `inputs_embeds`; the model shifts them. The output's cache
+        holds the keys and values of all T+S positions."""
         B, S = inputs_embeds.shape[:2]
         T = prompt_kv.shape[4]
         if prompt_mask is None:
@@ -138,7 +155,7 @@ class CausalBackbone(FrozenBackbone):
         mask = torch.cat([prompt_mask, new_mask.to(prompt_mask.dtype)], dim=1)  # [B,T+S]
         return self.model(inputs_embeds=inputs_embeds.to(self.dtype), attention_mask=mask,
                           position_ids=positions(mask)[:, T:], labels=labels, use_cache=True,
-                          **{self._cache_arg: self.kv_cache(prompt_kv)})
+                          **{self._cache_arg: self.kv_cache(prompt_kv)}, **model_kwargs)
 
     def answer_loss(self, prefix: torch.Tensor, prompt_ids: torch.Tensor | None, prompt_mask: torch.Tensor | None,
                     answer_ids: torch.Tensor, answer_mask: torch.Tensor, *, layout: str,
