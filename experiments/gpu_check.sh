@@ -95,11 +95,11 @@ run() {
   ROWS+=("| $name | $status | $(( SECONDS - start )) | $(cell "$detail") |")
 }
 
-run "TRM, ARC config, bf16 forward, torch.compile" 75 "$PYTHON" experiments/gpu_check.py trm_compiled "$DEVICE"
-run "joint step, both layouts, fp32 and bf16 autocast" 55 "$PYTHON" experiments/gpu_check.py joint_step "$DEVICE"
+run "TRM, ARC config, bf16 forward, torch.compile" 100 "$PYTHON" experiments/gpu_check.py trm_compiled "$DEVICE"
+run "joint step, both layouts, fp32 and bf16 autocast" 50 "$PYTHON" experiments/gpu_check.py joint_step "$DEVICE"
 BENCH=(experiments/bench_trm.py --devices "$DEVICE" --quick)
 [ -n "$REFERENCE" ] && BENCH+=(--reference "$REFERENCE")
-run "bench_trm.py --devices $DEVICE --quick${REFERENCE:+ --reference}" 110 "$PYTHON" "${BENCH[@]}"
+run "bench_trm.py --devices $DEVICE --quick${REFERENCE:+ --reference}" 100 "$PYTHON" "${BENCH[@]}"
 run "4-bit backbone (bitsandbytes) + LoRA" 40 "$PYTHON" experiments/gpu_check.py backbone_4bit "$DEVICE"
 
 {

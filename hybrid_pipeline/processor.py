@@ -30,6 +30,7 @@ import torch
 from hybrid_pipeline.arc.files import atomic_write_json
 from hybrid_pipeline.arc.grids import GridDecodeError, decode_grid, encode_grid
 from hybrid_pipeline.arc.text import AnswerParseError, grid_to_text, parse_grid
+from hybrid_pipeline.backbones.base import until_eos
 from hybrid_pipeline.trm.checkpoint import CheckpointError
 
 PROCESSOR_NAME = "processor_config.json"
@@ -106,12 +107,7 @@ class HybridProcessor:
     def decode(self, tokens: torch.Tensor) -> list[str]:
         """Answer tokens [B,N] -> texts, each cut at its first EOS."""
         eos = self.tokenizer.eos_token_id
-        texts = []
-        for row in tokens.tolist():
-            if eos is not None and eos in row:
-                row = row[:row.index(eos)]
-            texts.append(self.tokenizer.decode(row, skip_special_tokens=True))
-        return texts
+        return [self.tokenizer.decode(until_eos(row, eos), skip_special_tokens=True) for row in tokens]
 
     def decode_answers(self, tokens: torch.Tensor) -> tuple[list[str], list[np.ndarray | None], list[str | None]]:
         """Answer tokens [B,N] -> (texts, grids, errors): a grid is None when its text holds none, and

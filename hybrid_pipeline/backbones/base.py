@@ -28,6 +28,13 @@ LAYOUTS = ("prompt_first", "prefix_first")
 IGNORE_INDEX = -100  # Hugging Face's label for "no loss here"
 
 
+def until_eos(tokens: torch.Tensor, eos: int | None) -> torch.Tensor:
+    """A generated answer [N] up to (not including) its first EOS."""
+    if eos is not None and bool((tokens == eos).any()):
+        return tokens[:int((tokens == eos).nonzero()[0, 0])]
+    return tokens
+
+
 @dataclass
 class PromptStates:
     """A prompt run once through the frozen backbone.
@@ -108,6 +115,22 @@ class FrozenBackbone(nn.Module):
         raise NotImplementedError
 
     def stopping_kwargs(self) -> dict:
-        """Keyword arguments for `generate_answer` that end an answer once more tokens cannot change the
-        grid `arc.text.parse_grid` reads (empty where the sampler stops on its own)."""
+        """Keyword arguments for `generate_answer` and `sample_answer` that end an answer once more
+        tokens cannot change the grid `arc.text.parse_grid` reads (empty where the sampler stops on
+        its own)."""
         return {}
+
+    # ---- the answer models' interface (`backbones.answer`): prompts alone, no prefix ----------
+
+    def answer_cache(self, prompt_ids: torch.Tensor):
+        """What `sample_answer` reuses across answers to one prompt [1,T]; None where nothing can be."""
+        return None
+
+    def sample_answer(self, prompt_ids: torch.Tensor, cache=None, *, temperature: float | None, max_new_tokens: int,
+                      seed: int, constrain_to_grid: bool, block_length: int = 32, steps_per_block: int = 16,
+                      **generate_kwargs) -> tuple[torch.Tensor, int]:
+        """One answer to `prompt_ids` [1,T] (continuing from `cache` when given): its tokens [N] up to
+        EOS, and how many tokens were generated. Greedy when `temperature` is None, else sampled,
+        reproducibly from `seed`. `block_length` and `steps_per_block` concern masked diffusion,
+        `generate_kwargs` causal generation."""
+        raise NotImplementedError

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -23,7 +24,7 @@ from transformers import DynamicCache, LogitsProcessor, LogitsProcessorList
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from hybrid_pipeline.arc.text import GRID_ALPHABET
-from hybrid_pipeline.backbones.base import IGNORE_INDEX, FrozenBackbone, PromptStates
+from hybrid_pipeline.backbones.base import IGNORE_INDEX, FrozenBackbone, PromptStates, until_eos
 from hybrid_pipeline.backbones.config import BackboneConfig
 from hybrid_pipeline.backbones.loading import load_model
 
@@ -63,6 +64,14 @@ def positions(attention_mask: torch.Tensor) -> torch.Tensor:
     """Position ids [B,T] that skip padding, as `generate` counts them: a left-padded row then sees
     the same positions in training, in a cached prompt and in generation as it would unpadded."""
     return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+@contextmanager
+def _seeded(seed: int, device: torch.device):
+    """Seed the global RNG that `model.generate` samples from, and restore it afterwards."""
+    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield
 
 
 def stacked_kv(cache: DynamicCache) -> torch.Tensor:
@@ -220,6 +229,23 @@ class CausalBackbone(FrozenBackbone):
         from hybrid_pipeline.backbones.answer import grid_end_stop
 
         return {"stopping_criteria": StoppingCriteriaList([grid_end_stop(self.tokenizer)])}
+
+    def answer_cache(self, prompt_ids: torch.Tensor) -> PromptCache:
+        """The prompt encoded once; every answer continues from a copy of its KV cache."""
+        return self.encode_prompt(prompt_ids)
+
+    def sample_answer(self, prompt_ids: torch.Tensor, cache: PromptCache | None = None, *, temperature: float | None,
+                      max_new_tokens: int, seed: int, constrain_to_grid: bool, block_length: int = 32,
+                      steps_per_block: int = 16, **generate_kwargs) -> tuple[torch.Tensor, int]:
+        """`generate` after the prompt (or its cache), greedy or sampled from `seed`; `generate_kwargs`
+        go to `model.generate`. The block settings are the diffusion sampler's."""
+        if temperature is not None:
+            generate_kwargs.update(do_sample=True, temperature=temperature)
+        source = {"prompt_cache": cache} if cache is not None else {"prompt_ids": prompt_ids}
+        with _seeded(seed, prompt_ids.device) if temperature is not None else nullcontext():
+            out = self.generate(**source, max_new_tokens=max_new_tokens, constrain_to_grid=constrain_to_grid,
+                                **generate_kwargs)  # [1,N]
+        return until_eos(out[0], self.tokenizer.eos_token_id), out.shape[1]
 
     def _with_prefix(self, prefix_embeds: torch.Tensor | None, input_ids: torch.Tensor,
                      attention_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:

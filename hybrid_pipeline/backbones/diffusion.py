@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hybrid_pipeline.backbones.base import FrozenBackbone, PromptStates
+from hybrid_pipeline.backbones.base import FrozenBackbone, PromptStates, until_eos
 from hybrid_pipeline.backbones.causal import grid_alphabet_ids
 from hybrid_pipeline.backbones.config import BackboneConfig, BackboneLoadError
 from hybrid_pipeline.backbones.loading import load_model
@@ -157,6 +157,22 @@ class DiffusionBackbone(FrozenBackbone):
                                block_length=block_length, steps=diffusion_steps or gen_length,
                                constrain_to_grid=constrain_to_grid, generator=generator, **generate_kwargs)
         return sample.tokens[:, :max_new_tokens]  # the block rounding added positions nobody asked for
+
+    def sample_answer(self, prompt_ids: torch.Tensor, cache=None, *, temperature: float | None, max_new_tokens: int,
+                      seed: int, constrain_to_grid: bool, block_length: int = 32, steps_per_block: int = 16,
+                      **generate_kwargs) -> tuple[torch.Tensor, int]:
+        """`generate` of `max_new_tokens` rounded up to whole blocks, `steps_per_block` steps each, with
+        a generator seeded from `seed`, stopping at EOS (LLaDA pads answers with it). No cache: attention
+        goes both ways, so the prompt's keys and values change as the answer fills in. Counts the
+        positions sampled. `generate_kwargs` are causal generation's and do not apply."""
+        gen_length = -(-max_new_tokens // block_length) * block_length  # the sampler fills whole blocks
+        generator = torch.Generator(device=prompt_ids.device).manual_seed(seed)
+        eos = self.tokenizer.eos_token_id
+        sample = self.generate(prompt_ids, gen_length=gen_length, block_length=block_length,
+                               steps=gen_length // block_length * steps_per_block, temperature=temperature or 0.0,
+                               constrain_to_grid=constrain_to_grid, generator=generator,
+                               stop_token_ids=None if eos is None else [eos])
+        return until_eos(sample.tokens[0], eos), sample.sampled
 
     def forward(self, input_ids: torch.Tensor, prefix_embeds: torch.Tensor | None = None,
                 attention_mask: torch.Tensor | None = None, output_hidden_states: bool = False):
