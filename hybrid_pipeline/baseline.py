@@ -14,7 +14,7 @@ The model is anything with `generate_answers` (`hybrid_pipeline.backbones.answer
 solver sees the task without its test outputs (`arc.views`); they are read only after a task's
 attempts are made, to score it.
 
-Files in `out_dir` (DESIGN.md, "CLI contract"):
+Files in `out_dir` (docs/runs.md):
 - `results.jsonl`: one line per task, appended as it finishes (attempts, vote counts, parse failures
   with reasons, correctness when solutions are known, tokens generated, seconds);
 - `submission.json`: Kaggle format for every selected task, rewritten atomically after each task
@@ -59,7 +59,7 @@ class BaselineError(ValueError):
 
 @dataclass
 class BaselineConfig:
-    data: str = "arc-agi-1:evaluation"       # a data spec (DESIGN.md, "CLI contract")
+    data: str = "arc-agi-1:evaluation"       # a data spec (docs/data.md)
     out_dir: str = "runs/baseline"
     tasks: tuple[str, ...] | None = None      # ids / glob patterns selecting from `data`
     limit: int | None = None

@@ -1,6 +1,6 @@
 """`hybrid-arc plan`: run the planner over tasks, writing results as each task finishes.
 
-Files in `out_dir` (DESIGN.md, "CLI contract"):
+Files in `out_dir` (docs/runs.md):
 - `results.jsonl`: one line per finished task (its attempts, verdicts, feedback, chosen answers,
   whether they were right when the solution is known), appended as the task finishes;
 - `submission.json`: Kaggle format for every task of the run (placeholders for tasks not yet
