@@ -263,3 +263,19 @@ def test_a_report_of_400_real_evaluation_tasks_stays_under_5_mb_parses_and_fetch
     assert sum(status == "solved" for status in page.index.values()) == sum(
         all(t["correct"] for t in r["test"]) for r in records.values())
     assert len(page.index) == 400
+
+
+@pytest.mark.slow  # about 10 s: builds the untrained hybrid and generates an answer
+def test_a_real_hybrid_attempt_records_the_trms_confidence_after_each_supervision_step_and_the_report_shows_it(
+        tmp_path):
+    from planner.build import UNTRAINED_HYBRID, PlanSetup, build_planner
+    from planner.run import run_plan
+
+    task = small_task("hybrid01", [grid([[2, 2], [2, 2]])])
+    planner, meta = build_planner(PlanSetup(proposers=("hybrid",), attempts=1, consistency_checks=False))
+    run = run_plan(planner, [task], tmp_path, meta={**meta, "data": "hand-made"}, progress=False)
+    steps = run.records[0]["test"][0]["attempts"][0]["info"]["q_halt_by_step"]
+    assert len(steps) == UNTRAINED_HYBRID["trm"]["halt_max_steps"] and all(np.isfinite(steps))
+    html = (tmp_path / "report.html").read_text()
+    assert "TRM confidence by supervision step" in html and html.count('<span class="step"') == len(steps)
+    assert "Random weights." in html  # the untrained hybrid says so
