@@ -192,11 +192,21 @@ def test_checks_are_headed_by_what_they_are_about_and_a_missing_answers_reason_a
            "(test 0): expected 2x2, got 3x3</li>" in html
     assert "Checks of this answer</div><ul class=\"checks\"><li>palette (test 0)" in html  # the last: nobody after
     assert html.count(NO_CANDIDATE) == 1
-    assert "No answer: " + NO_CANDIDATE in html
-    assert "This reason was the feedback given to the next attempt." in html
+    assert f'No answer: {NO_CANDIDATE}<span class="muted"> \u2014 the feedback given to attempt 3</span>' in html
     # The submitted answers carry their source and their difference from the expected output.
     assert "attempt_1 (attempt 1, search)" in html and "shape 3x3, expected 2x2" in html
     assert "attempt_2 (attempt 3, search)" in html and "1 of 4 cells differ" in html
+
+
+def test_a_run_of_the_same_missing_answer_is_one_card_with_its_reason_once():
+    task = small_task("missing1", [grid([[1]])])
+    nothing = [Problem("no_candidate", "test 0", expected="a grid", detail=NO_CANDIDATE)]
+    attempts = [attempt(0, grid([[2]]), problems=[Problem("palette", "test 0", [1], [2])]),
+                *(attempt(k, None, error=NO_CANDIDATE, problems=nothing) for k in (1, 2, 3))]
+    records = {task.id: record(task, [attempts])}
+    html = render_report([task], records, summary_of([task], records))
+    assert "<b>Attempts 2 to 4</b>" in html and "<b>Attempt 3</b>" not in html
+    assert html.count(NO_CANDIDATE) == 1 and "No answer, each time: " in html
 
 
 def test_a_repeated_answer_points_at_its_first_attempt_and_repeats_no_checks():

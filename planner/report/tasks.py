@@ -71,7 +71,7 @@ def test_input_html(i: int, count: int, example: Example, entry: dict[str, Any])
             html.append(f'<p class="note">Attempt {found["index"] + 1} proposed the expected output, but two other '
                         "candidates ranked above it.</p>")
     if attempts:
-        cards = "".join(attempt_html(a, attempts, sources, expected) for a in attempts)
+        cards = "".join(attempt_html(group, len(attempts), sources, expected) for group in attempt_groups(attempts))
         html.append(f'<details class="attempts"{" open" if len(attempts) <= 4 else ""}><summary>'
                     f'{len(attempts)} attempt{"s" if len(attempts) != 1 else ""}</summary>{cards}</details>')
     return "".join(html) + "</div>"
@@ -84,16 +84,36 @@ def answer_source(answer: Any, attempts: Sequence[dict[str, Any]]) -> int | None
                  and grids_equal(np.asarray(a["grid"]), grid)), None)
 
 
-def attempt_html(attempt: dict[str, Any], attempts: Sequence[dict[str, Any]], sources: Sequence[int | None],
+def same_missing_answer(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Both attempts gave no grid, from the same proposer, for the same reason."""
+    return (a["grid"] is None and b["grid"] is None and a["proposer"] == b["proposer"]
+            and a.get("error") == b.get("error") and a["verdict"]["problems"] == b["verdict"]["problems"])
+
+
+def attempt_groups(attempts: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The attempts in order, a run of the same missing answer as one group (said once, not N times)."""
+    groups: list[list[dict[str, Any]]] = []
+    for attempt in attempts:
+        if groups and same_missing_answer(groups[-1][-1], attempt):
+            groups[-1].append(attempt)
+        else:
+            groups.append([attempt])
+    return groups
+
+
+def attempt_html(group: Sequence[dict[str, Any]], count: int, sources: Sequence[int | None],
                  expected: np.ndarray | None) -> str:
+    """One attempt's card (or one card for a run of the same missing answer); `count`: attempts in all."""
+    attempt = group[0]
     k = attempt["index"]
     verdict = attempt["verdict"]
     chosen = [key for key, source in zip(ATTEMPT_KEYS, sources) if source == k]
-    timing = duration(attempt["seconds"])
-    checks_time = attempt.get("predict_seconds", 0.0) + attempt.get("check_seconds", 0.0)
+    timing = duration(sum(a["seconds"] for a in group))
+    checks_time = sum(a.get("predict_seconds", 0.0) + a.get("check_seconds", 0.0) for a in group)
     if checks_time >= 0.05:
         timing += f" + {duration(checks_time)} checking"
-    head = [f"<b>Attempt {k + 1}</b>", escape(attempt["proposer"]), timing]
+    name = f"Attempt {k + 1}" if len(group) == 1 else f"Attempts {k + 1} to {group[-1]['index'] + 1}"
+    head = [f"<b>{name}</b>", escape(attempt["proposer"]), timing]
     if attempt["grid"] is not None and attempt.get("duplicate_of") is None:
         head.append('<span class="ok">passes the checks</span>' if verdict["ok"]
                     else f'<span class="bad">verifier score {verdict["score"]:.2f}</span>')
@@ -102,7 +122,10 @@ def attempt_html(attempt: dict[str, Any], attempts: Sequence[dict[str, Any]], so
     body = [f'<div class="ahead">{SEPARATOR.join(head)}</div><div class="abody">']
     duplicate = attempt.get("duplicate_of")
     if attempt["grid"] is None:
-        body.append(f'<p class="bad">No answer: {escape(attempt.get("error") or "the proposer returned nothing")}</p>')
+        reason = escape(attempt.get("error") or "the proposer returned nothing")
+        told = feedback_label(k, count)
+        body.append(f'<p class="bad">No answer{", each time" if len(group) > 1 else ""}: {reason}'
+                    f'<span class="muted">{told}</span></p>')
     elif duplicate is not None:
         body.append(f'<p class="muted">Same answer as attempt {duplicate + 1}: a vote for it; its checks hold.</p>')
     elif not chosen:
@@ -111,8 +134,17 @@ def attempt_html(attempt: dict[str, Any], attempts: Sequence[dict[str, Any]], so
         body.append(f'<p class="muted">Answer shown above as {" and ".join(chosen)}.</p>')
     if attempt["grid"] is not None and attempt.get("error"):
         body.append(f'<p class="bad">{escape(attempt["error"])}</p>')
-    body.append('<div class="explain">' + explanation_html(attempt) + checks_html(attempt, len(attempts)) + "</div>")
+    body.append('<div class="explain">' + explanation_html(attempt) + checks_html(attempt, count) + "</div>")
     return f'<div class="attempt{" picked" if chosen else ""}">{"".join(body)}</div></div>'
+
+
+def feedback_label(k: int, count: int) -> str:
+    """What attempt `k` (0-based) of `count` told the later ones: " — the feedback given to attempts 3 to 4"."""
+    later = count - k - 1
+    if later == 0:
+        return ""
+    return (f" \u2014 the feedback given to attempt {k + 2}" if later == 1
+            else f" \u2014 the feedback given to attempts {k + 2} to {count}")
 
 
 def explanation_html(attempt: dict[str, Any]) -> str:
@@ -160,20 +192,17 @@ def _sigmoid(x: float) -> float:
 
 def checks_html(attempt: dict[str, Any], count: int) -> str:
     """The verifier's problems with this attempt's own answer, each once, labelled as the feedback the
-    later attempts were given. A missing answer's reason is already said above: not repeated."""
+    later attempts were given. A missing answer's reason is said with it: not repeated here."""
     if attempt.get("duplicate_of") is not None:
         return ""
-    k = attempt["index"]
     problems = [Problem.from_dict(p) for p in attempt["verdict"]["problems"]]
     if attempt["grid"] is None:
         said = attempt.get("error") or "the proposer returned nothing"
         problems = [p for p in problems if not (p.kind == "no_candidate" and p.detail == said)]
-    later = count - k - 1
-    told = "" if later == 0 else (f" \u2014 the feedback given to attempt {k + 2}" if later == 1
-                                  else f" \u2014 the feedback given to attempts {k + 2} to {count}")
+        if not problems:
+            return ""
+    told = feedback_label(attempt["index"], count)
     if not problems:
-        if attempt["grid"] is None:
-            return '<p class="muted">This reason was the feedback given to the next attempt.</p>' if later else ""
         return f'<div class="label">Checks of this answer{told}</div><p class="ok">No problem found.</p>'
     items = "".join(f"<li>{escape(_LINES.line(p)[2:])}</li>" for p in problems)
     return f'<div class="label">Checks of this answer{told}</div><ul class="checks">{items}</ul>'
