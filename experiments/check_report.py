@@ -73,11 +73,11 @@ def check(report: Path, browser: str, *, timeout: float, screenshot: Path | None
                                  "--dump-dom", url], timeout)
     dom = parse(done.stdout)
     errors = [e for e in (dom.root.get("data-errors") or "").split(" | ") if e]
-    errors += console_errors(done.stderr)
+    errors += [line for line in console_errors(done.stderr) if not any(e in line for e in errors)]  # once each
     decoded, painted = dom.root.get("data-grids"), dom.root.get("data-painted")
     print(f"{report}: {size:,} bytes ({size / 2**20:.2f} MiB), {in_file} grids in the file")
     print(f"  browser: {Path(browser).name}, exit code {done.returncode}")
-    print(f"  grids decoded by the page: {decoded if decoded is not None else 'none (the grid script did not run)'}")
+    print(f"  grids decoded by the page: {decoded if decoded is not None else 'none (the grid script did not finish)'}")
     print(f"  grids painted: {painted if painted is not None else 'none'}")
     print(f"  script or console errors: {len(errors)}")
     for error in errors[:20]:
