@@ -104,12 +104,13 @@ function paint(el){var g=el._rows,h=g.length,w=g[0].length,c=cellSize(h,w),gap=c
       ctx.beginPath();ctx.moveTo(x0+m,y0+m);ctx.lineTo(x0+s-m,y0+s-m);ctx.moveTo(x0+s-m,y0+m);ctx.lineTo(x0+m,y0+s-m);ctx.stroke();});}}
   cv.setAttribute("role","img");cv.setAttribute("aria-label",h+"x"+w+" grid"+(x?", differing cells crossed":""));
   el.textContent="";el.appendChild(cv);el._painted=true;painted++;root.setAttribute("data-painted",painted);}
-var grids=document.querySelectorAll(".g[data-g]"),painted=0;
-grids.forEach(function(el){el._rows=rows(el.getAttribute("data-g"));
+var grids=[],painted=0;
+document.querySelectorAll(".g[data-g]").forEach(function(el){try{el._rows=rows(el.getAttribute("data-g"));
   if(el.hasAttribute("data-x")){el._marks=rows(el.getAttribute("data-x"));
     if(el._marks.length!==el._rows.length||el._marks[0].length!==el._rows[0].length)throw new Error("diff mask does not fit its grid");}
+  }catch(e){console.error(e.message);return;}  /* one bad grid must not blank the others */
   var h=el._rows.length,w=el._rows[0].length,c=cellSize(h,w),gap=c>=8?1:0;
-  el.style.width=(w*c+gap)+"px";el.style.height=(h*c+gap)+"px";});
+  el.style.width=(w*c+gap)+"px";el.style.height=(h*c+gap)+"px";grids.push(el);});
 root.setAttribute("data-grids",grids.length);root.setAttribute("data-painted",0);
 function paintAll(){grids.forEach(function(el){if(!el._painted)paint(el);});}
 if("IntersectionObserver" in window&&!/[?&]paint=all/.test(location.search)){
