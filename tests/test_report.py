@@ -177,6 +177,19 @@ def test_the_random_weights_warning_appears_exactly_when_the_run_used_random_wei
     assert "Random weights" not in render_report(tasks, records, summary_of(tasks, records))
 
 
+def test_an_interrupted_run_says_so_and_scores_only_its_finished_tasks(four_tasks):
+    from planner.run import summarize
+
+    tasks, records = four_tasks
+    done = {t: records[t] for t in ("solved01", "failed02")}
+    summary = summarize(tasks, done, {"data": "arc-agi-1:evaluation"}, interrupted=True)
+    html = render_report(tasks, done, summary)
+    assert "<b>Interrupted</b> after 2 of 4 tasks" in html
+    assert '<div class="big">50.0%</div><div class="label">per-task score' in html
+    assert Page(html).index == {"solved01": "solved", "failed02": "failed", "partly03": "not-run",
+                                "error004": "not-run"}
+
+
 def test_checks_are_headed_by_what_they_are_about_and_a_missing_answers_reason_appears_once():
     expected = grid([[1, 2], [3, 4]])
     task = small_task("heads001", [expected])
