@@ -184,6 +184,7 @@ class HybridPrediction:
     answer_grids: list[np.ndarray | None]
     answer_errors: list[str | None]     # why an answer grid is None
     prefix_embeds: torch.Tensor         # [B,K(+1),D_llm]
+    q_halt_by_step: torch.Tensor | None = None  # [B,steps] the TRM's q_halt logit after each supervision step
 
 
 @dataclass
@@ -331,10 +332,12 @@ class HybridModel(nn.Module):
             trm_batch["labels"] = batch["labels"]
         carry = self.trm.initial_carry(trm_batch)
         grid_loss = halt_loss = kl.new_zeros(())
+        q_halts = []
         for _ in range(steps):
             # Every call passes the injection: sequences that halted restart from it, the rest ignore it.
             carry, out = self.trm(carry, trm_batch, init_z_H=z_H, init_z_L=z_L, conditioning=conditioning,
                                   generator=generator)
+            q_halts.append(out["q_halt_logits"])
             if with_loss:
                 labels = carry.current_data["labels"]
                 step = act_loss(out, labels, loss_type=cfg.loss_type, halt_loss_weight=0.0)
@@ -353,7 +356,7 @@ class HybridModel(nn.Module):
         if self.feedback is not None and "feedback" in batch:
             prefix = torch.cat([prefix, self.feedback(batch["feedback"]).to(prefix.dtype)], dim=1)  # [B,K+1,D_llm]
         return {"out": out, "prefix": prefix, "grid_loss": grid_loss / steps, "halt_loss": halt_loss / steps,
-                "kl": kl, "slot_stats": stats}
+                "kl": kl, "slot_stats": stats, "q_halt_by_step": torch.stack(q_halts, dim=1)}  # [B,steps]
 
     def _lm_loss(self, batch: dict[str, torch.Tensor], prefix: torch.Tensor,
                  generator: torch.Generator | None) -> torch.Tensor:
@@ -440,7 +443,7 @@ class HybridModel(nn.Module):
                 raise ValueError(f"supervision_steps ({steps}) must be <= the TRM's halt_max_steps "
                                  f"({self.trm.config.halt_max_steps}): a further step restarts from the reset")
             parts = self._reason(batch, hidden, steps, generator, with_loss=False)
-            out, prefix = parts["out"], parts["prefix"]
+            out, prefix, q_halt_by_step = parts["out"], parts["prefix"], parts["q_halt_by_step"]
             tokens = self._generate(batch, prefix, max_new_tokens, constrain_to_grid, block_length,
                                     diffusion_steps, generator, generate_kwargs)
         finally:
@@ -466,7 +469,7 @@ class HybridModel(nn.Module):
                 answer_errors.append(str(e))
         return HybridPrediction(trm_tokens=trm_tokens, q_halt_logits=out["q_halt_logits"], trm_grids=trm_grids,
                                 trm_errors=trm_errors, answer_texts=texts, answer_grids=answer_grids,
-                                answer_errors=answer_errors, prefix_embeds=prefix)
+                                answer_errors=answer_errors, prefix_embeds=prefix, q_halt_by_step=q_halt_by_step)
 
     def _generate(self, batch, prefix, max_new_tokens, constrain_to_grid, block_length, diffusion_steps,
                   generator, generate_kwargs) -> torch.Tensor:
