@@ -203,6 +203,7 @@ class HybridGeneration:
     q_halt_logits: torch.Tensor  # [B]
     answer_tokens: torch.Tensor  # [B,N] the LM's new tokens
     prefix_embeds: torch.Tensor  # [B,K(+1),D_llm]
+    q_halt_by_step: torch.Tensor  # [B,steps] the TRM's q_halt logit after each supervision step
 
 
 @dataclass
@@ -215,6 +216,7 @@ class HybridPrediction:
     answer_grids: list[np.ndarray | None]
     answer_errors: list[str | None]     # why an answer grid is None
     prefix_embeds: torch.Tensor         # [B,K(+1),D_llm]
+    q_halt_by_step: torch.Tensor | None = None  # [B,steps] the TRM's q_halt logit after each supervision step
 
 
 @dataclass
@@ -377,10 +379,12 @@ class HybridModel(nn.Module):
             trm_batch["labels"] = batch["labels"]
         carry = self.trm.initial_carry(trm_batch)
         grid_loss = halt_loss = kl.new_zeros(())
+        q_halts = []
         for _ in range(steps):
             # Every call passes the injection: sequences that halted restart from it, the rest ignore it.
             carry, out = self.trm(carry, trm_batch, init_z_H=z_H, init_z_L=z_L, conditioning=conditioning,
                                   generator=generator)
+            q_halts.append(out["q_halt_logits"])
             if with_loss:
                 labels = carry.current_data["labels"]
                 step = act_loss(out, labels, loss_type=cfg.loss_type, halt_loss_weight=0.0)
@@ -399,7 +403,7 @@ class HybridModel(nn.Module):
         if self.feedback is not None and "feedback" in batch:
             prefix = torch.cat([prefix, self.feedback(batch["feedback"]).to(prefix.dtype)], dim=1)  # [B,K+1,D_llm]
         return {"out": out, "prefix": prefix, "grid_loss": grid_loss / steps, "halt_loss": halt_loss / steps,
-                "kl": kl, "slot_stats": stats}
+                "kl": kl, "slot_stats": stats, "q_halt_by_step": torch.stack(q_halts, dim=1)}  # [B,steps]
 
     def _lm_loss(self, batch: dict[str, torch.Tensor], prefix: torch.Tensor, prompt_kv: torch.Tensor | None,
                  generator: torch.Generator | None) -> torch.Tensor:
@@ -491,7 +495,7 @@ class HybridModel(nn.Module):
         finally:
             self.train(was_training)
         return HybridGeneration(trm_tokens=out["logits"].argmax(-1), q_halt_logits=out["q_halt_logits"],
-                                answer_tokens=tokens, prefix_embeds=prefix)
+                                answer_tokens=tokens, prefix_embeds=prefix, q_halt_by_step=parts["q_halt_by_step"])
 
     def predict(self, batch: dict[str, torch.Tensor], **kwargs) -> HybridPrediction:
         """`generate` (same arguments), then the processor's decoding: texts and grids, with the reason
@@ -502,7 +506,7 @@ class HybridModel(nn.Module):
         return HybridPrediction(trm_tokens=generation.trm_tokens, q_halt_logits=generation.q_halt_logits,
                                 trm_grids=trm_grids, trm_errors=trm_errors, answer_texts=texts,
                                 answer_grids=answer_grids, answer_errors=answer_errors,
-                                prefix_embeds=generation.prefix_embeds)
+                                prefix_embeds=generation.prefix_embeds, q_halt_by_step=generation.q_halt_by_step)
 
     def encode(self, prompts: Sequence[str], test_inputs: Sequence[np.ndarray], **kwargs) -> dict[str, torch.Tensor]:
         """`self.processor(...)` (same arguments) on the backbone's device."""

@@ -84,7 +84,7 @@ class TRMProposer:
         seen = [a.grid for a in history if a.grid is not None]
         for candidate in ranked:
             if not any(grids_equal(candidate.grid, g) for g in seen):
-                return Proposal(candidate.grid, confidence=float(candidate.votes))
+                return Proposal(candidate.grid, confidence=float(candidate.votes), info={"votes": candidate.votes})
         return Proposal(None, error=f"no further distinct TRM candidate ({len(ranked)} in all, all proposed"
                                     f"{' or none decodable' if not ranked else ''})")
 
@@ -186,9 +186,11 @@ class HybridProposer:
         prediction = self._predict(task, test_index, history)
         seen = [a.grid for a in history if a.grid is not None]
         options = [(prediction.answer_grids[0], prediction.answer_texts[0]), (prediction.trm_grids[0], None)]
+        # The TRM's halting confidence after each supervision step, for the report.
+        info = {"q_halt_by_step": [round(float(q), 3) for q in prediction.q_halt_by_step[0]]}
         for grid, text in options:
             if grid is not None and not any(grids_equal(grid, g) for g in seen):
-                return Proposal(grid, text=text, confidence=float(prediction.q_halt_logits[0]))
+                return Proposal(grid, text=text, confidence=float(prediction.q_halt_logits[0]), info=info)
         errors = [e for e in (prediction.answer_errors[0], prediction.trm_errors[0]) if e]
         return Proposal(None, text=prediction.answer_texts[0],
                         error="; ".join(errors) or "the hybrid repeated earlier answers")
