@@ -103,6 +103,8 @@ class CausalBackbone(FrozenBackbone):
         base = model.get_base_model() if hasattr(model, "get_base_model") else model  # under peft's wrapper
         parameters = inspect.signature(base.forward).parameters
         self._cache_arg = "cache" if "cache" in parameters else "past_key_values"
+        # a prompt forward wants states, not the vocabulary logits of every position (T x 128K at LLaMA-3)
+        self._one_logit = {"logits_to_keep": 1} if "logits_to_keep" in parameters else {}
 
     @classmethod
     def from_config(cls, config: BackboneConfig) -> "CausalBackbone":
@@ -116,7 +118,7 @@ class CausalBackbone(FrozenBackbone):
         """Hidden states [B,T] -> [B,T,D] of `layer` (default `config.hidden_layer`; 0 is the embeddings)."""
         position_ids = None if attention_mask is None else positions(attention_mask)
         out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                         output_hidden_states=True, use_cache=False)
+                         output_hidden_states=True, use_cache=False, **self._one_logit)
         return out.hidden_states[self.config.hidden_layer if layer is None else layer]
 
     def prompt_states(self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor | None = None, *,
@@ -128,7 +130,7 @@ class CausalBackbone(FrozenBackbone):
             return PromptStates(self.hidden_states(prompt_ids, prompt_mask))
         position_ids = None if prompt_mask is None else positions(prompt_mask)
         out = self.model(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=position_ids,
-                         output_hidden_states=True, use_cache=True)
+                         output_hidden_states=True, use_cache=True, **self._one_logit)
         return PromptStates(out.hidden_states[self.config.hidden_layer], stacked_kv(out.past_key_values))
 
     def extend_prompt_states(self, states: PromptStates, prompt_mask: torch.Tensor | None, more_ids: torch.Tensor,
@@ -140,7 +142,7 @@ class CausalBackbone(FrozenBackbone):
         if states.kv is None:
             raise ValueError("extend_prompt_states needs the prompt's keys and values (prompt_states with_kv=True)")
         out = self.forward_after_prompt(states.kv, prompt_mask, self.embed(more_ids), more_mask,
-                                        output_hidden_states=True)
+                                        output_hidden_states=True, **self._one_logit)
         hidden = torch.cat([states.hidden, out.hidden_states[self.config.hidden_layer]], dim=1)
         return PromptStates(hidden, stacked_kv(out.past_key_values))
 
@@ -285,7 +287,7 @@ class CausalBackbone(FrozenBackbone):
         inputs_embeds, mask = self._with_prefix(prefix_embeds, prompt_ids, attention_mask)
         cache = DynamicCache(config=self.model.config)
         self.model(inputs_embeds=inputs_embeds[:, :-1], attention_mask=mask[:, :-1],
-                   position_ids=positions(mask[:, :-1]), past_key_values=cache, use_cache=True)
+                   position_ids=positions(mask[:, :-1]), past_key_values=cache, use_cache=True, **self._one_logit)
         return PromptCache(cache, inputs_embeds, mask)
 
     def grid_logits_processor(self) -> AllowedTokensLogitsProcessor:
