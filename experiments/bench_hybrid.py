@@ -46,7 +46,7 @@ tokens) and its 30x30 test output as the answer (931 tokens with EOS).
 Timing: warm-up first; every training cell is the median over `--repeats` interleaved rounds; the
 generation totals are medians over `--gen-rounds` interleaved rounds of 4 attempts per mode, the
 prompt encode a median of 3. Threads fixed by `--threads` (default 1: these tensors are too small
-for two threads to pay off on a shared 2-core machine). About 2.5 minutes on a 2-core CPU.
+for two threads to pay off on a shared 2-core machine). About 10 minutes on a 2-core CPU shared with other jobs.
 
     .venv/bin/python experiments/bench_hybrid.py [--threads 1] [--repeats 5] [--gen-rounds 2] [--task e1d2900e]
 """
