@@ -26,21 +26,10 @@ class UsageError(Exception):
     """Bad command-line input found after parsing; printed as one line, exit 2."""
 
 
-# One style for what goes to stderr: `error: ...` for a problem (exit 2 when it is the user's input),
-# `warning: ...` for a run that goes on but should not be trusted as it stands.
 def error(line: str) -> None:
+    """A problem on stderr, in the one style of every command: `error: ...` (and `warning: ...` for a
+    run that goes on but should not be trusted as it stands: `runs.warn`)."""
     print(f"error: {line}", file=sys.stderr)
-
-
-def warn(line: str) -> None:
-    print(f"warning: {line}", file=sys.stderr)
-
-
-def warn_random_weights(parts: Sequence[str], instead: str) -> None:
-    """The one warning for a run with untrained models: its answers are noise; `instead` says
-    which flag or setting gives trained ones."""
-    warn(f"random weights in {', '.join(parts)}: this run checks the pipeline, its answers and scores are "
-         f"noise; {instead} for trained models")
 
 
 def say_threads() -> None:
@@ -185,16 +174,12 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace, config_class: type, train: Callable, exported: str,
-           scores: Callable[[dict], str], random_parts: Callable[[object], list[str]] = lambda config: []) -> int:
+           scores: Callable[[dict], str]) -> int:
     """Load the config (`--config`, then KEY=VALUE overrides), train with --resume/--overwrite, and
-    on the main process say where the export went and, when there was one, the held-out `scores`.
-    `random_parts(config)`: the parts that stay untrained and random (warned about first)."""
+    on the main process say where the export went and, when there was one, the held-out `scores`."""
     from hybrid_pipeline.config import load_config
 
     config = load_config(config_class, args.config, args.overrides)
-    parts = random_parts(config)
-    if parts and _reports():
-        warn_random_weights(parts, "set model.backbone.name_or_path to a trained LM")
     say_threads()
     result = train(config, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
     if result.is_main_process:
@@ -212,7 +197,6 @@ def cmd_trm_train(args: argparse.Namespace) -> int:
 
 
 def cmd_joint_train(args: argparse.Namespace) -> int:
-    from hybrid_pipeline.backbones.tiny import TINY_NAMES
     from hybrid_pipeline.joint import JointTrainConfig, train_joint
 
     def scores(result: dict) -> str:
@@ -221,11 +205,7 @@ def cmd_joint_train(args: argparse.Namespace) -> int:
                 f"TRM grid {100 * trm['task_score']:.2f}% per task ({100 * trm['output_score']:.2f}% per output), "
                 f"LM answer {100 * lm['task_score']:.2f}% per task ({100 * lm['output_score']:.2f}% per output)")
 
-    def frozen_random(config: JointTrainConfig) -> list[str]:  # the frozen LM is the part that never trains
-        name = config.model.backbone.name_or_path
-        return [f"backbone {name}"] if name in TINY_NAMES else []
-
-    return _train(args, JointTrainConfig, train_joint, "trained parts", scores, frozen_random)
+    return _train(args, JointTrainConfig, train_joint, "trained parts", scores)
 
 
 def _add_rerun(p: argparse.ArgumentParser, *, resume: str = "continue the run in --out with the same settings, "
@@ -280,6 +260,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     from hybrid_pipeline.backbones.config import BackboneConfig
     from hybrid_pipeline.backbones.tiny import TINY_NAMES
     from hybrid_pipeline.baseline import BaselineConfig, format_table, run_baseline
+    from hybrid_pipeline.runs import warn_random_weights
 
     kind = args.kind or ("diffusion" if args.backbone == "tiny-random-diffusion" else "causal")
     try:  # the configs check their values; a ValueError here is a bad flag
@@ -310,6 +291,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     from hybrid_pipeline.arc.errors import ARCDataError
     from hybrid_pipeline.arc.tasks import load_tasks, unmatched_problem
+    from hybrid_pipeline.runs import warn_random_weights
     from planner.build import PlanSetup, build_planner
     from planner.run import run_plan
 

@@ -78,6 +78,7 @@ from hybrid_pipeline.arc.wording import plural
 from hybrid_pipeline.arc.views import View, plan_views, predict_under_views, task_augmentations, vote_views
 from hybrid_pipeline.config import ConfigError, config_to_dict
 from hybrid_pipeline.hybrid import HybridConfig, HybridModel
+from hybrid_pipeline.runs import warn_random_weights
 from hybrid_pipeline.training import TrainResult, batch_rows, process_share, run_training
 from hybrid_pipeline.trm.checkpoint import CheckpointError, write_dir_atomically
 
@@ -372,6 +373,9 @@ class JointTrainer:
             f"{plural(accelerator.num_processes, 'process', 'processes')}, hidden states "
             f"{'cached' if data.hidden is not None else 'recomputed each step'}")
         say(str(model.parameter_report()))
+        if model.backbone.random_weights and accelerator.is_main_process:  # the frozen LM never trains
+            warn_random_weights([f"backbone {config.model.backbone.name_or_path}"],
+                                "set model.backbone.name_or_path to a trained LM")
         if self.fsdp and eval_tasks:
             say("note: no held-out evaluation under FSDP (predict would bypass the sharded forward); evaluate "
                 f"{Path(config.out_dir) / 'final'} afterwards with hybrid_pipeline.joint.evaluate_hybrid")

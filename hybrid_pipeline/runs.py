@@ -288,6 +288,18 @@ def _warn(line: str) -> None:
     print(line, file=sys.stderr)
 
 
+def warn(line: str) -> None:
+    """A warning on stderr, in the one style of every command: `warning: ...`."""
+    _warn(f"warning: {line}")
+
+
+def warn_random_weights(parts: Sequence[str], instead: str) -> None:
+    """The one warning for a run with untrained models (every command that can run with them says
+    it so): their answers and scores are noise; `instead` says what gives trained ones."""
+    warn(f"random weights in {', '.join(parts)}: this run checks the pipeline, its answers and scores are "
+         f"noise; {instead} for trained models")
+
+
 def open_run(out_dir: str | Path, settings: dict[str, Any], *, resume: bool, overwrite: bool = False,
              results: str = "results.jsonl", compare: Iterable[str] | None = None,
              say: Callable[[str], None] = _warn) -> bool:

@@ -293,7 +293,7 @@ def test_joint_train_on_the_command_line_refuses_overwrites_and_resumes(trained,
     captured = capsys.readouterr()
     random = ("warning: random weights in backbone tiny-random: this run checks the pipeline, its answers and "
               "scores are noise; set model.backbone.name_or_path to a trained LM for trained models")
-    assert captured.err.splitlines() == [random, f"nothing to resume in {out}: starting a fresh run"]
+    assert captured.err.splitlines() == [f"nothing to resume in {out}: starting a fresh run", random]
     assert f"trained 2 steps; trained parts exported to {out / 'final'}" in captured.out
     assert "threads: 1 per process (set by OMP_NUM_THREADS;" in captured.out  # conftest's; not a setting:
     assert json.loads((out / "summary.json").read_text())["threads"]["torch_threads"] == 1  # in the summary
@@ -305,11 +305,11 @@ def test_joint_train_on_the_command_line_refuses_overwrites_and_resumes(trained,
                              f"error: {out}: cannot resume with other settings than the run there (max_steps 2 -> 3; "
                              "lr 0.001 -> 0.5); resume with the same values or use a new out_dir")):
         assert main([*args, *extra]) == 2, extra
-        assert capsys.readouterr().err.splitlines() == [random, expected]
+        assert capsys.readouterr().err.splitlines() == [expected]  # refused before the model loads: no warning
         assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == files  # refused before any write
 
     assert main([*args, "--overwrite", "max_steps=3", "log_every=1", "checkpoint_every=3"]) == 0
-    assert capsys.readouterr().err.splitlines() == [random, f"overwriting the training run in {out}"]
+    assert capsys.readouterr().err.splitlines() == [f"overwriting the training run in {out}", random]
     assert [json.loads(line)["step"] for line in (out / "train_log.jsonl").read_text().splitlines()] == [1, 2, 3]
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["latest.json", "step-0000003"]
     assert main([*args, "--resume", "max_steps=3", "log_every=1", "checkpoint_every=3"]) == 0  # done: export again
