@@ -18,6 +18,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from hybrid_pipeline.arc.wording import plural
+
 ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # the variables that set a thread count, in order
 
 
@@ -45,9 +47,7 @@ class ThreadChoice:
     processes: int
 
     def describe(self) -> str:
-        """One line for a run's header: `threads: 1 per process (2 cores / 2 processes)`."""
-        from hybrid_pipeline.arc.wording import plural
-
+        """One line for a run's header: `threads: 1 per process (2 cores / 2 processes; ...)`."""
         why = (f"{plural(self.cores, 'core')} / {plural(self.processes, 'process', 'processes')}"
                if self.chosen_by == "cores" else f"set by {self.chosen_by}")
         return f"threads: {self.threads} per process ({why}; --threads N or OMP_NUM_THREADS to change)"
