@@ -250,7 +250,8 @@ def test_two_process_data_parallel_run_on_cpu(tmp_path):
                           str(ROOT / "experiments" / "run_joint_training.py"), "--config", str(path), "--quiet"],
                          capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert run.stdout.count("trained 2 steps") == 1 and "2 process(es)" in run.stdout  # only the main process reports
+    assert run.stdout.count("trained 2 steps") == 1 and "2 processes" in run.stdout  # only the main process reports
+    assert run.stdout.count("threads: 1 per process (set by OMP_NUM_THREADS") == 1
     checkpoint = latest_checkpoint(tmp_path / "run")
     assert sorted(p.name for p in checkpoint.glob("random_states_*.pkl")) == ["random_states_0.pkl", "random_states_1.pkl"]
     # each line and each checkpoint written once, by one process; no scratch directory left behind
