@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             for r in range(args.rounds):
                 for threads in counts if r % 2 == 0 else counts[::-1]:
                     results.setdefault((name, threads), []).append(run(threads, work))
-                    print(f"  {name}, {threads} thread(s), round {r + 1}: "
+                    print(f"  {name}, {plural(threads, 'thread')}, round {r + 1}: "
                           + ", ".join(f"{k} {v:.2f}" for k, v in results[(name, threads)][-1].items()),
                           file=sys.stderr)
 

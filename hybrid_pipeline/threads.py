@@ -4,7 +4,10 @@ torch runs each process's tensor ops on its own pool of threads, one per core by
 several processes share the cores (the planner's `--workers`, `torchrun --nproc_per_node`) each
 pool still takes every core, and threads that spin-wait for each other on a busy core make small
 ops many times slower than one thread would. So every process gets its share: the cores this
-process may run on, divided by the processes that share them (at least 1).
+process may run on that other work is not already using (the cores less the 1-minute load average,
+rounded down), divided by the processes of the run (at least 1). Measured on a 2-core machine
+that other jobs kept busy (experiments/bench_threads.py), TRM training ran 7.8x slower on 2 threads
+than on 1.
 
 What decides, first match wins: a `--threads N` flag; the environment (`OMP_NUM_THREADS`, then
 `MKL_NUM_THREADS`), which launchers and batch systems set; the share of the cores. The count
@@ -31,6 +34,14 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+def load() -> float | None:
+    """The 1-minute load average: runnable processes, ours included (None where the OS has none)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
 def local_processes(environ: Mapping[str, str] = os.environ) -> int:
     """Processes of this run on this machine: `LOCAL_WORLD_SIZE` under torchrun / accelerate launch, else 1."""
     value = environ.get("LOCAL_WORLD_SIZE", "")
@@ -45,22 +56,25 @@ class ThreadChoice:
     chosen_by: str  # "--threads", an environment variable's name, or "cores"
     cores: int
     processes: int
+    load: float | None = None  # the load average when the cores were shared out
 
     def describe(self) -> str:
         """One line for a run's header: `threads: 1 per process (2 cores / 2 processes; ...)`."""
-        why = (f"{plural(self.cores, 'core')} / {plural(self.processes, 'process', 'processes')}"
+        busy = f", load {self.load:.1f}" if self.load is not None else ""
+        why = (f"{plural(self.cores, 'core')}{busy} / {plural(self.processes, 'process', 'processes')}"
                if self.chosen_by == "cores" else f"set by {self.chosen_by}")
         return f"threads: {self.threads} per process ({why}; --threads N or OMP_NUM_THREADS to change)"
 
     def to_dict(self) -> dict[str, Any]:
         return {"torch_threads": self.threads, "chosen_by": self.chosen_by, "cores": self.cores,
-                "processes": self.processes}
+                "processes": self.processes, "load": self.load}
 
 
 def choose_threads(flag: int | None = None, processes: int = 1,
                    environ: Mapping[str, str] = os.environ) -> ThreadChoice:
     """The thread count for one of `processes` sharing this machine: `flag` (from `--threads`), else
-    the first of `ENV_VARS` holding a positive integer, else the cores / processes (at least 1)."""
+    the first of `ENV_VARS` holding a positive integer, else the idle cores / processes (at least 1):
+    the cores less the load average rounded down (a load of 0.9 leaves every core)."""
     available, processes = cores(), max(1, processes)
     if flag is not None:
         if flag < 1:
@@ -70,7 +84,10 @@ def choose_threads(flag: int | None = None, processes: int = 1,
         value = environ.get(name, "").strip()
         if value.isdigit() and int(value) > 0:
             return ThreadChoice(int(value), name, available, processes)
-    return ThreadChoice(max(1, available // processes), "cores", available, processes)
+    busy = load()
+    busy = round(busy, 2) if busy is not None else None
+    idle = available - int(busy) if busy is not None else available
+    return ThreadChoice(max(1, idle // processes), "cores", available, processes, busy)
 
 
 _chosen: ThreadChoice | None = None  # what `use_threads` set in this process (forked workers inherit it)

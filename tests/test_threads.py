@@ -28,7 +28,9 @@ def one_thread_after():
 
 @pytest.fixture
 def eight_cores(monkeypatch):
+    """An idle 8-core machine."""
     monkeypatch.setattr(threads, "cores", lambda: 8)
+    monkeypatch.setattr(threads, "load", lambda: 0.0)
 
 
 def test_the_cores_are_shared_among_the_processes_at_least_one_each(eight_cores):
@@ -38,22 +40,35 @@ def test_the_cores_are_shared_among_the_processes_at_least_one_each(eight_cores)
     assert choose_threads(None, 0, NO_ENV).threads == 8  # "no processes" is one
 
 
+def test_cores_that_other_work_keeps_busy_are_left_to_it(eight_cores, monkeypatch):
+    monkeypatch.setattr(threads, "load", lambda: 5.9)  # 5 cores busy, 3 idle
+    assert choose_threads(None, 1, NO_ENV).threads == 3 and choose_threads(None, 2, NO_ENV).threads == 1
+    monkeypatch.setattr(threads, "load", lambda: 0.9)  # less than one busy core: all of them
+    assert choose_threads(None, 1, NO_ENV).threads == 8
+    monkeypatch.setattr(threads, "load", lambda: 40.0)  # far more work than cores: still one thread
+    assert choose_threads(None, 1, NO_ENV).to_dict() == {"torch_threads": 1, "chosen_by": "cores", "cores": 8,
+                                                         "processes": 1, "load": 40.0}
+    monkeypatch.setattr(threads, "load", lambda: None)  # no load average on this OS: the cores alone
+    assert choose_threads(None, 2, NO_ENV).threads == 4
+
+
 def test_the_environment_wins_over_the_share_and_the_flag_over_both(eight_cores):
     env = {"OMP_NUM_THREADS": "3", "MKL_NUM_THREADS": "5"}
     assert choose_threads(None, 2, env).to_dict() == {"torch_threads": 3, "chosen_by": "OMP_NUM_THREADS",
-                                                      "cores": 8, "processes": 2}
+                                                      "cores": 8, "processes": 2, "load": None}
     assert choose_threads(None, 2, {"MKL_NUM_THREADS": "5"}).chosen_by == "MKL_NUM_THREADS"
     assert choose_threads(None, 2, {"OMP_NUM_THREADS": "0", "MKL_NUM_THREADS": "x"}).threads == 4  # unusable: ignored
     assert choose_threads(6, 2, env).to_dict() == {"torch_threads": 6, "chosen_by": "--threads", "cores": 8,
-                                                   "processes": 2}
+                                                   "processes": 2, "load": None}
     with pytest.raises(ValueError, match="--threads must be at least 1, got 0"):
         choose_threads(0, 1, env)
 
 
 def test_the_header_line_says_the_count_and_why(eight_cores):
     assert choose_threads(None, 1, NO_ENV).describe() == (
-        "threads: 8 per process (8 cores / 1 process; --threads N or OMP_NUM_THREADS to change)")
-    assert choose_threads(None, 3, NO_ENV).describe().startswith("threads: 2 per process (8 cores / 3 processes;")
+        "threads: 8 per process (8 cores, load 0.0 / 1 process; --threads N or OMP_NUM_THREADS to change)")
+    assert choose_threads(None, 3, NO_ENV).describe().startswith("threads: 2 per process (8 cores, load 0.0 / 3 "
+                                                                 "processes;")
     assert choose_threads(2, 3, NO_ENV).describe().startswith("threads: 2 per process (set by --threads;")
 
 
@@ -95,7 +110,8 @@ def test_plan_says_and_records_the_threads_and_a_resume_may_change_them(tmp_path
     assert main(plan_args(out, "--threads", "2", "--resume")) == 0  # the flag wins over the environment
     assert "threads: 2 per process (set by --threads;" in capsys.readouterr().out
     run = json.loads((out / "run.json").read_text())
-    assert run["threads"] == {"torch_threads": 2, "chosen_by": "--threads", "cores": threads.cores(), "processes": 1}
+    assert run["threads"] == {"torch_threads": 2, "chosen_by": "--threads", "cores": threads.cores(), "processes": 1,
+                              "load": None}
     assert "threads" not in json.dumps(run["settings"])  # speed, not results: never a reason to refuse a resume
     assert torch.get_num_threads() == 2
 
