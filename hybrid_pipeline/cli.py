@@ -475,7 +475,7 @@ def _add_selection(p: argparse.ArgumentParser) -> None:
 def _add_threads(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=_positive_int, metavar="N",
                    help="torch threads per process (default: OMP_NUM_THREADS, else MKL_NUM_THREADS, else the "
-                        "cores divided among the processes of the run, so they do not oversubscribe the machine)")
+                        "cores that other work leaves idle, divided among the processes of the run)")
 
 
 def _add_shard(p: argparse.ArgumentParser) -> None:
