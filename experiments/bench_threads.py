@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-threads-") as tmp:
         work = Path(tmp)
         for name, run in workloads:
-            run(counts[0], work)  # warm-up: dataset cache, file cache
+            run(min(counts), work)  # warm-up (dataset cache, file cache) on the fewest threads: quickest when busy
             for r in range(args.rounds):
                 for threads in counts if r % 2 == 0 else counts[::-1]:
                     results.setdefault((name, threads), []).append(run(threads, work))
