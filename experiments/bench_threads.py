@@ -128,8 +128,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{cores()} cores, load average {load_before[0]:.1f} before / {os.getloadavg()[0]:.1f} after")
     for row in [header, *rows]:
         print("  ".join(str(c).ljust(w) if i < 2 else str(c).rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
-    print("steps_per_s: higher is faster (ratio > 1: more threads faster); wall_s, task_s: lower is faster "
-          "(ratio < 1: more threads faster)")
+    print(f"steps_per_s: higher is faster; wall_s, task_s: lower is faster; ratio N/{base}: the value at N threads "
+          f"over the value at {base}")
     return 0
 
 
