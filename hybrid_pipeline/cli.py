@@ -506,7 +506,7 @@ def _add_model_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help=DATA_HELP)
     _add_selection(p)
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--batch-size", type=_positive_int, default=64, help="views per forward pass (memory, not results)")
+    p.add_argument("--batch-size", type=_positive_int, default=64, help="views per forward pass: changes memory use, not results")
     p.add_argument("--views", type=_positive_int, help="augmentations voted per task (default: all trained)")
     _add_threads(p)
     _add_shard(p)
