@@ -42,6 +42,7 @@ from hybrid_pipeline.arc.tasks import Task, dataset_label, load_tasks
 from hybrid_pipeline.arc.text import AnswerParseError, parse_grid, task_to_prompt
 from hybrid_pipeline.arc.views import View, plan_views, predict_under_views, stable_int, task_augmentations
 from hybrid_pipeline.arc.voting import Candidate, rank_of
+from hybrid_pipeline.arc.wording import plural
 from hybrid_pipeline.backbones.answer import MAX_ANSWER_TOKENS, AnswerModel, load_answer_model
 from hybrid_pipeline.backbones.config import BackboneConfig, resolve_dtype
 from hybrid_pipeline.config import config_from_dict, config_to_dict
@@ -286,16 +287,15 @@ def finish_merged(tasks: Sequence[Task], records: dict[str, dict[str, Any]], set
 
 
 def format_table(summary: dict[str, Any]) -> str:
-    """The printed result: one line of settings, then tasks, solved, scores and throughput."""
+    """The printed result: one line of settings, then tasks, solved, scores and throughput (the CLI
+    warns about random weights before the run)."""
     lines = []
-    if summary.get("random_weights"):
-        lines.append(f"!!! backbone '{summary['backbone']}' has RANDOM weights: its answers are noise and "
-                     "the score means nothing; this run only checks the pipeline !!!")
     split = f":{summary['split']}" if summary.get("split") else ""
     kind = f", {summary['kind']}" if summary.get("kind") else ""
     lines.append(f"LLM-only baseline on {summary['dataset']}{split} (backbone {summary['backbone']}{kind}; "
-                 f"{summary['attempts']} answers per prompt, {summary['augment']} augmentations)"
-                 + (f"; interrupted after {summary['finished_tasks']} tasks" if summary.get("interrupted") else ""))
+                 f"{plural(summary['attempts'], 'answer')} per prompt, {plural(summary['augment'], 'augmentation')})"
+                 + (f"; interrupted after {plural(summary['finished_tasks'], 'task')}" if summary.get("interrupted")
+                    else ""))
     scored = "task_score" in summary
     tps = summary.get("tokens_per_second")
     spt = summary.get("seconds_per_task")

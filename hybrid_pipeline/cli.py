@@ -13,6 +13,8 @@ import os
 import sys
 from typing import Callable, Sequence
 
+from hybrid_pipeline.arc.wording import plural
+
 EXIT_OK, EXIT_FAULT, EXIT_USAGE = 0, 1, 2
 EXIT_BROKEN_PIPE = 128 + 13  # SIGPIPE is 13 on every POSIX system
 
@@ -22,6 +24,27 @@ DATA_HELP = ("arc-agi-1:training | arc-agi-1:evaluation | arc-agi-2:training | a
 
 class UsageError(Exception):
     """Bad command-line input found after parsing; printed as one line, exit 2."""
+
+
+def error(line: str) -> None:
+    """A problem on stderr, in the one style of every command: `error: ...` (and `warning: ...` for a
+    run that goes on but should not be trusted as it stands: `runs.warn`)."""
+    print(f"error: {line}", file=sys.stderr)
+
+
+def say_threads() -> None:
+    """The thread line of a run's header (what `_main` chose for the command's `--threads`)."""
+    from hybrid_pipeline.threads import chosen
+
+    choice = chosen()
+    if choice is not None and _reports():
+        print(choice.describe())
+
+
+def _reports() -> bool:
+    """Whether this process speaks for the command: under `torchrun` / `accelerate launch` every
+    process meets the same warning, error or signal, and one (rank 0) reports it."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 # Errors that mean "the user's input is wrong": module -> class names. Checked through sys.modules
@@ -93,16 +116,20 @@ def cmd_data_check(args: argparse.Namespace) -> int:
         sources.append((path, result.tasks))
         n_problems += len(result.problems)
         for problem in result.problems:
-            print(problem, file=sys.stderr)
+            error(str(problem))
     try:  # the paths together are one set of tasks: an id must name one task across all of them
         n_tasks = len(merge_tasks(sources))
     except ARCDataError as e:
         n_tasks = len({t.id for _, tasks in sources for t in tasks})
         n_problems += len(e.problems)
         for problem in e.problems:
-            print(problem, file=sys.stderr)
-    print(f"{n_tasks} valid tasks, {n_problems} problems", file=sys.stderr if n_problems else sys.stdout)
-    return EXIT_USAGE if n_problems else EXIT_OK
+            error(str(problem))
+    counts = f"{plural(n_tasks, 'valid task')}, {plural(n_problems, 'problem')}"
+    if n_problems:
+        error(f"{counts} (listed above)")
+        return EXIT_USAGE
+    print(counts)
+    return EXIT_OK
 
 
 # --------------------------------------------------------------------------------------------------
@@ -121,9 +148,11 @@ def cmd_score(args: argparse.Namespace) -> int:
     submission = read_submission(args.submission, tasks, dataset_ids=dataset_ids, require_all=args.strict)
     held = [t for t in tasks if t.id in submission]
     if not held:
-        raise UsageError(f"{args.submission}: holds none of the {len(tasks)} tasks of {args.data} being scored")
+        raise UsageError(f"{args.submission}: holds none of the tasks of {args.data} being scored "
+                         f"({plural(len(tasks), 'task')})")
     report = score_submission(submission, held)
-    print(f"{args.data}: {report.n_tasks} tasks, {report.n_outputs} test outputs, 2 attempts each")
+    print(f"{args.data}: {plural(report.n_tasks, 'task')}, {plural(report.n_outputs, 'test output')}, "
+          "2 attempts each")
     print(f"  per-task score    {100 * report.task_score:6.2f}%  (mean over tasks of the fraction "
           f"of test inputs solved)")
     print(f"  per-output score  {100 * report.output_score:6.2f}%  ({report.n_solved_outputs} of "
@@ -151,9 +180,10 @@ def _train(args: argparse.Namespace, config_class: type, train: Callable, export
     from hybrid_pipeline.config import load_config
 
     config = load_config(config_class, args.config, args.overrides)
+    say_threads()
     result = train(config, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
     if result.is_main_process:
-        print(f"trained {result.steps} steps; {exported} exported to {result.final_dir}")
+        print(f"trained {plural(result.steps, 'step')}; {exported} exported to {result.final_dir}")
         if result.eval is not None:
             print(scores(result.eval))
     return EXIT_OK
@@ -171,7 +201,7 @@ def cmd_joint_train(args: argparse.Namespace) -> int:
 
     def scores(result: dict) -> str:
         trm, lm = result["trm"], result["lm"]
-        return (f"held-out tasks ({trm['tasks']}, {trm['test_outputs']} test outputs), 2 attempts: "
+        return (f"held-out tasks ({trm['tasks']}, {plural(trm['test_outputs'], 'test output')}), 2 attempts: "
                 f"TRM grid {100 * trm['task_score']:.2f}% per task ({100 * trm['output_score']:.2f}% per output), "
                 f"LM answer {100 * lm['task_score']:.2f}% per task ({100 * lm['output_score']:.2f}% per output)")
 
@@ -191,12 +221,14 @@ def _add_train_command(group: argparse._SubParsersAction, what: str, config_help
                        func: Callable[[argparse.Namespace], int]) -> None:
     """A `train` subcommand: --config, --resume | --overwrite, --quiet, KEY=VALUE overrides."""
     p = group.add_parser("train", help=f"{what} (also runs under `accelerate launch -m hybrid_pipeline.cli`)")
-    p.add_argument("--config", help=config_help)
+    p.add_argument("--config", metavar="YAML", help=config_help)
     _add_rerun(p, resume="continue from the last checkpoint in out_dir, with the same settings (a fresh run "
                          "if there is none)",
                overwrite="replace the training run in out_dir (its checkpoints, log and export)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=f"e.g. max_steps=100 {example}")
+    _add_threads(p)
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=f"config values that replace those of --config, "
+                   f"e.g. max_steps=100 {example}")
     p.set_defaults(func=func)
 
 
@@ -204,11 +236,12 @@ def cmd_trm_eval(args: argparse.Namespace) -> int:
     from hybrid_pipeline.trm.evaluate import evaluate_checkpoint
 
     tasks, recorded = _shard(args, lambda: _load(args), "trm eval")
+    say_threads()
     with recorded:
         summary = evaluate_checkpoint(args.checkpoint, tasks, args.out, data_label=args.data,
                                       batch_size=args.batch_size, max_augmentations=args.views, resume=args.resume,
                                       overwrite=args.overwrite)
-    print(f"wrote {args.out}/submission.json, results.jsonl, summary.json for {summary['tasks']} tasks"
+    print(f"wrote {args.out}/submission.json, results.jsonl, summary.json for {plural(summary['tasks'], 'task')}"
           + (f" ({summary['skipped_too_large']} too large for the model's canvas)" if summary["skipped_too_large"] else "")
           + (f"; {summary['unseen_in_training']} never seen in training (blank puzzle embedding)"
              if summary["unseen_in_training"] else ""))
@@ -225,7 +258,9 @@ def cmd_trm_eval(args: argparse.Namespace) -> int:
 
 def cmd_baseline(args: argparse.Namespace) -> int:
     from hybrid_pipeline.backbones.config import BackboneConfig
+    from hybrid_pipeline.backbones.tiny import TINY_NAMES
     from hybrid_pipeline.baseline import BaselineConfig, format_table, run_baseline
+    from hybrid_pipeline.runs import warn_random_weights
 
     kind = args.kind or ("diffusion" if args.backbone == "tiny-random-diffusion" else "causal")
     try:  # the configs check their values; a ValueError here is a bad flag
@@ -239,6 +274,9 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise UsageError(str(e)) from None
     tasks, recorded = _shard(args, lambda: _load(args), "baseline")
+    if args.backbone in TINY_NAMES:
+        warn_random_weights([f"backbone {args.backbone}"], "pass --backbone PATH")
+    say_threads()
     with recorded:
         summary = run_baseline(config, tasks=tasks)
     print(format_table(summary))
@@ -253,6 +291,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     from hybrid_pipeline.arc.errors import ARCDataError
     from hybrid_pipeline.arc.tasks import load_tasks, unmatched_problem
+    from hybrid_pipeline.runs import warn_random_weights
     from planner.build import PlanSetup, build_planner
     from planner.run import run_plan
 
@@ -272,29 +311,29 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if loaded.unmatched:  # a mistyped id stops the run before it starts; broken task files do not
         raise ARCDataError(unmatched_problem(args.data, loaded.unmatched))
     for problem in loaded.problems:  # reported now and again at the end; the good tasks still run
-        print(f"error: {problem}", file=sys.stderr)
+        error(str(problem))
     if not loaded.tasks:
         raise UsageError(f"{args.data}: no task to run")
     tasks, recorded = _shard(args, lambda: loaded.tasks, "plan")
     planner, meta = build_planner(setup)
     if meta["random_weights"]:
-        print(f"NOTE: random weights in {', '.join(meta['random_weights'])}: this run checks the pipeline, "
-              "its answers are noise. Pass --backbone PATH, --trm DIR or --hybrid DIR for trained models.")
+        warn_random_weights(meta["random_weights"], "pass --backbone PATH, --trm DIR or --hybrid DIR")
+    say_threads()
     meta["data"] = args.data
     with recorded:  # Ctrl-C and SIGTERM: the run writes its files, main() says so and exits 130 / 143
         run = run_plan(planner, tasks, args.out, resume=args.resume, overwrite=args.overwrite,
                        task_timeout_s=args.task_timeout, meta=meta, progress=not args.quiet, workers=args.workers)
     summary = run.summary
-    print(f"{args.data}: {summary['finished']} of {summary['tasks']} tasks, {summary['test_inputs']} test inputs, "
-          f"{summary['attempts']} attempts, {summary['errors']} task errors, {summary['seconds']:.1f} s")
+    print(f"{args.data}: {summary['finished']} of {plural(summary['tasks'], 'task')}, "
+          f"{plural(summary['test_inputs'], 'test input')}, {plural(summary['attempts'], 'attempt')}, "
+          f"{plural(summary['errors'], 'task error')}, {summary['seconds']:.1f} s")
     if "task_score" in summary:
         print(f"  per-task score    {100 * summary['task_score']:6.2f}%  ({summary['solved_tasks']} of "
-              f"{summary['scored_tasks']} tasks solved)")
+              f"{plural(summary['scored_tasks'], 'task')} solved)")
         print(f"  per-output score  {100 * summary['output_score']:6.2f}%")
     print(f"wrote {args.out}/submission.json, results.jsonl, summary.json, report.html, run.json")
     if loaded.problems:
-        print(f"error: {len(loaded.problems)} problems in the input (listed above); those tasks did not run",
-              file=sys.stderr)
+        error(f"{plural(len(loaded.problems), 'problem')} in the input (listed above); those tasks did not run")
         return EXIT_USAGE
     return EXIT_OK
 
@@ -367,7 +406,7 @@ def cmd_sandbox_run(args: argparse.Namespace) -> int:
         report = program_report_json(args.program, args.data, args.task, time_limit_s=args.time_limit,
                                      memory_limit_mb=args.memory_limit)
     except SandboxError as e:  # the sandbox itself could not run: a fault of this machine, not the input
-        print(f"error: sandbox failed: {e}", file=sys.stderr)
+        error(f"sandbox failed: {e}")
         return EXIT_FAULT
     print(_compact_rows(json.dumps(report, indent=2)))
     return EXIT_OK
@@ -382,6 +421,36 @@ def _compact_rows(text: str) -> str:
 
 # --------------------------------------------------------------------------------------------------
 # parser
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Adds "(default: X)" to an option's help where it has a default and the text does not already
+    say what the default is (flags, which default to off, and options without a default get none)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or not _shows_default(action):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _shows_default(action: argparse.Action) -> bool:
+    """Whether an option's default is a value worth showing: not None, a flag's False, or an empty list."""
+    default = action.default
+    return not (default is None or default is False or default == argparse.SUPPRESS or default == [])
+
+
+class _Parser(argparse.ArgumentParser):
+    """Every parser and subparser of `hybrid-arc`: defaults shown in help, and usage errors in the
+    same `error: ...` style as every other problem (after the usage line), exit 2."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"error: {self.prog}: {message}\n")
 
 
 class _VersionAction(argparse.Action):
@@ -400,7 +469,13 @@ class _VersionAction(argparse.Action):
 
 def _add_selection(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tasks", help="comma-separated task ids or glob patterns (e.g. '00*,1a2b3c4d')")
-    p.add_argument("--limit", type=_positive_int, help="keep only the first N selected tasks")
+    p.add_argument("--limit", type=_positive_int, metavar="N", help="keep only the first N selected tasks")
+
+
+def _add_threads(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=_positive_int, metavar="N",
+                   help="torch threads per process (default: OMP_NUM_THREADS, else MKL_NUM_THREADS, else the "
+                        "cores this process may use, divided among the processes of the run)")
 
 
 def _add_shard(p: argparse.ArgumentParser) -> None:
@@ -431,8 +506,9 @@ def _add_model_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help=DATA_HELP)
     _add_selection(p)
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--batch-size", type=_positive_int, default=64)
+    p.add_argument("--batch-size", type=_positive_int, default=64, help="views per forward pass: changes memory use, not results")
     p.add_argument("--views", type=_positive_int, help="augmentations voted per task (default: all trained)")
+    _add_threads(p)
     _add_shard(p)
     _add_rerun(p, resume="continue the evaluation in --out (same checkpoint weights and views), skipping the "
                          "tasks it holds")
@@ -446,7 +522,7 @@ def _add_model_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hybrid-arc", description="LLM + Tiny Recursive Model toolkit for ARC-AGI.")
+    parser = _Parser(prog="hybrid-arc", description="LLM + Tiny Recursive Model toolkit for ARC-AGI.")
     parser.add_argument("--version", action=_VersionAction)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -459,7 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = data.add_parser("show", help="draw a task in the terminal (plain digits with NO_COLOR)")
     p.add_argument("--data", required=True, help=DATA_HELP)
-    p.add_argument("task_id")
+    p.add_argument("task_id", help="the id of the task to draw, e.g. 00576224")
     p.add_argument("--hide-solutions", action="store_true", help="do not draw test outputs")
     p.set_defaults(func=cmd_data_show)
 
@@ -485,16 +561,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_selection(p)
     p.add_argument("--backbone", required=True, help="tiny-random | tiny-random-diffusion | local dir | hub id")
     p.add_argument("--kind", choices=("causal", "diffusion"), default=None,
-                   help="default: diffusion for tiny-random-diffusion, else causal")
+                   help="how the backbone generates (default: diffusion for tiny-random-diffusion, else causal)")
     p.add_argument("--attempts", type=_positive_int, default=2, help="answers per prompt: greedy, then sampled")
-    p.add_argument("--augment", type=int, default=0, help="random augmentations voted besides the original")
+    p.add_argument("--augment", type=int, default=0, metavar="K", help="random augmentations voted besides the original")
     p.add_argument("--temperature", type=float, default=0.7, help="for the sampled answers")
-    p.add_argument("--max-new-tokens", type=_positive_int, help="default: enough for a 30x30 grid")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-new-tokens", type=_positive_int, help="answer length cap (default: enough for a 30x30 grid)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampled answers and the augmentations")
     p.add_argument("--dtype", default="float32", help="torch dtype of the backbone, or auto")
-    p.add_argument("--load-in-4bit", action="store_true")
-    p.add_argument("--load-in-8bit", action="store_true")
+    p.add_argument("--load-in-4bit", action="store_true", help="quantise the backbone to 4 bits (bitsandbytes nf4)")
+    p.add_argument("--load-in-8bit", action="store_true", help="quantise the backbone to 8 bits (bitsandbytes)")
     p.add_argument("--trust-remote-code", action="store_true", help="needed by LLaDA checkpoints")
+    _add_threads(p)
     _add_shard(p)
     p.add_argument("--out", required=True, help="output directory")
     _add_rerun(p)
@@ -505,32 +582,35 @@ def build_parser() -> argparse.ArgumentParser:
     _add_selection(p)
     p.add_argument("--backbone", default="tiny-random",
                    help="local path or hub id of a causal LM (default: tiny-random, offline, random weights)")
-    p.add_argument("--backbone-kind", choices=("causal", "diffusion"), default="causal")
+    p.add_argument("--backbone-kind", choices=("causal", "diffusion"), default="causal",
+                   help="how --backbone generates: left to right, or by unmasking (LLaDA)")
     p.add_argument("--trm", metavar="DIR", help="TRM export from `hybrid-arc trm train` (default: untrained)")
     p.add_argument("--hybrid", metavar="DIR", help="hybrid export from joint training (default: untrained)")
     p.add_argument("--proposers", help="comma-separated: search, hybrid, llm, trm, program (default: search, "
-                                       "joined by trm with --trm, hybrid with --hybrid, llm with --backbone)")
-    p.add_argument("--attempts", type=_positive_int, default=4, help="attempts per test input (default 4)")
+                                       "and trm with --trm, hybrid with --hybrid, llm with --backbone)")
+    p.add_argument("--attempts", type=_positive_int, default=4, help="attempts per test input")
     p.add_argument("--no-consistency-checks", action="store_true",
                    help="skip the verifier's leave-one-out and augmentation checks (fewer model calls)")
-    p.add_argument("--task-timeout", type=float, metavar="SECONDS", help="record a task as failed after this")
+    p.add_argument("--task-timeout", type=float, metavar="SECONDS",
+                   help="record a task as failed after this (default: no limit)")
     p.add_argument("--search-budget", type=int, default=300, metavar="STATES",
-                   help="states the program search expands per task (default 300; deterministic)")
+                   help="states the program search expands per task (deterministic, unlike --search-seconds)")
     p.add_argument("--search-depth", type=int, default=3, help="primitive calls per program before the "
-                                                             "inferred last step (default 3)")
+                                                             "inferred last step")
     p.add_argument("--search-seconds", type=float, default=30.0,
-                   help="wall-clock cap per task search; a capped task says so (default 30)")
+                   help="wall-clock cap per task search; a capped task says so")
     p.add_argument("--search-order", choices=("breadth", "closest"), default="breadth",
-                   help="expand a level's states in the order they were made (default), or those closest to "
+                   help="expand a level's states in the order they were made (breadth), or those closest to "
                         "the demonstration outputs first")
     p.add_argument("--search-view-budget", type=int, default=100, metavar="STATES",
                    help="when no program fits, states a second search expands with each grid's colours renamed "
-                        "by how often they occur (default 100; 0: never)")
+                        "by how often they occur (0: never)")
     p.add_argument("--no-search-feedback", action="store_true",
                    help="retries take the next program in rank order, ignoring the verifier's problems")
-    p.add_argument("--workers", type=int, default=1, help="tasks solved in parallel processes (default 1)")
+    p.add_argument("--workers", type=int, default=1, help="tasks solved in parallel processes")
+    _add_threads(p)
     _add_shard(p)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the untrained models' random weights")
     p.add_argument("--out", required=True, help="output directory")
     _add_rerun(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -550,8 +630,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--program", required=True, help="Python source defining transform(grid) -> grid")
     p.add_argument("--data", required=True, help=DATA_HELP)
     p.add_argument("--task", required=True, help="task id")
-    p.add_argument("--time-limit", type=float, default=2.0, help="seconds per grid (default 2)")
-    p.add_argument("--memory-limit", type=int, default=512, help="MiB for the child process (default 512)")
+    p.add_argument("--time-limit", type=float, default=2.0, help="seconds per grid")
+    p.add_argument("--memory-limit", type=int, default=512, help="MiB for the child process")
     p.set_defaults(func=cmd_sandbox_run)
     return parser
 
@@ -601,8 +681,12 @@ def _main(argv: Sequence[str] | None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     from hybrid_pipeline.runs import interrupted_exit_code, stop_on_sigterm
 
-    # Under `torchrun` / `accelerate launch` every process meets the same error or signal: one reports.
-    reports = os.environ.get("RANK", "0") == "0"
+    if hasattr(args, "threads"):  # before the command imports torch, which reads the count then
+        from hybrid_pipeline.threads import local_processes, use_threads
+
+        use_threads(args.threads, args.workers if hasattr(args, "workers") else local_processes())
+
+    reports = _reports()
     try:
         with stop_on_sigterm():
             return func(args)
@@ -615,7 +699,7 @@ def _main(argv: Sequence[str] | None) -> int:
         if lines is None:
             raise
         for line in lines if reports else ():
-            print(f"error: {line}", file=sys.stderr)
+            error(line)
         return EXIT_USAGE
 
 

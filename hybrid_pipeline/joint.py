@@ -79,9 +79,11 @@ from hybrid_pipeline.arc.files import atomic_write_json
 from hybrid_pipeline.arc.scoring import score_submission, write_submission
 from hybrid_pipeline.arc.tasks import LEAKAGE_POLICIES, Task, apply_leakage_policy, fitting, load_tasks
 from hybrid_pipeline.arc.text import INPUT_MARKER, TEST_MARKER, parse_grid, task_to_prompt
+from hybrid_pipeline.arc.wording import plural
 from hybrid_pipeline.arc.views import View, plan_views, predict_under_views, task_augmentations, vote_views
 from hybrid_pipeline.config import ConfigError, config_to_dict
 from hybrid_pipeline.hybrid import HybridConfig, HybridModel
+from hybrid_pipeline.runs import warn_random_weights
 from hybrid_pipeline.training import TrainResult, batch_rows, process_share, run_training
 from hybrid_pipeline.trm.checkpoint import CheckpointError, write_dir_atomically
 
@@ -235,7 +237,7 @@ def build_joint_data(config: JointTrainConfig, train_tasks: list[Task], eval_tas
     if config.max_prompt_tokens is not None:
         keep = [i for i in keep if len(tokenizer(prompts[i])["input_ids"]) <= config.max_prompt_tokens]
         if len(keep) < len(prompts):
-            say(f"note: dropped {len(prompts) - len(keep)} of {len(prompts)} rows with prompts longer than "
+            say(f"note: dropped {len(prompts) - len(keep)} of {plural(len(prompts), 'row')} with prompts longer than "
                 f"max_prompt_tokens={config.max_prompt_tokens}")
         if not keep:
             raise ARCDataError(Problem(f"every training prompt is longer than max_prompt_tokens={config.max_prompt_tokens}"))
@@ -394,11 +396,18 @@ class JointTrainer:
         self.sums = torch.zeros(len(self.metric_names) + 1, dtype=torch.float64)  # the metrics, then the count
         self.grad_norm = None
         self.ddp_model.train()
-        say(f"joint training: {len(data):,} rows from {len(train_tasks)} tasks x {config.num_augmentations} "
-            f"augmentations{' (test pairs and leave-one-out)' if config.leave_one_out else ''}, {len(eval_tasks)} "
-            f"held-out tasks, {accelerator.num_processes} process(es), layout {model.config.layout}, prompt states "
-            f"{('cached' + (' (hidden, keys and values)' if data.kv_shape else ' (hidden)')) if data.hidden is not None else 'computed each step'}")
+        prompt_states = ("cached" + (" (hidden, keys and values)" if data.kv_shape else " (hidden)")
+                         if data.hidden is not None else "computed each step")
+        say(f"joint training: {plural(len(data), 'row', thousands=True)} from {plural(len(train_tasks), 'task')} x "
+            f"{plural(config.num_augmentations, 'augmentation')}"
+            f"{' (test pairs and leave-one-out)' if config.leave_one_out else ''}, "
+            f"{plural(len(eval_tasks), 'held-out task')}, "
+            f"{plural(accelerator.num_processes, 'process', 'processes')}, layout {model.config.layout}, "
+            f"prompt states {prompt_states}")
         say(str(model.parameter_report()))
+        if model.backbone.random_weights and accelerator.is_main_process:  # the frozen LM never trains
+            warn_random_weights([f"backbone {config.model.backbone.name_or_path}"],
+                                "set model.backbone.name_or_path to a trained LM")
         if self.fsdp and eval_tasks:
             say("note: no held-out evaluation under FSDP (predict would bypass the sharded forward); evaluate "
                 f"{Path(config.out_dir) / 'final'} afterwards with hybrid_pipeline.joint.evaluate_hybrid")

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from hybrid_pipeline.arc.tasks import Task, load_tasks
+from hybrid_pipeline.arc.wording import plural
 from hybrid_pipeline.runs import (RUN_FILE, RunError, ShardDir, check_merge_target, jsonl_text, merged_settings,
                                   read_shards, shard_of, write_merged)
 
@@ -68,10 +69,10 @@ class MergedRun:
     files: list[str]
 
     def describe(self) -> str:
-        given = f"{len(self.shards)} of {self.count} shards"
+        given = f"{len(self.shards)} of {plural(self.count, 'shard')}"
         if self.missing:
             given += f" (shard{'s' if len(self.missing) > 1 else ''} {', '.join(map(str, self.missing))} missing)"
-        return (f"merged {given} of a {self.command} run on {self.data}: {self.finished} of {self.tasks} tasks "
+        return (f"merged {given} of a {self.command} run on {self.data}: {self.finished} of {plural(self.tasks, 'task')} "
                 f"finished; wrote {', '.join(self.files)} in {self.out_dir}")
 
 

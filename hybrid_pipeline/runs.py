@@ -23,7 +23,7 @@ with `open_run`, one rule for all of them:
   out dirs into one (`hybrid-arc merge`).
 
 The settings and versions (and the git commit of the source, when there is one) are recorded in
-`run.json` beside the results.
+`run.json` beside the results, with the thread count (`machine`), which a resume may change.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from hybrid_pipeline.arc.files import atomic_write_json, atomic_write_text, read_jsonl
+from hybrid_pipeline.arc.wording import plural
 from hybrid_pipeline.config import changed_settings
 
 RUN_FILE = "run.json"
@@ -204,7 +205,7 @@ class ShardedTasks:
 
     def describe(self) -> str:
         k, n = self.shard.index, self.shard.count
-        return (f"shard {k} of {n}: {len(self.tasks)} of the {self.selected} selected tasks (positions {k}, "
+        return (f"shard {k} of {n}: {len(self.tasks)} of the {plural(self.selected, 'selected task')} (positions {k}, "
                 f"{k + n}, {k + 2 * n}, ...)")
 
 
@@ -213,8 +214,8 @@ def take_shard(tasks: Sequence[Any], shard: Shard, *, command: str, data: str) -
     of; RunError when the shard would hold no task."""
     mine = shard.select(tasks)
     if not mine:
-        raise RunError(f"--shard {shard}: only {len(tasks)} tasks are selected, so shard {shard.index} would "
-                       f"hold none; split them into at most {len(tasks)} shards")
+        raise RunError(f"--shard {shard}: only {plural(len(tasks), 'task is', 'tasks are')} selected, so shard "
+                       f"{shard.index} would hold none; split them into at most {plural(len(tasks), 'shard')}")
     settings = {"shard": str(shard), "shard_of": shard_of(tasks, command=command, data=data)}
     return ShardedTasks(shard, mine, settings, len(tasks))
 
@@ -264,6 +265,15 @@ def versions() -> dict[str, str | None]:
     return found
 
 
+def machine() -> dict[str, Any]:
+    """How this run uses the machine, recorded beside the settings (not among them: it changes speed,
+    not results): {"threads": ...} when the command chose a thread count."""
+    from hybrid_pipeline.threads import chosen
+
+    choice = chosen()
+    return {"threads": choice.to_dict()} if choice is not None else {}
+
+
 def git_commit() -> str | None:
     """The commit of the source tree the package runs from, when it is a git checkout."""
     try:
@@ -276,6 +286,18 @@ def git_commit() -> str | None:
 
 def _warn(line: str) -> None:
     print(line, file=sys.stderr)
+
+
+def warn(line: str) -> None:
+    """A warning on stderr, in the one style of every command: `warning: ...`."""
+    _warn(f"warning: {line}")
+
+
+def warn_random_weights(parts: Sequence[str], instead: str) -> None:
+    """The one warning for a run with untrained models (every command that can run with them says
+    it so): their answers and scores are noise; `instead` says what gives trained ones."""
+    warn(f"random weights in {', '.join(parts)}: this run checks the pipeline, its answers and scores are "
+         f"noise; {instead} for trained models")
 
 
 def open_run(out_dir: str | Path, settings: dict[str, Any], *, resume: bool, overwrite: bool = False,
@@ -306,8 +328,8 @@ def open_run(out_dir: str | Path, settings: dict[str, Any], *, resume: bool, ove
     if continuing:
         _check_settings(out, current, compare, say)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / RUN_FILE, {"settings": current, "versions": versions(), "git_commit": git_commit()},
-                      indent=2)
+    atomic_write_json(out / RUN_FILE, {"settings": current, **machine(), "versions": versions(),
+                                       "git_commit": git_commit()}, indent=2)
     return continuing
 
 

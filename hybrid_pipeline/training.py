@@ -48,7 +48,7 @@ import numpy as np
 
 from hybrid_pipeline.arc.files import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
 from hybrid_pipeline.config import ConfigError, changed_settings, config_to_dict, flat_settings
-from hybrid_pipeline.runs import HeldSignals, RunError, Terminated, stop_exception
+from hybrid_pipeline.runs import HeldSignals, RunError, Terminated, machine, stop_exception
 
 LATEST_NAME = "latest.json"  # checkpoints/latest.json: {"name": "step-NNNNNNN", "step": N}
 LOOP_STATE_NAME = "loop_state.json"  # in each checkpoint: {"step": N, "owed": the log line still to write}
@@ -430,7 +430,8 @@ class _Run:
         if self.main:
             atomic_write_json(self.out_dir / "summary.json", {
                 "steps": self.step, "final_dir": str(final_dir), "last_log": self.last_log,
-                **self.trainer.summary(self.eval_result), "elapsed_s": round(time.perf_counter() - self.started, 2)}, indent=2)
+                **self.trainer.summary(self.eval_result), "elapsed_s": round(time.perf_counter() - self.started, 2),
+                **machine()}, indent=2)
         self.accelerator.wait_for_everyone()
         return self.result(final_dir, self.eval_result)
 

@@ -19,6 +19,9 @@ os.environ.setdefault("ACCELERATE_USE_CPU", "1")
 
 # One intra-op thread for torch: the models in tests are tiny, so a second thread buys nothing, and
 # when another process holds the other core torch's spinning threads slow tiny ops down 10x or more.
+# The environment variable too: commands run in the tests (and their child processes) choose their
+# thread count from it (hybrid_pipeline.threads) unless a test passes --threads.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 torch.set_num_threads(1)
 
 

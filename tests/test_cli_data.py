@@ -95,13 +95,13 @@ def test_check_lists_each_broken_file_and_exits_2(tmp_path, write_json, capsys):
     assert code == 2
     lines = err.strip().split("\n")
     assert lines[:-1] == [
-        f"{bad2}: task colour: train[0].output: row 0 col 0 is 11, expected an int 0..9",
-        f"{bad1}: task ragged: train[0].input: row 1 has 1 cells, expected 2 (grid must be rectangular)",
-        f"{bad3}: not valid JSON: Expecting ',' delimiter at line 1 column 27",
+        f"error: {bad2}: task colour: train[0].output: row 0 col 0 is 11, expected an int 0..9",
+        f"error: {bad1}: task ragged: train[0].input: row 1 has 1 cell, expected 2 (grid must be rectangular)",
+        f"error: {bad3}: not valid JSON: Expecting ',' delimiter at line 1 column 27",
     ]
-    assert lines[-1] == "1 valid tasks, 3 problems"
+    assert lines[-1] == "error: 1 valid task, 3 problems (listed above)"
     code, out, _ = run(capsys, "data", "check", str(tmp_path / "mix" / "good.json"))
-    assert code == 0 and "1 valid tasks, 0 problems" in out
+    assert code == 0 and out == "1 valid task, 0 problems\n"
 
 
 def test_check_of_several_paths_holds_each_id_to_one_task(write_json, capsys):
@@ -111,14 +111,14 @@ def test_check_of_several_paths_holds_each_id_to_one_task(write_json, capsys):
     write_json("b/abc.json", regrouped)
     code, out, _ = run(capsys, "data", "check", str(first.parent), str(first.parent.parent / "b"))
     assert code == 0 and out.splitlines() == [
-        f"note: merged 1 duplicate tasks (the same id and the same pairs in {first.parent} and "
-        f"{first.parent.parent / 'b'}); each is kept once", "1 valid tasks, 0 problems"]
+        f"note: merged 1 duplicate task (the same id and the same pairs in {first.parent} and "
+        f"{first.parent.parent / 'b'}); each is kept once", "1 valid task, 0 problems"]
 
     other = write_json("c/abc.json", task_json(train_pairs=3))
     code, _, err = run(capsys, "data", "check", str(first.parent), str(other.parent))
     assert code == 2 and err.splitlines() == [
-        f"task abc: two different tasks under one id, in {first} and in {other} (an id must name one task: "
-        "rename one or leave it out of one source)", "1 valid tasks, 1 problems"]
+        f"error: task abc: two different tasks under one id, in {first} and in {other} (an id must name one task: "
+        "rename one or leave it out of one source)", "error: 1 valid task, 1 problem (listed above)"]
 
 
 def test_score_reads_a_written_submission_and_rejects_a_broken_one(tmp_path, capsys):
@@ -191,7 +191,7 @@ def test_score_strict_requires_every_task_in_one_line(tiny_run, capsys):
 def test_score_refuses_a_submission_with_none_of_the_tasks_or_tasks_of_another_dataset(tiny_run, capsys):
     submission, data = tiny_run
     code, _, err = run(capsys, "score", "--submission", submission, "--data", data, "--tasks", "c*")
-    assert code == 2 and err == f"error: {submission}: holds none of the 1 tasks of {data} being scored\n"
+    assert code == 2 and err == f"error: {submission}: holds none of the tasks of {data} being scored (1 task)\n"
     obj = json.loads(open(submission).read())
     with open(submission, "w") as f:
         json.dump({**obj, "zz": obj["aa"]}, f)

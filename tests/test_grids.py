@@ -110,7 +110,7 @@ def _canvas(rows):
 
 @pytest.mark.parametrize("rows, reason", [
     ([[1]], "row 0 starts with EOS, expected a colour: empty grid"),
-    ([[2, 3, 1], [2, 1]], "row 1 has 1 colour cells, expected 2 (ragged grid)"),
+    ([[2, 3, 1], [2, 1]], "row 1 has 1 colour cell, expected 2 (ragged grid)"),
     ([[2, 3, 0]], "row 0 col 2 is PAD, expected EOS"),
     ([[2, 3, 12]], "token 12 out of range"),
 ])

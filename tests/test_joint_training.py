@@ -264,7 +264,8 @@ def test_two_process_data_parallel_run_on_cpu(tmp_path):
                           str(ROOT / "experiments" / "run_joint_training.py"), "--config", str(path), "--quiet"],
                          capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert run.stdout.count("trained 2 steps") == 1 and "2 process(es)" in run.stdout  # only the main process reports
+    assert run.stdout.count("trained 2 steps") == 1 and "2 processes" in run.stdout  # only the main process reports
+    assert run.stdout.count("threads: 1 per process (set by OMP_NUM_THREADS") == 1
     checkpoint = latest_checkpoint(tmp_path / "run")
     assert sorted(p.name for p in checkpoint.glob("random_states_*.pkl")) == ["random_states_0.pkl", "random_states_1.pkl"]
     # each line and each checkpoint written once, by one process; no scratch directory left behind
@@ -305,8 +306,12 @@ def test_joint_train_on_the_command_line_refuses_overwrites_and_resumes(trained,
     args = ["joint", "train", "--config", str(config), "--quiet"]
     assert main([*args, "--resume"]) == 0
     captured = capsys.readouterr()
-    assert captured.err.splitlines() == [f"nothing to resume in {out}: starting a fresh run"]
+    random = ("warning: random weights in backbone tiny-random: this run checks the pipeline, its answers and "
+              "scores are noise; set model.backbone.name_or_path to a trained LM for trained models")
+    assert captured.err.splitlines() == [f"nothing to resume in {out}: starting a fresh run", random]
     assert f"trained 2 steps; trained parts exported to {out / 'final'}" in captured.out
+    assert "threads: 1 per process (set by OMP_NUM_THREADS;" in captured.out  # conftest's; not a setting:
+    assert json.loads((out / "summary.json").read_text())["threads"]["torch_threads"] == 1  # in the summary
     files = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
 
     for extra, expected in (([], f"error: {out} holds a training run; pass --resume to continue it, --overwrite "
@@ -315,11 +320,11 @@ def test_joint_train_on_the_command_line_refuses_overwrites_and_resumes(trained,
                              f"error: {out}: cannot resume with other settings than the run there (max_steps 2 -> 3; "
                              "lr 0.001 -> 0.5); resume with the same values or use a new out_dir")):
         assert main([*args, *extra]) == 2, extra
-        assert capsys.readouterr().err.splitlines() == [expected]
+        assert capsys.readouterr().err.splitlines() == [expected]  # refused before the model loads: no warning
         assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == files  # refused before any write
 
     assert main([*args, "--overwrite", "max_steps=3", "log_every=1", "checkpoint_every=3"]) == 0
-    assert capsys.readouterr().err.splitlines() == [f"overwriting the training run in {out}"]
+    assert capsys.readouterr().err.splitlines() == [f"overwriting the training run in {out}", random]
     assert [json.loads(line)["step"] for line in (out / "train_log.jsonl").read_text().splitlines()] == [1, 2, 3]
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["latest.json", "step-0000003"]
     assert main([*args, "--resume", "max_steps=3", "log_every=1", "checkpoint_every=3"]) == 0  # done: export again

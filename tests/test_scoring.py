@@ -63,10 +63,10 @@ def test_write_then_read_round_trips_with_placeholders(tmp_path):
 
 @pytest.mark.parametrize("mutate, message", [
     (lambda s: s.pop("two"), "task two: task missing from submission"),
-    (lambda s: s["two"].pop(), "task two: expected a list of 2 entries (one per test input), got 1 entries"),
+    (lambda s: s["two"].pop(), "task two: expected a list of 2 entries (one per test input), got 1 entry"),
     (lambda s: s["one"][0].pop("attempt_2"), "task one: test[0]: missing 'attempt_2'"),
     (lambda s: s["one"][0].update(attempt_1=[[1, 2], [3]]),
-     "task one: test[0].attempt_1: row 1 has 1 cells, expected 2"),
+     "task one: test[0].attempt_1: row 1 has 1 cell, expected 2"),
     (lambda s: s.update(zzz=[]), "task zzz: task is not in the dataset being scored"),
 ])
 def test_invalid_submission_names_task_and_problem(mutate, message):

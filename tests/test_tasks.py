@@ -38,7 +38,7 @@ BAD_TASKS = [
     ({"test": [{"input": [[1]]}]}, "missing 'train' (a task needs 'train' and 'test' lists)"),
     ({"train": [], "test": [{"input": [[1]]}]}, "train: is empty, expected at least one pair"),
     ({"train": [{"input": [[1, 2], [3]], "output": [[1]]}], "test": [{"input": [[1]]}]},
-     "train[0].input: row 1 has 1 cells, expected 2 (grid must be rectangular)"),
+     "train[0].input: row 1 has 1 cell, expected 2 (grid must be rectangular)"),
     ({"train": [{"input": [[]], "output": [[1]]}], "test": [{"input": [[1]]}]},
      "train[0].input: row 0 has 0 cells, expected 1 to 30"),
     ({"train": [{"input": [[1]] * 31, "output": [[1]]}], "test": [{"input": [[1]]}]},
@@ -186,7 +186,7 @@ def test_the_same_pairs_under_one_id_are_one_task_with_a_note(write_json, second
     notes = []
     merged = merge_tasks([("a", a), ("b", b)], say=notes.append)
     assert [t.id for t in merged] == ["abc", "other"] and merged[0] is a[0]
-    assert notes == ["note: merged 1 duplicate tasks (the same id and the same pairs in a and b); each is kept once"]
+    assert notes == ["note: merged 1 duplicate task (the same id and the same pairs in a and b); each is kept once"]
 
 
 def test_a_test_input_without_its_output_is_not_the_same_pair():

@@ -20,6 +20,7 @@ from typing import Any, Callable
 import numpy as np
 
 from hybrid_pipeline.arc.tasks import MAX_SIDE, NUM_COLOURS, Example, Task
+from hybrid_pipeline.arc.wording import plural
 
 PAD, EOS, COLOUR_OFFSET = 0, 1, 2
 VOCAB_SIZE = NUM_COLOURS + COLOUR_OFFSET  # 12
@@ -198,7 +199,7 @@ def decode_grid(tokens: np.ndarray) -> np.ndarray:
         if run == 0 and canvas[r, 0] == EOS:
             break
         if run != width:
-            raise GridDecodeError(f"row {r} has {run} colour cells, expected {width} (ragged grid)")
+            raise GridDecodeError(f"row {r} has {plural(run, 'colour cell')}, expected {width} (ragged grid)")
         if width < side and canvas[r, width] != EOS:
             raise GridDecodeError(f"row {r} col {width} is {_token_name(canvas[r, width])}, expected EOS")
         height += 1

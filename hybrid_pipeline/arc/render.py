@@ -9,6 +9,7 @@ from typing import TextIO
 import numpy as np
 
 from hybrid_pipeline.arc.tasks import Task
+from hybrid_pipeline.arc.wording import plural
 
 # The usual ARC palette (black, blue, red, green, yellow, grey, magenta, orange, sky, maroon) as RGB.
 PALETTE = (
@@ -54,7 +55,8 @@ def _visible_width(line: str) -> int:
 def render_task(task: Task, *, colour: bool, show_solutions: bool = True) -> str:
     """The task's pairs drawn input -> output, one below the other."""
     cell = 2
-    out = [f"task {task.id} ({task.source}): {len(task.train)} train pairs, {len(task.test)} test inputs"]
+    out = [f"task {task.id} ({task.source}): {plural(len(task.train), 'train pair')}, "
+           f"{plural(len(task.test), 'test input')}"]
     pairs = [("train", i, ex) for i, ex in enumerate(task.train)] + [("test", i, ex) for i, ex in enumerate(task.test)]
     for split, i, ex in pairs:
         h_in, w_in = ex.input.shape

@@ -24,6 +24,7 @@ import numpy as np
 from hybrid_pipeline.arc.errors import ARCDataError, Problem
 from hybrid_pipeline.arc.files import atomic_write_json
 from hybrid_pipeline.arc.tasks import Task, parse_grid
+from hybrid_pipeline.arc.wording import plural
 
 ATTEMPT_KEYS = ("attempt_1", "attempt_2")
 # Written where a solver has no prediction: the format requires both attempts for every test input.
@@ -123,11 +124,11 @@ def validate_submission(obj: Any, tasks: Sequence[Task], *, file: str | None = N
     known = set(dataset_ids) if dataset_ids is not None else {t.id for t in tasks}
     problems += _summed([tid for tid in obj if tid not in known], file,
                         "task is not in the dataset being scored",
-                        f"{{n}} of the submission's {len(obj)} tasks are not in the dataset being scored")
+                        f"{{n}} of the submission's {plural(len(obj), 'task')} are not in the dataset being scored")
     if require_all:
         problems += _summed([t.id for t in tasks if t.id not in obj], file,
                             "task missing from submission (every task must be present)",
-                            f"{{n}} of {len(tasks)} tasks missing from submission (every task must be present)")
+                            f"{{n}} of {plural(len(tasks), 'task')} missing from submission (every task must be present)")
     submission: Submission = {}
     for task in tasks:
         if task.id not in obj:
@@ -135,8 +136,8 @@ def validate_submission(obj: Any, tasks: Sequence[Task], *, file: str | None = N
         entries = obj[task.id]
         n = len(task.test)
         if not isinstance(entries, list) or len(entries) != n:
-            got = f"{len(entries)} entries" if isinstance(entries, list) else type(entries).__name__
-            problems.append(Problem(f"expected a list of {n} entries (one per test input), got {got}",
+            got = plural(len(entries), "entry", "entries") if isinstance(entries, list) else type(entries).__name__
+            problems.append(Problem(f"expected a list of {plural(n, 'entry', 'entries')} (one per test input), got {got}",
                                     file=file, task_id=task.id))
             continue
         per_input = []

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from hybrid_pipeline.arc.tasks import Task
+from hybrid_pipeline.arc.wording import plural
 
 # Histogram bins on the larger side of a grid.
 SIZE_BINS = ((1, 5), (6, 10), (11, 15), (16, 20), (21, 25), (26, 30))
@@ -26,7 +27,7 @@ class DatasetStats:
                  f"  tasks           {self.tasks}",
                  f"  train pairs     {self.train_pairs}",
                  f"  test inputs     {self.test_inputs}",
-                 f"  with solutions  {self.with_solutions} of {self.tasks} tasks",
+                 f"  with solutions  {self.with_solutions} of {plural(self.tasks, 'task')}",
                  "  test inputs per task: " + ", ".join(f"{k}: {v}" for k, v in sorted(self.tasks_by_test_inputs.items())),
                  "  grid size (larger side), all grids:"]
         total = max(sum(self.grid_sizes.values()), 1)

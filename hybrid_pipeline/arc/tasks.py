@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from hybrid_pipeline.arc.errors import ARCDataError, Problem
+from hybrid_pipeline.arc.wording import plural
 
 MAX_SIDE = 30
 NUM_COLOURS = 10
@@ -167,13 +168,14 @@ def merge_tasks(sources: Iterable[tuple[str, Iterable[Task]]], say: Callable[[st
         task_id, first, second = clashes[0]
         more = ""
         if len(clashes) > 1:
-            more = (f"; {len(clashes) - 1} more ids hold different tasks in different sources: "
+            more = (f"; {plural(len(clashes) - 1, 'more id')} {'holds' if len(clashes) == 2 else 'hold'} different "
+                    "tasks in different sources: "
                     + ", ".join(c[0] for c in clashes[1:4]) + (", ..." if len(clashes) > 4 else ""))
         raise ARCDataError(Problem(f"two different tasks under one id, in {first} and in {second} (an id must "
                                    f"name one task: rename one or leave it out of one source){more}",
                                    task_id=task_id))
     if duplicates:
-        say(f"note: merged {duplicates} duplicate tasks (the same id and the same pairs in "
+        say(f"note: merged {plural(duplicates, 'duplicate task')} (the same id and the same pairs in "
             f"{' and '.join(dict.fromkeys(labels))}); each is kept once")
     return merged
 
@@ -192,12 +194,13 @@ def apply_leakage_policy(held_out: list[Task], train: list[Task], policy: str, *
     if not leaks:
         return held_out
     shown = ", ".join(f"{e} (in {t})" for e, t in leaks[:3])
-    message = (f"{len(leaks)} held-out tasks of {held_out_label} have a test input that is a grid of "
+    message = (f"{plural(len(leaks), 'held-out task')} of {held_out_label} {'has' if len(leaks) == 1 else 'have'} "
+               "a test input that is a grid of "
                f"the training data {train_label}, e.g. {shown}")
     if policy == "refuse":
         raise ARCDataError(Problem(f"{message}; set leakage=exclude to drop them from evaluation, "
                                    "or leakage=allow to keep them"))
-    say(f"WARNING: {message}; leakage={policy}: "
+    say(f"warning: {message}; leakage={policy}: "
         + ("dropped from evaluation" if policy == "exclude" else "kept, scores are inflated"))
     if policy != "exclude":
         return held_out
@@ -211,7 +214,7 @@ def fitting(tasks: list[Task], canvas: int, say: Callable[[str], Any] = print) -
     fits = [t for t in tasks if all(max(g.shape) <= canvas for ex in (*t.train, *t.test)
                                     for g in (ex.input, ex.output) if g is not None)]
     if len(fits) < len(tasks):
-        say(f"note: skipped {len(tasks) - len(fits)} of {len(tasks)} tasks with grids larger than the "
+        say(f"note: skipped {len(tasks) - len(fits)} of {plural(len(tasks), 'task')} with grids larger than the "
             f"{canvas}x{canvas} canvas")
     return fits
 
@@ -247,7 +250,7 @@ def parse_grid(obj: Any, *, file: str | None = None, task_id: str | None = None,
     if not isinstance(obj, list):
         return problem(f"expected a grid (list of rows), got {_json_type(obj)}")
     if not 1 <= len(obj) <= MAX_SIDE:
-        return problem(f"grid has {len(obj)} rows, expected 1 to {MAX_SIDE}")
+        return problem(f"grid has {plural(len(obj), 'row')}, expected 1 to {MAX_SIDE}")
     width = None
     for r, row in enumerate(obj):
         if not isinstance(row, list):
@@ -255,9 +258,9 @@ def parse_grid(obj: Any, *, file: str | None = None, task_id: str | None = None,
         if width is None:
             width = len(row)
             if not 1 <= width <= MAX_SIDE:
-                return problem(f"row {r} has {width} cells, expected 1 to {MAX_SIDE}")
+                return problem(f"row {r} has {plural(width, 'cell')}, expected 1 to {MAX_SIDE}")
         elif len(row) != width:
-            return problem(f"row {r} has {len(row)} cells, expected {width} (grid must be rectangular)")
+            return problem(f"row {r} has {plural(len(row), 'cell')}, expected {width} (grid must be rectangular)")
         # `type(v) is int` rejects bools and floats, which isinstance and numpy would let through.
         if set(map(type, row)) != {int} or min(row) < 0 or max(row) >= NUM_COLOURS:
             c, bad = next((c, v) for c, v in enumerate(row)

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from hybrid_pipeline.arc.tasks import MAX_SIDE, Task
+from hybrid_pipeline.arc.wording import plural
 
 INPUT_MARKER = "Input:"
 OUTPUT_MARKER = "Output:"
@@ -80,7 +81,7 @@ def parse_grid(text: str) -> np.ndarray:
         if bad is not None:
             raise AnswerParseError(f"row {r} col {bad}: {row[bad]!r} is not a digit 0-9")
         if len(row) != width:
-            raise AnswerParseError(f"row {r} has {len(row)} cells, expected {width} (ragged rows)")
+            raise AnswerParseError(f"row {r} has {plural(len(row), 'cell')}, expected {width} (ragged rows)")
     if len(rows) > MAX_SIDE or width > MAX_SIDE:
         raise AnswerParseError(f"grid is {len(rows)}x{width}, expected at most {MAX_SIDE}x{MAX_SIDE}")
     return np.frombuffer("".join(rows).encode("ascii"), dtype=np.uint8).reshape(len(rows), width) - ord("0")

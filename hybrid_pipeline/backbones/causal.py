@@ -287,7 +287,7 @@ class CausalBackbone(FrozenBackbone):
         inputs_embeds, mask = self._with_prefix(prefix_embeds, prompt_ids, attention_mask)
         cache = DynamicCache(config=self.model.config)
         self.model(inputs_embeds=inputs_embeds[:, :-1], attention_mask=mask[:, :-1],
-                   position_ids=positions(mask[:, :-1]), past_key_values=cache, use_cache=True, **self._one_logit)
+                   position_ids=positions(mask[:, :-1]), use_cache=True, **{self._cache_arg: cache}, **self._one_logit)
         return PromptCache(cache, inputs_embeds, mask)
 
     def grid_logits_processor(self) -> AllowedTokensLogitsProcessor:
@@ -311,7 +311,7 @@ class CausalBackbone(FrozenBackbone):
             if prompt_ids is not None or prefix_embeds is not None:
                 raise ValueError("pass either prompt_cache or prompt_ids/prefix_embeds, not both")
             inputs_embeds, mask = prompt_cache.inputs_embeds, prompt_cache.attention_mask
-            generate_kwargs["past_key_values"] = copy.deepcopy(prompt_cache.past_key_values)
+            generate_kwargs["cache"] = copy.deepcopy(prompt_cache.past_key_values)
         elif prompt_ids is None:
             raise ValueError("generate needs prompt_ids or a prompt_cache")
         else:

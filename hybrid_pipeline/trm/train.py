@@ -40,6 +40,7 @@ from hybrid_pipeline.arc.datasets import AugmentationPlan, TRMDataConfig, build_
 from hybrid_pipeline.arc.errors import ARCDataError, Problem
 from hybrid_pipeline.arc.tasks import (LEAKAGE_POLICIES, Task, apply_leakage_policy, fitting, load_tasks,
                                       merge_tasks)
+from hybrid_pipeline.arc.wording import plural
 from hybrid_pipeline.config import ConfigError
 from hybrid_pipeline.training import TrainResult, batch_rows, process_share, run_training
 from hybrid_pipeline.trm.checkpoint import save_export, write_dir_atomically
@@ -234,7 +235,8 @@ class TRMTrainer:
         self.ddp_model, self.optimizer = accelerator.prepare(model, optimizer)
         self.clear_metrics()
         say(f"TRM: {sum(p.numel() for p in self.dense):,} trainable parameters, {self.data.plan.num_puzzles:,} "
-            f"puzzle embeddings, {len(self.data.inputs):,} training rows, {len(self.data.eval_tasks)} evaluation tasks")
+            f"puzzle embeddings, {plural(len(self.data.inputs), 'training row', thousands=True)}, "
+            f"{plural(len(self.data.eval_tasks), 'evaluation task')}")
 
     def load(self, checkpoint: Path, optimizer: torch.optim.Optimizer) -> None:
         device = self.accelerator.device
