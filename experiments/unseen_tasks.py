@@ -29,7 +29,8 @@ fraction of the family's parameter values that give the expected test output (fo
 
 A method under test is `Method = Callable[[list[Task], list[Task], MethodBudget], MethodResult]`:
 it gets the family's training tasks (with test outputs), the held-out tasks without their test
-outputs, and a budget, and says per held-out task whether its one answer (pass@1) was exact.
+outputs, and a budget, and gives its one answer (pass@1) per held-out task, which the benchmark
+scores exactly against the test output.
 """
 
 from __future__ import annotations
@@ -304,14 +305,19 @@ class MethodBudget:
 
 @dataclass
 class MethodResult:
-    """One method on one family's held-out tasks."""
+    """One method on one family's held-out tasks.
+
+    A method sees no test output, so it answers through `predictions` (its one grid per held-out
+    task, None for no answer) and leaves `correct` empty: the benchmark fills `correct` from them
+    (`bench_unseen.score`). A result with `correct` and no `predictions` is taken as it is.
+    """
 
     name: str
     correct: dict[str, bool]  # held-out task id -> its one answer (pass@1) equals the test output exactly
     train_cpu_s: float  # CPU seconds spent training (0 for a method that trains nothing)
     test_cpu_s_per_task: float  # mean CPU seconds per held-out task at test time
     notes: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)  # anything else a method wants in the record
+    predictions: dict[str, np.ndarray | None] = field(default_factory=dict)  # held-out task id -> its answer
 
     @property
     def accuracy(self) -> float:
