@@ -3,30 +3,18 @@ the table has a row per family and method, results.json holds what the table sho
 method is run and scored by the benchmark from its predictions, and the paper's route trains rows
 for the held-out tasks from their demonstrations without ever reading a test output.
 
-`experiments` is not a package: the module is loaded from its file path.
+`experiments` is not a package: the module is loaded from its file path (conftest.load_experiment).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 
-EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+from conftest import load_experiment
 
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, EXPERIMENTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load("bench_unseen")
+bench = load_experiment("bench_unseen")
 
 
 def copy_demonstration_output(train, heldout, budget):

@@ -20,7 +20,7 @@ from hybrid_pipeline.arc.datasets import AugmentationPlan
 from hybrid_pipeline.arc.grids import IDENTITY
 from hybrid_pipeline.arc.tasks import Example, Task, load_tasks
 from hybrid_pipeline.cli import main
-from hybrid_pipeline.trm.checkpoint import load_trm, save_export
+from hybrid_pipeline.trm.checkpoint import save_export
 from hybrid_pipeline.trm.config import TRMConfig
 from hybrid_pipeline.trm.evaluate import vote_predictions
 from hybrid_pipeline.trm.model import TRM
@@ -42,15 +42,20 @@ def flip_task(task_id: str, seed: int) -> Task:
 @pytest.fixture(scope="module")
 def model_and_plan():
     """A small TRM with a plan of two tasks x 3 views and a table whose trained rows are random."""
-    torch.manual_seed(0)
     plan = AugmentationPlan.sample([flip_task("a", 0), flip_task("b", 1)], 3, seed=0)
-    config = TRMConfig(hidden_size=32, num_heads=2, L_layers=1, H_cycles=2, L_cycles=1, halt_max_steps=2,
-                       puzzle_emb_len=1, forward_dtype="float32", seq_len=CANVAS ** 2,
-                       num_puzzle_identifiers=plan.num_puzzles)
-    model = TRM(config)
+    return random_trm(plan, seed=0, H_cycles=2, halt_max_steps=2), plan
+
+
+def random_trm(plan: AugmentationPlan, *, seed: int, **config) -> TRM:
+    """A hidden-32 TRM on the 8x8 canvas with random weights and random trained rows for `plan`."""
+    torch.manual_seed(seed)
+    values = dict(hidden_size=32, num_heads=2, L_layers=1, H_cycles=1, L_cycles=1, halt_max_steps=1,
+                  puzzle_emb_len=1, forward_dtype="float32", seq_len=CANVAS ** 2,
+                  num_puzzle_identifiers=plan.num_puzzles)
+    model = TRM(TRMConfig(**{**values, **config}))
     with torch.no_grad():
         model.puzzle_emb.weight[1:] = torch.randn(plan.num_puzzles - 1, 32)
-    return model.eval(), plan
+    return model.eval()
 
 
 def _state(model):
@@ -142,15 +147,8 @@ def checkpoint(tmp_path_factory):
     """An export (random weights) whose plan holds two bundled training tasks, on an 8x8 canvas."""
     tasks = load_tasks("arc-agi-1:training", ids=TRAINED_IDS).raise_if_problems().tasks
     plan = AugmentationPlan.sample(tasks, 2, seed=0)
-    torch.manual_seed(1)
-    config = TRMConfig(hidden_size=32, num_heads=2, L_layers=1, H_cycles=1, L_cycles=1, halt_max_steps=1,
-                       puzzle_emb_len=1, forward_dtype="float32", seq_len=CANVAS ** 2,
-                       num_puzzle_identifiers=plan.num_puzzles)
-    model = TRM(config)
-    with torch.no_grad():
-        model.puzzle_emb.weight[1:] = torch.randn(plan.num_puzzles - 1, 32)
     directory = tmp_path_factory.mktemp("ckpt") / "final"
-    save_export(model, plan, directory)
+    save_export(random_trm(plan, seed=1), plan, directory)
     return directory
 
 

@@ -1,33 +1,21 @@
 """experiments/unseen_tasks.py: each family's rule on hand-checked grids, the tasks' invariants (ids,
 determinism, demonstrations that fix the answer), chance levels, and the files `load_tasks` reads.
 
-`experiments` is not a package: the module is loaded from its file path, as the toy tasks' tests do.
+`experiments` is not a package: the module is loaded from its file path (conftest.load_experiment).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import load_experiment
+
 from hybrid_pipeline.arc.tasks import Example, Task, load_tasks
 
-SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "unseen_tasks.py"
-
-
-def _load_module():
-    spec = importlib.util.spec_from_file_location("unseen_tasks", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-u = _load_module()
+u = load_experiment("unseen_tasks")
 
 
 def g(rows):
