@@ -9,13 +9,14 @@ trained on. Methods, side by side, each with the CPU seconds (`time.process_time
 - `mean`: new rows at the mean of the trained rows, no training (test-time training for 0 steps);
 - `ttt`: test-time training (`hybrid_pipeline.trm.ttt`): the mean rows trained on the task's
   demonstrations for `--ttt-steps` steps, then voted over the views;
+- `ttt_net`: the same, with (a copy of) the network fine-tuned too, at `--ttt-network-lr`;
 - `paper`: the held-out tasks' demonstrations join the training data (as `trm train` does with its
   evaluation data: demonstrations train their rows, test outputs never), so their rows are trained;
   a second training run per family;
 - further methods plug in by `--method NAME=MODULE:FUNCTION` (a `unseen_tasks.Method`: training
   tasks, held-out tasks without test outputs, a `MethodBudget` -> a `MethodResult`), e.g. the hybrid.
 
-`blank`, `mean` and `ttt` share one training run per family (each row reports its CPU seconds).
+`blank`, `mean`, `ttt` and `ttt_net` share one training run per family (each row reports its CPU seconds).
 Every method answers once per task (pass@1: the top-voted grid); the table gives exact accuracy on
 the held-out tasks with its standard error, and each family's chance level (`unseen_tasks.chance`).
 
@@ -67,7 +68,7 @@ QUICK = {"train_tasks": 200, "heldout_tasks": 20, "train_steps": 300, "ttt_steps
 class TTTSettings:
     lr: float = 3e-2
     views: int = 4
-    network_lr: float | None = None
+    network_lr: float = 1e-3  # ttt_net's; ttt trains the rows only
     batch_size: int | None = None
 
 
@@ -114,7 +115,8 @@ def _answers(box, tasks: list[Task]) -> dict[str, np.ndarray | None]:
 def _trm_method(name: str, *, adaptation: str, ttt: TTTSettings = TTTSettings(),
                 overrides: tuple[str, ...] = ()) -> Method:
     """A method that trains the family's TRM, then answers each held-out task by `adaptation`:
-    "blank" (row 0), "mean" (mean rows, no training), "ttt", or "trained" (the paper's route)."""
+    "blank" (row 0), "mean" (mean rows, no training), "ttt" (rows), "ttt_net" (rows and network),
+    or "trained" (the paper's route)."""
 
     def run(train: list[Task], heldout: list[Task], budget: MethodBudget) -> MethodResult:
         from hybrid_pipeline.trm.checkpoint import load_trm
@@ -126,14 +128,16 @@ def _trm_method(name: str, *, adaptation: str, ttt: TTTSettings = TTTSettings(),
                                             "paper" if joint else "trm", overrides)
         model, plan = load_trm(final)
         started = time.process_time()
-        config = TTTConfig(steps=budget.test_steps if adaptation == "ttt" else 0, lr=ttt.lr, views=ttt.views,
-                           network_lr=ttt.network_lr, batch_size=ttt.batch_size, seed=budget.seed)
+        tuned = adaptation in ("ttt", "ttt_net")
+        config = TTTConfig(steps=budget.test_steps if tuned else 0, lr=ttt.lr, views=ttt.views,
+                           network_lr=ttt.network_lr if adaptation == "ttt_net" else None,
+                           batch_size=ttt.batch_size, seed=budget.seed)
         if adaptation == "mean":
             answers = {}
             for task in heldout:
                 adapted = adapt(model, plan, task, config, canvas=CANVAS)
                 answers |= _answers(vote_predictions(adapted.model, [task], adapted.plan, canvas=CANVAS), [task])
-        elif adaptation == "ttt":
+        elif tuned:
             answers = {}
             for task in heldout:
                 answers |= _answers(vote_with_ttt(model, [task], plan, config, canvas=CANVAS), [task])
@@ -143,8 +147,8 @@ def _trm_method(name: str, *, adaptation: str, ttt: TTTSettings = TTTSettings(),
             answers = _answers(vote_predictions(model, heldout, plan, canvas=CANVAS), heldout)
         test_cpu = (time.process_time() - started) / max(len(heldout), 1)
         notes = {"blank": "blank row 0, identity view", "mean": f"{config.views} views at the mean row",
-                 "ttt": f"{budget.test_steps} steps, lr {ttt.lr}, {ttt.views} views"
-                        + (f", network lr {ttt.network_lr}" if ttt.network_lr else ", rows only"),
+                 "ttt": f"{budget.test_steps} steps, lr {ttt.lr}, {ttt.views} views, rows only",
+                 "ttt_net": f"{budget.test_steps} steps, lr {ttt.lr}, {ttt.views} views, network lr {ttt.network_lr}",
                  "trained": "held-out demonstrations in training (2nd run)"}[adaptation]
         return MethodResult(name, {}, train_cpu, test_cpu, notes=notes, predictions=answers)
 
@@ -153,10 +157,11 @@ def _trm_method(name: str, *, adaptation: str, ttt: TTTSettings = TTTSettings(),
 
 def methods(ttt: TTTSettings, overrides: tuple[str, ...] = ()) -> dict[str, Method]:
     """The benchmark's registry: name -> method. `--method` adds to it (e.g. the hybrid)."""
-    return {"blank": _trm_method("blank", adaptation="blank", overrides=overrides),
-            "mean": _trm_method("mean", adaptation="mean", ttt=ttt, overrides=overrides),
-            "ttt": _trm_method("ttt", adaptation="ttt", ttt=ttt, overrides=overrides),
-            "paper": _trm_method("paper", adaptation="trained", overrides=overrides)}
+    return {name: _trm_method(name, adaptation="trained" if name == "paper" else name, ttt=ttt, overrides=overrides)
+            for name in REGISTRY}
+
+
+REGISTRY = ("blank", "mean", "ttt", "ttt_net", "paper")
 
 
 def load_method(spec: str) -> tuple[str, Method]:
@@ -226,8 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--families", default=",".join(FAMILIES), help=f"comma-separated from {', '.join(FAMILIES)}")
-    parser.add_argument("--methods", default="blank,mean,ttt,paper",
-                        help="comma-separated from the registry (blank, mean, ttt, paper) and --method names")
+    parser.add_argument("--methods", default=",".join(REGISTRY),
+                        help=f"comma-separated from the registry ({', '.join(REGISTRY)}) and --method names")
     parser.add_argument("--method", action="append", default=[], metavar="NAME=MODULE:FUNCTION",
                         help="add a method (an unseen_tasks.Method), e.g. the hybrid; name it in --methods too")
     parser.add_argument("--train-tasks", type=int, default=N_TRAIN_TASKS)
@@ -236,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ttt-steps", type=int, default=TTT_STEPS, help="test-time training steps per task")
     parser.add_argument("--ttt-lr", type=float, default=TTTSettings.lr)
     parser.add_argument("--ttt-views", type=int, default=TTTSettings.views)
-    parser.add_argument("--ttt-network-lr", type=float, default=None, help="also fine-tune the network (a copy)")
+    parser.add_argument("--ttt-network-lr", type=float, default=TTTSettings.network_lr,
+                        help="ttt_net's lr for (a copy of) the network")
     parser.add_argument("--quick", action="store_true", help=f"a smoke test: {QUICK}, unless given explicitly")
     parser.add_argument("--jobs", type=int, default=2, help="families run in this many processes")
     parser.add_argument("--seed", type=int, default=0)
@@ -253,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown families {', '.join(unknown)}; known: {', '.join(FAMILIES)}")
     plugins = dict(spec.partition("=")[::2] for spec in args.method)
     chosen = [m for m in args.methods.split(",") if m]
-    if unknown := [m for m in chosen if m not in ("blank", "mean", "ttt", "paper") and m not in plugins]:
+    if unknown := [m for m in chosen if m not in REGISTRY and m not in plugins]:
         parser.error(f"unknown methods {', '.join(unknown)}: name a registry method or add it with --method")
     settings = {"train_tasks": args.train_tasks, "heldout_tasks": args.heldout_tasks, "train_steps": args.train_steps,
                 "ttt_steps": args.ttt_steps, "seed": args.seed, "quick": args.quick, "out": args.out,

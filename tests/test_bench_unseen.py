@@ -29,12 +29,12 @@ def test_a_tiny_benchmark_runs_every_method_and_writes_the_table_it_prints(tmp_p
     out = tmp_path / "bench"
     argv = ["--quick", "--families", "dihedral", "--train-tasks", "6", "--heldout-tasks", "3", "--train-steps", "2",
             "--ttt-steps", "2", "--ttt-views", "2", "--jobs", "1", "--out", str(out),
-            "--method", f"copy={__name__}:copy_demonstration_output", "--methods", "blank,mean,ttt,paper,copy",
+            "--method", f"copy={__name__}:copy_demonstration_output", "--methods", "blank,mean,ttt,ttt_net,paper,copy",
             "model.hidden_size=16", "model.num_heads=2"]
     assert bench.main(argv) == 0
     printed = capsys.readouterr().out
     rows = [line for line in printed.splitlines() if line.startswith("| dihedral")]
-    assert [r.split("|")[3].strip() for r in rows] == ["blank", "mean", "ttt", "paper", "copy"]
+    assert [r.split("|")[3].strip() for r in rows] == ["blank", "mean", "ttt", "ttt_net", "paper", "copy"]
     results = json.loads((out / "results.json").read_text())
     record = results["families"][0]
     assert record["heldout_tasks"] == 3 and record["train_tasks"] == 6
