@@ -30,6 +30,7 @@ table to stdout.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib
 import json
 import os
@@ -48,6 +49,7 @@ from toy_tasks import TOY_RECIPE  # noqa: E402
 from unseen_tasks import (CANVAS, FAMILIES, N_HELDOUT_TASKS, N_TRAIN_TASKS, Method, MethodBudget,  # noqa: E402
                           MethodResult, chance, family_tasks, write_challenges)
 
+from hybrid_pipeline.arc.files import atomic_write_json  # noqa: E402
 from hybrid_pipeline.arc.tasks import Task  # noqa: E402
 
 # The TRM of every family: the toy recipe (experiments/toy_tasks.py) on the unseen tasks' canvas,
@@ -76,6 +78,7 @@ class TTTSettings:
 # training (one run per family and data; blank, mean and ttt share theirs)
 
 _TRAINED: dict[tuple, tuple[Path, float]] = {}
+REUSE = False  # --reuse: take the finished training runs in --out (and their recorded CPU seconds)
 
 
 def train_family_trm(train: list[Task], heldout: list[Task] | None, budget: MethodBudget, name: str,
@@ -86,11 +89,24 @@ def train_family_trm(train: list[Task], heldout: list[Task] | None, budget: Meth
            budget.work_dir, overrides)
     if key in _TRAINED:
         return _TRAINED[key]
+    root = Path(budget.work_dir) / name
+    digest = hashlib.sha256(repr(key[:-2] + key[-1:]).encode()).hexdigest()  # tasks, steps, seed, overrides
+    recorded = root / "train_cpu.json"
+    if REUSE and recorded.is_file() and json.loads(recorded.read_text())["key"] == digest:
+        final, _ = _train(train, heldout, budget, root, overrides, resume=True)  # refuses other settings
+        _TRAINED[key] = (final, json.loads(recorded.read_text())["cpu_s"])
+        return _TRAINED[key]
+    _TRAINED[key] = _train(train, heldout, budget, root, overrides, resume=False)
+    atomic_write_json(recorded, {"cpu_s": _TRAINED[key][1], "key": digest})
+    return _TRAINED[key]
+
+
+def _train(train: list[Task], heldout: list[Task] | None, budget: MethodBudget, root: Path,
+           overrides: tuple[str, ...], *, resume: bool) -> tuple[Path, float]:
     from hybrid_pipeline.config import load_config
     from hybrid_pipeline.trm.train import TRMTrainConfig, train_trm
 
     started = time.process_time()
-    root = Path(budget.work_dir) / name
     train_file = write_challenges(train, root / "train_challenges.json")
     recipe = {**RECIPE, "data": str(train_file), "eval_data": None, "max_steps": budget.train_steps,
               "seed": budget.seed, "out_dir": str(root / "trm"), "cache_dir": None}
@@ -98,9 +114,9 @@ def train_family_trm(train: list[Task], heldout: list[Task] | None, budget: Meth
         blind = [t.without_solutions() for t in heldout]  # their test outputs never reach the trainer
         recipe["eval_data"] = str(write_challenges(blind, root / "heldout_challenges.json", with_solutions=False))
     config = load_config(TRMTrainConfig, None, [f"{k}={json.dumps(v)}" for k, v in recipe.items()] + list(overrides))
-    result = train_trm(config, progress=False, overwrite=True)
-    _TRAINED[key] = (Path(result.final_dir), time.process_time() - started)
-    return _TRAINED[key]
+    # a resume of a finished run with the same settings loads it; with other settings it is refused
+    result = train_trm(config, progress=False, overwrite=not resume, resume=resume)
+    return Path(result.final_dir), time.process_time() - started
 
 
 def _answers(box, tasks: list[Task]) -> dict[str, np.ndarray | None]:
@@ -192,6 +208,8 @@ def run_family(family: str, args: dict[str, Any]) -> dict[str, Any]:
     """Every selected method on one family; returns a JSON-able record."""
     import torch
 
+    global REUSE
+    REUSE = args["reuse"]
     torch.set_num_threads(1)
     cpu_before = time.process_time()
     train = family_tasks(family, "train", args["train_tasks"], seed=args["seed"])
@@ -246,6 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help=f"a smoke test: {QUICK}, unless given explicitly")
     parser.add_argument("--jobs", type=int, default=2, help="families run in this many processes")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--reuse", action="store_true",
+                        help="take the training runs an earlier call with the same training settings finished in "
+                             "--out (their CPU seconds as recorded then): compare test-time settings without retraining")
     parser.add_argument("--out", default="runs/bench_unseen", help="checkpoints and results.json go here")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="TRMTrainConfig overrides on the recipe")
     args = parser.parse_args(argv)
@@ -261,18 +282,30 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [m for m in args.methods.split(",") if m]
     if unknown := [m for m in chosen if m not in REGISTRY and m not in plugins]:
         parser.error(f"unknown methods {', '.join(unknown)}: name a registry method or add it with --method")
-    settings = {"train_tasks": args.train_tasks, "heldout_tasks": args.heldout_tasks, "train_steps": args.train_steps,
+    settings = {"reuse": args.reuse, "train_tasks": args.train_tasks, "heldout_tasks": args.heldout_tasks, "train_steps": args.train_steps,
                 "ttt_steps": args.ttt_steps, "seed": args.seed, "quick": args.quick, "out": args.out,
                 "methods": chosen, "plugins": args.method, "overrides": args.overrides,
                 "ttt": asdict(TTTSettings(args.ttt_lr, args.ttt_views, args.ttt_network_lr))}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     wall = time.perf_counter()
+    done: dict[str, dict[str, Any]] = {}
+
+    def keep(record: dict[str, Any]) -> None:  # results.json grows as families finish
+        done[record["family"]] = record
+        atomic_write_json(out / "results.json", {"settings": settings, "families": list(done.values())}, indent=1)
+
     if args.jobs > 1 and len(families) > 1:
         import multiprocessing
+        from functools import partial
 
         with multiprocessing.get_context("spawn").Pool(min(args.jobs, len(families))) as pool:
-            records = pool.starmap(run_family, [(f, settings) for f in families])
+            for record in pool.imap_unordered(partial(run_family, args=settings), families):
+                keep(record)
     else:
-        records = [run_family(f, settings) for f in families]
+        for family in families:
+            keep(run_family(family, settings))
+    records = [done[f] for f in families]
     wall = time.perf_counter() - wall
     cpu_all = sum(r["process_cpu_s"] for r in records)
     print(table(records))
@@ -280,10 +313,6 @@ def main(argv: list[str] | None = None) -> int:
           f"({args.jobs if len(families) > 1 else 1} processes, 1 torch thread each), {platform.machine()} "
           f"{os.cpu_count()} CPUs; {args.train_tasks} training and {args.heldout_tasks} held-out tasks per family, "
           f"{args.train_steps} TRM steps per training run, {args.ttt_steps} test-time steps per task")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    from hybrid_pipeline.arc.files import atomic_write_json
-
     atomic_write_json(out / "results.json", {"settings": settings, "wall_s": wall, "cpu_s": cpu_all,
                                              "families": records}, indent=1)
     return 0

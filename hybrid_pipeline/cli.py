@@ -453,8 +453,8 @@ def _add_model_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--views", type=_positive_int, help="augmentations voted per task (default: all trained)")
     _add_ttt_steps(p)
     _add_shard(p)
-    _add_rerun(p, resume="continue the evaluation in --out (same checkpoint weights and views), skipping the "
-                         "tasks it holds")
+    _add_rerun(p, resume="continue the evaluation in --out (same checkpoint weights, views and --ttt-steps), "
+                         "skipping the tasks it holds")
     p.set_defaults(func=cmd_trm_eval)
 
     joint = commands.add_parser("joint", help="train the hybrid (frozen LM + adapters + TRM + refiner)").add_subparsers(
