@@ -204,3 +204,13 @@ def test_plan_ttt_steps_reaches_the_trm_proposer_and_is_recorded(checkpoint, tmp
     assert main(args + ["--ttt-steps", "2"]) == 0
     assert json.loads((out / "run.json").read_text())["settings"]["trm_ttt"]["steps"] == 2
     assert main(args + ["--ttt-steps", "1", "--resume"]) == 2
+
+
+def test_trm_eval_refuses_ttt_for_a_trm_without_a_puzzle_table(tmp_path, capsys):
+    config = TRMConfig(hidden_size=32, num_heads=2, L_layers=1, H_cycles=1, L_cycles=1, halt_max_steps=1,
+                       puzzle_emb_len=1, puzzle_emb_ndim=0, forward_dtype="float32", seq_len=CANVAS ** 2)
+    save_export(TRM(config), AugmentationPlan.sample([], 1), tmp_path / "plain")
+    assert _eval(tmp_path / "plain", "arc-agi-1:evaluation", tmp_path / "out", "--tasks", UNSEEN_ID,
+                 "--ttt-steps", "2") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "puzzle-embedding table" in err[0]

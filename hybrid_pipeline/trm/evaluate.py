@@ -182,14 +182,17 @@ def evaluate_checkpoint(checkpoint: str | Path, tasks: Sequence[Task], out_dir: 
     from hybrid_pipeline.arc.files import append_jsonl, atomic_write_json
     from hybrid_pipeline.arc.scoring import write_submission
     from hybrid_pipeline.runs import finish_run, kept_records, open_run
-    from hybrid_pipeline.trm.checkpoint import load_trm
+    from hybrid_pipeline.trm.checkpoint import CheckpointError, load_trm
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model, plan = load_trm(checkpoint, device=device)
+    ttt = ttt if ttt is not None and ttt.steps > 0 else None
+    if ttt and model.puzzle_emb is None:
+        raise CheckpointError(f"{checkpoint}: test-time training needs a puzzle-embedding table, and this TRM has "
+                              "none (puzzle_emb_ndim 0); evaluate it without --ttt-steps")
     out_dir = Path(out_dir)
     # The weights' digest, not only their path: a checkpoint retrained in place is another model.
     digest = hashlib.sha256((Path(checkpoint) / WEIGHTS_NAME).read_bytes()).hexdigest()
-    ttt = ttt if ttt is not None and ttt.steps > 0 else None
     settings = {"command": "trm eval", "checkpoint": str(Path(checkpoint).resolve()), "weights_sha256": digest,
                 "views": max_augmentations, "batch_size": batch_size, "ttt": ttt.to_dict() if ttt else None}
     continuing = open_run(out_dir, settings, resume=resume, overwrite=overwrite, compare=RESUME_KEYS)

@@ -24,7 +24,7 @@ rows, as is. Everything is a function of the model, the task and `TTTConfig` (se
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -65,8 +65,6 @@ class TTTConfig:
             raise ValueError(f"ttt loss_type must be one of {', '.join(LOSS_FUNCTIONS)}, got {self.loss_type!r}")
 
     def to_dict(self) -> dict:
-        from dataclasses import asdict
-
         return asdict(self)
 
 
