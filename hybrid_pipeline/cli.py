@@ -234,16 +234,18 @@ def _add_train_command(group: argparse._SubParsersAction, what: str, config_help
 
 def cmd_trm_eval(args: argparse.Namespace) -> int:
     from hybrid_pipeline.trm.evaluate import evaluate_checkpoint
+    from hybrid_pipeline.trm.ttt import TTTConfig
 
     tasks, recorded = _shard(args, lambda: _load(args), "trm eval")
     say_threads()
     with recorded:
         summary = evaluate_checkpoint(args.checkpoint, tasks, args.out, data_label=args.data,
-                                      batch_size=args.batch_size, max_augmentations=args.views, resume=args.resume,
-                                      overwrite=args.overwrite)
+                                      batch_size=args.batch_size, max_augmentations=args.views,
+                                      ttt=TTTConfig(steps=args.ttt_steps), resume=args.resume, overwrite=args.overwrite)
     print(f"wrote {args.out}/submission.json, results.jsonl, summary.json for {plural(summary['tasks'], 'task')}"
           + (f" ({summary['skipped_too_large']} too large for the model's canvas)" if summary["skipped_too_large"] else "")
-          + (f"; {summary['unseen_in_training']} never seen in training (blank puzzle embedding)"
+          + (f"; {summary['unseen_in_training']} never seen in training ("
+             + (f"adapted for {args.ttt_steps} steps" if args.ttt_steps else "blank puzzle embedding") + ")"
              if summary["unseen_in_training"] else ""))
     if "task_score" in summary:
         print(f"{args.data}: per-task pass@2 {100 * summary['task_score']:.2f}%, "
@@ -298,7 +300,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     try:
         setup = PlanSetup(proposers=tuple(args.proposers.split(",")) if args.proposers else None,
                           backbone=args.backbone, backbone_kind=args.backbone_kind, trm=args.trm,
-                          hybrid=args.hybrid, attempts=args.attempts,
+                          hybrid=args.hybrid, attempts=args.attempts, ttt_steps=args.ttt_steps,
                           consistency_checks=not args.no_consistency_checks, seed=args.seed,
                           search_budget=args.search_budget, search_depth=args.search_depth,
                           search_seconds=args.search_seconds, search_feedback=not args.no_search_feedback,
@@ -483,14 +485,30 @@ def _add_shard(p: argparse.ArgumentParser) -> None:
                    "K+N, K+2N, ... (from 1), so N machines split them; join the out dirs with `hybrid-arc merge`")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+def _add_ttt_steps(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ttt-steps", type=_non_negative_int, default=0, metavar="N",
+                   help="test-time training: a task the TRM never trained on gets new puzzle-embedding rows "
+                        "(one per view), trained N steps on its demonstrations before it is predicted "
+                        "(default 0: the blank row); a setting of the run, which --resume must repeat")
+
+
+def _int_at_least(low: int, expected: str) -> Callable[[str], int]:
+    """An argparse type: an integer >= `low`, else "expected <expected>, got ..."."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
+        return value
+
+    return parse
+
+
+_positive_int = _int_at_least(1, "a positive integer")
+_non_negative_int = _int_at_least(0, "an integer >= 0")
 
 
 def _add_model_commands(commands: argparse._SubParsersAction) -> None:
@@ -509,9 +527,10 @@ def _add_model_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=_positive_int, default=64, help="views per forward pass: changes memory use, not results")
     p.add_argument("--views", type=_positive_int, help="augmentations voted per task (default: all trained)")
     _add_threads(p)
+    _add_ttt_steps(p)
     _add_shard(p)
-    _add_rerun(p, resume="continue the evaluation in --out (same checkpoint weights and views), skipping the "
-                         "tasks it holds")
+    _add_rerun(p, resume="continue the evaluation in --out (same checkpoint weights, views and --ttt-steps), "
+                         "skipping the tasks it holds")
     p.set_defaults(func=cmd_trm_eval)
 
     joint = commands.add_parser("joint", help="train the hybrid (frozen LM + adapters + TRM + refiner)").add_subparsers(
@@ -585,6 +604,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backbone-kind", choices=("causal", "diffusion"), default="causal",
                    help="how --backbone generates: left to right, or by unmasking (LLaDA)")
     p.add_argument("--trm", metavar="DIR", help="TRM export from `hybrid-arc trm train` (default: untrained)")
+    _add_ttt_steps(p)
     p.add_argument("--hybrid", metavar="DIR", help="hybrid export from joint training (default: untrained)")
     p.add_argument("--proposers", help="comma-separated: search, hybrid, llm, trm, program (default: search, "
                                        "and trm with --trm, hybrid with --hybrid, llm with --backbone)")

@@ -1,7 +1,8 @@
 """Proposers the planner can ask for candidates. Each sees the task without its test outputs.
 
 - `TRMProposer`: the TRM's voted candidates over augmentations, best first; a retry takes the next
-  distinct one (the TRM is deterministic, so feedback cannot change its prediction).
+  distinct one (the TRM is deterministic, so feedback cannot change its prediction). With test-time
+  training (`trm.ttt`), a task the TRM never trained on is adapted to its demonstrations first.
 - `LLMProposer`: the language model answers a prompt with every demonstration, the test input and
   the earlier attempts with the verifier's feedback.
 - `ProgramProposer`: the language model writes `transform(grid)`; the sandbox runs it on the train
@@ -35,9 +36,12 @@ class TRMProposer:
     name = "trm"
 
     def __init__(self, model, plan, *, max_augmentations: int | None = 8, batch_size: int = 16,
-                 random_weights: bool = False):
+                 random_weights: bool = False, ttt=None):
+        from hybrid_pipeline.trm.ttt import TTTConfig
+
         self.model = model.eval()
         self.plan = plan
+        self.ttt = ttt or TTTConfig()  # steps 0: a task without trained rows gets the blank row
         self.canvas = math.isqrt(model.config.seq_len)
         self.max_augmentations = max_augmentations
         self.batch_size = batch_size
@@ -68,11 +72,10 @@ class TRMProposer:
 
     def _box(self, task: Task):
         if task.id not in self._boxes:
-            from hybrid_pipeline.trm.evaluate import vote_predictions
+            from hybrid_pipeline.trm.ttt import vote_with_ttt
 
-            self._boxes[task.id] = vote_predictions(self.model, [task], self.plan, canvas=self.canvas,
-                                                    batch_size=self.batch_size,
-                                                    max_augmentations=self.max_augmentations)
+            self._boxes[task.id] = vote_with_ttt(self.model, [task], self.plan, self.ttt, canvas=self.canvas,
+                                                 batch_size=self.batch_size, max_augmentations=self.max_augmentations)
         return self._boxes[task.id]
 
     def propose(self, task: Task, test_index: int, history: Sequence[Attempt]) -> Proposal:

@@ -5,7 +5,6 @@ a C++ build that is never part of this repository)."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import stat
 import sys
@@ -13,17 +12,15 @@ from pathlib import Path
 
 import numpy as np
 
+from conftest import load_experiment
+
 from hybrid_pipeline.arc.tasks import Example, Task, load_tasks
 
 SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "bench_search.py"
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("bench_search", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment("bench_search")
 
 
 def _args(**overrides):

@@ -42,6 +42,15 @@ class VoteBox:
         entry[1] += 1
         entry[2] += float(confidence)
 
+    def update(self, other: VoteBox) -> None:
+        """Add every vote of `other` (boxes of disjoint tasks join into one)."""
+        for key, entries in other._votes.items():
+            mine = self._votes[key]
+            for digest, (grid, votes, confidence) in entries.items():
+                entry = mine.setdefault(digest, [grid, 0, 0.0])
+                entry[1] += votes
+                entry[2] += confidence
+
     def ranked(self, task_id: str, test_index: int) -> list[Candidate]:
         """Candidates, most votes first, then higher mean confidence, then the grid voted for first."""
         cands = [Candidate(g, n, s / n) for g, n, s in self._votes.get((task_id, test_index), {}).values()]

@@ -25,10 +25,12 @@ from hybrid_pipeline.arc.views import View, plan_views, predict_under_views
 from hybrid_pipeline.arc.voting import VoteBox, rank_of
 from hybrid_pipeline.trm.losses import exactly_right
 from hybrid_pipeline.trm.model import TRM, WEIGHTS_NAME
+from hybrid_pipeline.trm.ttt import TTTConfig, vote_with_ttt
 
 PASS_AT = (1, 2, 5, 10)
-# What a resumed evaluation (and each shard of one) must share: the same weights voting the same views.
-RESUME_KEYS = ("command", "weights_sha256", "views")
+# What a resumed evaluation (and each shard of one) must share: the same weights voting the same views,
+# after the same test-time training (None: none).
+RESUME_KEYS = ("command", "weights_sha256", "views", "ttt")
 
 
 @torch.no_grad()
@@ -162,7 +164,8 @@ def score_ranks(ranks: dict[str, list[int | None]], ks: Sequence[int] = PASS_AT)
 
 def evaluate_checkpoint(checkpoint: str | Path, tasks: Sequence[Task], out_dir: str | Path, *,
                         data_label: str = "", batch_size: int = 64, max_augmentations: int | None = None,
-                        resume: bool = False, overwrite: bool = False, progress: bool = True) -> dict:
+                        ttt: TTTConfig | None = None, resume: bool = False, overwrite: bool = False,
+                        progress: bool = True) -> dict:
     """`hybrid-arc trm eval`: vote, and write `results.jsonl` (a line per task, appended as each
     batch of tasks is done), `submission.json` (rewritten after each batch) and `summary.json`
     (at the end, and with `interrupted: true` on Ctrl-C or SIGTERM; `runs.finish_run`: a signal
@@ -171,21 +174,27 @@ def evaluate_checkpoint(checkpoint: str | Path, tasks: Sequence[Task], out_dir: 
     The out dir is a run (`hybrid_pipeline.runs.open_run`): `resume` continues one made from the
     same checkpoint with the same views (`RESUME_KEYS`), skipping the tasks it holds; `overwrite`
     replaces a run there. Tasks whose grids do not fit the model's canvas, and tasks the checkpoint
-    never trained on (predicted with the blank puzzle embedding and the identity view), are reported
-    in the summary. Scores are computed only when every task has its test outputs.
+    never trained on, are reported in the summary. Those are predicted with the blank puzzle
+    embedding and the identity view, or, with `ttt` steps > 0, adapted to first (`trm.ttt`: new rows
+    trained on their demonstrations, voted under their own views); `ttt` is a setting of the run,
+    which a resume must share. Scores are computed only when every task has its test outputs.
     """
     from hybrid_pipeline.arc.files import append_jsonl, atomic_write_json
     from hybrid_pipeline.arc.scoring import write_submission
     from hybrid_pipeline.runs import finish_run, kept_records, open_run
-    from hybrid_pipeline.trm.checkpoint import load_trm
+    from hybrid_pipeline.trm.checkpoint import CheckpointError, load_trm
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model, plan = load_trm(checkpoint, device=device)
+    ttt = ttt if ttt is not None and ttt.steps > 0 else None
+    if ttt and model.puzzle_emb is None:
+        raise CheckpointError(f"{checkpoint}: test-time training needs a puzzle-embedding table, and this TRM has "
+                              "none (puzzle_emb_ndim 0); evaluate it without --ttt-steps")
     out_dir = Path(out_dir)
     # The weights' digest, not only their path: a checkpoint retrained in place is another model.
     digest = hashlib.sha256((Path(checkpoint) / WEIGHTS_NAME).read_bytes()).hexdigest()
     settings = {"command": "trm eval", "checkpoint": str(Path(checkpoint).resolve()), "weights_sha256": digest,
-                "views": max_augmentations, "batch_size": batch_size}
+                "views": max_augmentations, "batch_size": batch_size, "ttt": ttt.to_dict() if ttt else None}
     continuing = open_run(out_dir, settings, resume=resume, overwrite=overwrite, compare=RESUME_KEYS)
     canvas = math.isqrt(model.config.seq_len)
     records = kept_records(out_dir / RESULTS, tasks, continuing)
@@ -196,15 +205,16 @@ def evaluate_checkpoint(checkpoint: str | Path, tasks: Sequence[Task], out_dir: 
         bar.close()
         write_submission(out_dir / SUBMISSION, _attempts(records), tasks)
         summary = summarize(tasks, records, checkpoint=checkpoint, data_label=data_label, views=max_augmentations,
-                            interrupted=interrupted)
+                            interrupted=interrupted, ttt_steps=ttt.steps if ttt else 0)
         atomic_write_json(out_dir / SUMMARY, summary, indent=2)
         return summary
 
     with finish_run(out_dir, finish) as loop:
-        for chunk in _chunks(todo, plan, batch_size, max_augmentations):
+        # a task adapted at test time is a chunk of its own: its record is written when it is done
+        for chunk in _chunks(todo, plan, batch_size, max_augmentations, unseen_rows=batch_size if ttt else 1):
             fits = [t for t in chunk if _fits(t, canvas)]
-            box = vote_predictions(model, fits, plan, canvas=canvas, batch_size=batch_size,
-                                   max_augmentations=max_augmentations) if fits else VoteBox()
+            box = vote_with_ttt(model, fits, plan, ttt or TTTConfig(), canvas=canvas, batch_size=batch_size,
+                                max_augmentations=max_augmentations) if fits else VoteBox()
             fit_ids = {t.id for t in fits}
             chunk_records = [_record(task, box, fits=task.id in fit_ids, seen=bool(plan.for_task(task.id)))
                              for task in chunk]
@@ -225,13 +235,14 @@ def _fits(task: Task, canvas: int) -> bool:
 
 
 def _chunks(tasks: Sequence[Task], plan: AugmentationPlan, batch_size: int,
-            max_augmentations: int | None) -> list[list[Task]]:
+            max_augmentations: int | None, unseen_rows: int = 1) -> list[list[Task]]:
     """Consecutive tasks grouped so that each group's predictions fill about one batch (a task
-    with more views than a batch is a group of its own)."""
+    with more views than a batch is a group of its own); a task the plan does not know counts
+    `unseen_rows` views."""
     chunks: list[list[Task]] = []
     rows = 0
     for task in tasks:
-        views = max(len(plan.for_task(task.id)), 1)
+        views = len(plan.for_task(task.id)) or unseen_rows
         if max_augmentations is not None:
             views = min(views, max_augmentations)
         need = views * len(task.test)
@@ -264,7 +275,7 @@ def _attempts(records: dict[str, dict]) -> dict[str, list[list[np.ndarray]]]:
 
 
 def summarize(tasks: Sequence[Task], records: dict[str, dict], *, checkpoint: str | Path, data_label: str,
-              views: int | None, interrupted: bool) -> dict:
+              views: int | None, interrupted: bool, ttt_steps: int = 0) -> dict:
     """What summary.json holds; scores (pass@K, per task and per output) only once every task is
     done and every task has its test outputs."""
     from hybrid_pipeline.arc.scoring import score_submission
@@ -275,7 +286,7 @@ def summarize(tasks: Sequence[Task], records: dict[str, dict], *, checkpoint: st
                "skipped_too_large": sum(not records[t.id]["fits_canvas"] for t in done),
                "unseen_in_training": sum(records[t.id]["fits_canvas"] and not records[t.id]["seen_in_training"]
                                          for t in done),
-               "views_per_task": views, "interrupted": interrupted}
+               "views_per_task": views, "ttt_steps": ttt_steps, "interrupted": interrupted}
     if done and all(t.has_solutions for t in tasks) and len(done) == len(tasks):
         votes = score_ranks({t.id: [e["rank_of_expected"] for e in records[t.id]["test"]] for t in tasks})
         report = score_submission(_attempts(records), tasks)
@@ -289,4 +300,4 @@ def finish_merged(tasks: Sequence[Task], records: dict[str, dict], settings: dic
     """The summary of an evaluation joined from its shards (`hybrid-arc merge`), from a shard's
     summary `shown` (the checkpoint and data as the command named them); no other file."""
     return summarize(tasks, records, checkpoint=shown["checkpoint"], data_label=shown["data"],
-                     views=shown["views_per_task"], interrupted=interrupted), {}
+                     views=shown["views_per_task"], interrupted=interrupted, ttt_steps=shown.get("ttt_steps", 0)), {}
