@@ -227,15 +227,19 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     from hybrid_pipeline.backbones.config import BackboneConfig
     from hybrid_pipeline.baseline import BaselineConfig, format_table, run_baseline
 
+    from hybrid_pipeline.backbones.ttt import TTTConfig
+
     kind = args.kind or ("diffusion" if args.backbone == "tiny-random-diffusion" else "causal")
     try:  # the configs check their values; a ValueError here is a bad flag
+        ttt = TTTConfig(steps=args.ttt_steps, lr=args.ttt_lr, rank=args.ttt_rank, alpha=2 * args.ttt_rank,
+                        augment=args.ttt_augment, seed=args.seed)
         backbone = BackboneConfig(kind=kind, name_or_path=args.backbone, dtype=args.dtype,
                                   load_in_4bit=args.load_in_4bit, load_in_8bit=args.load_in_8bit,
                                   trust_remote_code=args.trust_remote_code)
         config = BaselineConfig(data=args.data, out_dir=args.out, tasks=_task_patterns(args.tasks), limit=args.limit,
                                 backbone=backbone, attempts=args.attempts, augment=args.augment,
                                 temperature=args.temperature, max_new_tokens=args.max_new_tokens,
-                                seed=args.seed, resume=args.resume, overwrite=args.overwrite)
+                                seed=args.seed, ttt=ttt, resume=args.resume, overwrite=args.overwrite)
     except ValueError as e:
         raise UsageError(str(e)) from None
     tasks, recorded = _shard(args, lambda: _load(args), "baseline")
@@ -263,7 +267,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
                           consistency_checks=not args.no_consistency_checks, seed=args.seed,
                           search_budget=args.search_budget, search_depth=args.search_depth,
                           search_seconds=args.search_seconds, search_feedback=not args.no_search_feedback,
-                          search_order=args.search_order, search_view_budget=args.search_view_budget)
+                          search_order=args.search_order, search_view_budget=args.search_view_budget,
+                          ttt_steps=args.ttt_steps)
         if args.workers < 1:
             raise ValueError(f"--workers must be at least 1, got {args.workers}")
     except ValueError as e:
@@ -408,6 +413,20 @@ def _add_shard(p: argparse.ArgumentParser) -> None:
                    "K+N, K+2N, ... (from 1), so N machines split them; join the out dirs with `hybrid-arc merge`")
 
 
+def _add_ttt_steps(p: argparse.ArgumentParser, help: str) -> None:
+    p.add_argument("--ttt-steps", type=_non_negative_int, default=0, metavar="N", help=help)
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -495,6 +514,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--load-in-4bit", action="store_true")
     p.add_argument("--load-in-8bit", action="store_true")
     p.add_argument("--trust-remote-code", action="store_true", help="needed by LLaDA checkpoints")
+    _add_ttt_steps(p, "train a LoRA adapter on each task's demonstrations for N steps before answering it, "
+                      "then remove it (default 0: none)")
+    p.add_argument("--ttt-lr", type=float, default=1e-4, help="test-time training learning rate (default 1e-4)")
+    p.add_argument("--ttt-rank", type=_positive_int, default=8, help="LoRA rank (alpha is twice it; default 8)")
+    p.add_argument("--ttt-augment", type=int, default=0,
+                   help="random augmentations of the task trained on besides the original (default 0)")
     _add_shard(p)
     p.add_argument("--out", required=True, help="output directory")
     _add_rerun(p)
@@ -529,6 +554,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-search-feedback", action="store_true",
                    help="retries take the next program in rank order, ignoring the verifier's problems")
     p.add_argument("--workers", type=int, default=1, help="tasks solved in parallel processes (default 1)")
+    _add_ttt_steps(p, "test-time training steps per task for the llm proposer: a LoRA adapter trained on the "
+                      "task's demonstrations, removed after the task (default 0: none)")
     _add_shard(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output directory")

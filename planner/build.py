@@ -43,6 +43,7 @@ class PlanSetup:
     search_feedback: bool = True  # verifier problems steer the search's next round
     search_order: str = SearchConfig.order  # which states of a level the search expands first
     search_view_budget: int = SearchConfig.view_budget  # the colours-by-rank view's, when nothing fits
+    ttt_steps: int = 0  # test-time training steps per task for the llm proposer (a LoRA adapter per task)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -57,6 +58,8 @@ class PlanSetup:
             raise ValueError(f"backbone kind must be causal or diffusion, got {self.backbone_kind!r}")
         if self.attempts < 1:
             raise ValueError(f"attempts must be >= 1, got {self.attempts}")
+        if self.ttt_steps < 0:
+            raise ValueError(f"ttt steps must be >= 0, got {self.ttt_steps}")
         self.search_config()  # checks the search settings
 
     def search_config(self) -> SearchConfig:
@@ -93,7 +96,10 @@ def build_planner(setup: PlanSetup) -> tuple[ARCPlanner, dict[str, Any]]:
         elif name == "llm":
             from hybrid_pipeline.backbones.answer import BackboneAnswerModel
 
-            built.append(P.LLMProposer(BackboneAnswerModel(backbone)))
+            from hybrid_pipeline.backbones.ttt import TTTConfig
+
+            built.append(P.LLMProposer(BackboneAnswerModel(backbone), ttt=TTTConfig(steps=setup.ttt_steps,
+                                                                                     seed=setup.seed)))
         elif name == "program":
             from hybrid_pipeline.backbones.answer import BackboneAnswerModel
 
@@ -104,7 +110,8 @@ def build_planner(setup: PlanSetup) -> tuple[ARCPlanner, dict[str, Any]]:
     random_parts = [f"{p.name} proposer" for p in built if getattr(p, "random_weights", False)]
     meta = {"proposers": list(setup.proposers), "backbone": setup.backbone, "backbone_kind": setup.backbone_kind,
             "trm": setup.trm, "hybrid": setup.hybrid, "attempts_per_input": setup.attempts,
-            "consistency_checks": setup.consistency_checks, "seed": setup.seed, "random_weights": random_parts}
+            "consistency_checks": setup.consistency_checks, "seed": setup.seed, "ttt_steps": setup.ttt_steps,
+            "random_weights": random_parts}
     if "search" in setup.proposers:
         meta["search"] = {"budget": setup.search_budget, "depth": setup.search_depth,
                           "seconds_cap": setup.search_seconds, "feedback": setup.search_feedback,
