@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -92,3 +95,13 @@ def signal_training(command, log, signum, *, steps=1):
     finally:
         child.kill()
     return child.returncode, err
+
+
+def load_experiment(filename: str):
+    """A script of experiments/ as a module (nothing imports `experiments`: it is not a package)."""
+    path = Path(__file__).resolve().parents[1] / "experiments" / filename
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module

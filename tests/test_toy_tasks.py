@@ -9,7 +9,6 @@ are imported inside the training functions only.
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -17,20 +16,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import load_experiment
 from hybrid_pipeline.arc.tasks import load_tasks
 
 SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "toy_tasks.py"
 
 
-def _load_module():
-    spec = importlib.util.spec_from_file_location("toy_tasks", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-toy = _load_module()
+toy = load_experiment("toy_tasks.py")
 
 
 def g(rows):

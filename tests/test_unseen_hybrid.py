@@ -3,26 +3,14 @@ hybrid trained jointly on some tasks predicting others without reading their tes
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+import torch
 
+from conftest import load_experiment
 from hybrid_pipeline.arc.grids import dihedral
 
-
-def load_module():
-    path = Path(__file__).resolve().parents[1] / "experiments" / "unseen_hybrid.py"
-    spec = importlib.util.spec_from_file_location("unseen_hybrid", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-unseen = load_module()
+unseen = load_experiment("unseen_hybrid.py")
 
 
 def test_each_task_applies_one_dihedral_transform_that_only_its_demonstrations_reveal():
@@ -68,3 +56,21 @@ def test_hybrid_trains_on_some_tasks_and_predicts_held_out_ones_without_their_ou
             assert (grid is None and other is None) or np.array_equal(grid, other)
     result = unseen.score(unseen.MethodResult("hybrid", {}, train_cpu, cpu, predictions=blind["trm"]), held_out)
     assert set(result.correct) == {t.id for t in held_out}
+
+
+@pytest.mark.slow
+def test_a_language_model_trained_on_the_family_saves_and_answers_held_out_tasks_blind(tmp_path):
+    from hybrid_pipeline.backbones import BackboneConfig, load_backbone
+
+    train = unseen.dihedral_family(4, seed=0, prefix="train")
+    directory, cpu, losses = unseen.pretrain_lm(train, 6, tmp_path / "lm", batch_size=2)
+    assert len(losses) == 6 and cpu > 0
+    loaded = load_backbone(BackboneConfig(name_or_path=str(directory)))
+    assert not loaded.random_weights  # a checkpoint of its own, loaded like any local model
+    random = load_backbone(BackboneConfig())
+    assert not all(torch.equal(a, b) for a, b in zip(loaded.model.parameters(), random.model.parameters()))
+    held_out = unseen.dihedral_family(2, seed=1, prefix="held")
+    blind, seconds = unseen.predict_lm(str(directory), [t.without_solutions() for t in held_out], ttt_steps=2)
+    seen, _ = unseen.predict_lm(str(directory), held_out, ttt_steps=2)
+    assert seconds > 0 and blind.keys() == seen.keys() == {t.id for t in held_out}
+    assert all((blind[k] is None and seen[k] is None) or np.array_equal(blind[k], seen[k]) for k in blind)

@@ -178,7 +178,7 @@ def fit_task_adapter(backbone: Any, task: Task, config: TTTConfig, *,
     seed = task_seed(task, config)
     order = task_rng(task.id, config.seed)
     generator = torch.Generator(device=backbone.device).manual_seed(seed)
-    tokens = [_tokens(backbone.tokenizer, prompt, answer) for prompt, answer in rows]
+    tokens = [answer_tokens(backbone.tokenizer, prompt, answer) for prompt, answer in rows]
     losses: list[float] = []
     with lora_adapter(backbone, config, seed=seed) as model:
         trainable = [p for p in model.parameters() if p.requires_grad]
@@ -189,7 +189,7 @@ def fit_task_adapter(backbone: Any, task: Task, config: TTTConfig, *,
                 while len(queue) < config.batch_size:  # epochs of the rows, each in a fresh random order
                     queue += order.permutation(len(rows)).tolist()
                 picked, queue = queue[:config.batch_size], queue[config.batch_size:]
-                loss = _loss(backbone, [tokens[i] for i in picked], generator)
+                loss = answer_loss(backbone, [tokens[i] for i in picked], generator)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -205,7 +205,8 @@ def demonstration_loss(backbone: Any, task: Task, config: TTTConfig) -> float:
     if not rows:
         raise ValueError(f"task {task.id}: fewer than two demonstrations, no leave-one-out rows")
     with torch.no_grad():
-        return sum(float(_loss(backbone, [_tokens(backbone.tokenizer, p, a)], None)) for p, a in rows) / len(rows)
+        losses = [float(answer_loss(backbone, [answer_tokens(backbone.tokenizer, p, a)], None)) for p, a in rows]
+    return sum(losses) / len(losses)
 
 
 def _adapter_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
@@ -213,14 +214,17 @@ def _adapter_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
     return {name: p for name, p in model.named_parameters() if f".{ADAPTER_NAME}." in name}
 
 
-def _tokens(tokenizer: Any, prompt: str, answer: str) -> tuple[list[int], list[int]]:
+def answer_tokens(tokenizer: Any, prompt: str, answer: str) -> tuple[list[int], list[int]]:
     """Prompt ids (as generation encodes the prompt) and answer ids ending with EOS."""
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     return tokenizer(prompt)["input_ids"], tokenizer(answer, add_special_tokens=False)["input_ids"] + eos
 
 
-def _loss(backbone: Any, rows: list[tuple[list[int], list[int]]], generator: torch.Generator | None) -> torch.Tensor:
-    """The LM loss on the answer tokens of `rows`, right-padded into one batch [B, T+A]."""
+def answer_loss(backbone: Any, rows: list[tuple[list[int], list[int]]],
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """The LM loss on the answer tokens of `rows` (`answer_tokens`), right-padded into one batch
+    [B, T+A]: next-token cross-entropy for a causal backbone, the masked-diffusion loss (masking
+    drawn from `generator`) for a diffusion one. Gradients reach whatever in the backbone trains."""
     width = max(len(p) + len(a) for p, a in rows)
     pad = backbone.tokenizer.pad_token_id if backbone.tokenizer.pad_token_id is not None else 0
     ids = torch.full((len(rows), width), pad, dtype=torch.long)
