@@ -112,10 +112,10 @@ def reach(grid: np.ndarray, colour: int) -> np.ndarray:
 # inputs
 
 
-def random_grid(rng: np.random.Generator) -> np.ndarray:
-    """A grid of random size with sparse cells of random colours 1..9 on background 0, never all
-    background (an empty grid shows no rule)."""
-    h, w = rng.integers(MIN_SIDE, MAX_SIDE + 1, size=2)
+def random_grid(rng: np.random.Generator, min_side: int = MIN_SIDE, max_side: int = MAX_SIDE) -> np.ndarray:
+    """A grid of random size (sides min_side..max_side) with sparse cells of random colours 1..9 on
+    background 0, never all background (an empty grid shows no rule)."""
+    h, w = rng.integers(min_side, max_side + 1, size=2)
     density = rng.uniform(0.15, 0.5)
     colours = rng.integers(1, 10, size=(h, w))
     grid = np.where(rng.random((h, w)) < density, colours, 0).astype(np.uint8)
