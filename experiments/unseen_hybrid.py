@@ -1,35 +1,33 @@
-"""The hybrid as a method of an unseen-task benchmark: trained on some tasks, asked about others.
+"""The hybrid as a method of the unseen-task benchmark: trained on some tasks, asked about others.
 
-A method takes training tasks (with solutions), held-out tasks stripped of their test outputs and a
-budget, and returns its predictions; scoring happens outside (`score`). The hybrid here is
-`HybridModel` trained with `train_joint` (experiments/configs/joint_tiny.yaml: the tiny-random
-LLaMA, frozen, reads every demonstration in its prompt; the text->latent adapter conditions the TRM;
-the refiner's prefix feeds the LM's answer) with NO puzzle embedding: a held-out task has no
-identity of its own, so whatever the hybrid knows about it must come through the LM's reading of its
-demonstrations. After joint training on the training tasks it predicts each held-out test output
-with the TRM's grid head (`hybrid_method`, the benchmark's entry) and with the LM's answer.
+A method (`unseen_tasks.Method`) gets a family's training tasks (with solutions), its held-out tasks
+without their test outputs and a `MethodBudget`; it returns a `MethodResult` whose `extra
+["predictions"]` holds its one answer per held-out task, and `score` fills `correct` from the
+solutions it never saw. Methods here:
 
-The LM reads with random weights first. `--lm-steps N` also trains a tiny LLaMA for N steps on the
-training tasks' text (each demonstration's output asked from the other demonstrations, under 4
-augmentations, and each test output from the demonstrations: the answer tokens' loss), saves it as a
-local checkpoint and runs the hybrid again on it, frozen; beside it, that LM answering alone, and with
-LoRA test-time training on each held-out task's demonstrations (`--ttt-steps`,
-`hybrid_pipeline.backbones.ttt`).
+- `hybrid_method`: `HybridModel` trained with `train_joint` on the training tasks
+  (experiments/configs/joint_tiny.yaml: a frozen tiny LLaMA reads every demonstration in its
+  prompt, the text->latent adapter conditions the TRM, the refiner's prefix feeds the LM's answer)
+  with NO puzzle embedding: a held-out task has no identity of its own, so whatever the hybrid knows
+  about it comes through the LM's reading of its demonstrations. Answers with the TRM's grid head;
+  the LM's answer of the same model is in `extra["lm_predictions"]`. The LM has random weights
+  unless `backbone` names a checkpoint.
+- `lm_ttt_method`: the tiny LLaMA trained on the training tasks' text (`pretrain_lm`: each
+  demonstration's output asked from the other demonstrations under 4 augmentations, and each test
+  output from the demonstrations; loss on the answer tokens), answering alone, after LoRA test-time
+  training on each held-out task's demonstrations for `budget.test_steps` steps
+  (`hybrid_pipeline.backbones.ttt`; 0: none).
 
-The task family when none is given (`dihedral_family`): every task applies one of the 8 dihedral
-transforms (rotations, flips, transposes) to random small grids, and only its demonstrations say
-which. Copying the test input is right for the 1 in 8 tasks whose transform is the identity; a method
-that ignores the demonstrations can do no better than the most common transform.
+    .venv/bin/python experiments/unseen_hybrid.py                               # dihedral, random LM
+    .venv/bin/python experiments/unseen_hybrid.py --families dihedral,colour_perm --lm-steps 2000
+    .venv/bin/python experiments/unseen_hybrid.py --quick                       # a pipeline check
 
-    .venv/bin/python experiments/unseen_hybrid.py                      # 64 training, 32 held-out tasks
-    .venv/bin/python experiments/unseen_hybrid.py --steps 600 --cpu-seconds 900
-    .venv/bin/python experiments/unseen_hybrid.py --lm-steps 2000 --ttt-steps 32   # + a trained LM
-    .venv/bin/python experiments/unseen_hybrid.py --quick              # a pipeline check, seconds
-
-prints one table: exact match (pass@1) on the held-out test outputs, training CPU seconds and test
-CPU seconds per task, for the hybrid's TRM head, its LM answer and the copy-the-input reference.
-CPU seconds are this process's (`time.process_time`, torch on one thread); the budget's seconds also
-cap training's wall clock, so a busy machine trains fewer steps, never more.
+prints one table per family: exact match (pass@1) on the held-out test outputs with its standard
+error, training CPU seconds and test CPU seconds per task, for the hybrid on the random LM (TRM head,
+LM answer), with `--lm-steps N` the trained LM alone, with test-time training, and the hybrid on it,
+and the family's chance level (the parameter guessed at random, `unseen_tasks.chance`). CPU seconds
+are this process's (`time.process_time`, torch on one thread); `train_cpu_s` also caps training's
+wall clock, so a busy machine trains fewer steps, never more.
 """
 
 from __future__ import annotations
@@ -39,70 +37,31 @@ import json
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
+# experiments/ is not a package: its scripts import one another by module name from their own folder.
+if str(Path(__file__).resolve().parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+from unseen_tasks import CANVAS as TASK_SIDE  # noqa: E402
+from unseen_tasks import FAMILIES, MethodBudget, MethodResult, chance, family_tasks  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 JOINT_CONFIG = ROOT / "experiments" / "configs" / "joint_tiny.yaml"
-CANVAS = 8  # joint_tiny's canvas: grids up to 7x7
-
-
-@dataclass
-class MethodBudget:
-    cpu_seconds: float = 600.0  # training's cap (wall clock as well, see the module docstring)
-    steps: int = 300            # optimiser steps of joint training
-    seed: int = 0
-    quick: bool = False         # a pipeline check: few steps, small batches
-
-
-@dataclass
-class MethodResult:
-    name: str
-    correct: dict[str, bool]  # held-out task id -> its first test output exactly right (pass@1); from `score`
-    train_cpu_s: float
-    test_cpu_s_per_task: float
-    notes: str = ""
-    predictions: dict[str, np.ndarray | None] = field(default_factory=dict)  # task id -> first test output
-
-
-Method = Callable[[list, list, MethodBudget], MethodResult]
-
-
-# --------------------------------------------------------------------------------------------------
-# the task family
-
-
-def dihedral_family(n_tasks: int, *, seed: int = 0, demonstrations: int = 3, sides: tuple[int, int] = (3, 5),
-                    prefix: str = "dihedral") -> list:
-    """`n_tasks` tasks; task i applies dihedral transform i % 8 to random grids (sides in `sides`,
-    about half the cells coloured), with `demonstrations` pairs and one test pair."""
-    from hybrid_pipeline.arc.grids import dihedral
-    from hybrid_pipeline.arc.tasks import Example, Task
-
-    rng = np.random.default_rng(seed)
-    tasks = []
-    for i in range(n_tasks):
-        transform = i % 8
-
-        def pair() -> Example:
-            h, w = (int(s) for s in rng.integers(sides[0], sides[1] + 1, size=2))
-            grid = (rng.integers(1, 10, size=(h, w)) * (rng.random((h, w)) < 0.5)).astype(np.uint8)
-            return Example(grid, dihedral(grid, transform))
-
-        tasks.append(Task(f"{prefix}-{seed}-{i:03d}-t{transform}", tuple(pair() for _ in range(demonstrations)),
-                          (pair(),), source="dihedral_family"))
-    return tasks
+CANVAS = TASK_SIDE + 1  # a spare row and column, so an EOS edge marks every grid's size
+ANSWER_TOKENS = TASK_SIDE * (TASK_SIDE + 1) + 1  # the largest answer's rows, newlines and EOS
+QUICK_STEPS = 10
 
 
 def score(result: MethodResult, tasks: Sequence) -> MethodResult:
-    """`result` with `correct` filled from its predictions against `tasks`' first test outputs."""
+    """`result` with `correct` filled from `extra["predictions"]` against `tasks`' test outputs."""
     from hybrid_pipeline.arc.scoring import grids_equal
 
-    result.correct = {t.id: result.predictions.get(t.id) is not None
-                      and grids_equal(result.predictions[t.id], t.test[0].output) for t in tasks}
+    predictions = result.extra.get("predictions", {})
+    result.correct = {t.id: predictions.get(t.id) is not None and grids_equal(predictions[t.id], t.test[0].output)
+                      for t in tasks}
     return result
 
 
@@ -110,18 +69,18 @@ def score(result: MethodResult, tasks: Sequence) -> MethodResult:
 # the hybrid
 
 
-def joint_config(task_dir: Path, out_dir: Path, budget: MethodBudget, backbone: str | None = None):
+def joint_config(task_dir: Path, work_dir: Path, budget: MethodBudget, backbone: str | None = None):
     """joint_tiny.yaml trained on the tasks in `task_dir`, nothing held out inside the run; the
     backbone is joint_tiny's tiny-random unless `backbone` names another (a local directory)."""
     from hybrid_pipeline.config import load_config
     from hybrid_pipeline.joint import JointTrainConfig
 
-    steps = 10 if budget.quick else budget.steps
+    steps = QUICK_STEPS if budget.quick else budget.train_steps
     overrides = [f"data={task_dir}", "tasks=null", "eval_data=null", "eval_tasks=null", f"max_steps={steps}",
-                 f"warmup_steps={min(20, steps // 5)}", f"time_limit_s={budget.cpu_seconds}",
+                 f"warmup_steps={min(20, steps // 5)}", f"time_limit_s={json.dumps(budget.train_cpu_s)}",
                  "num_augmentations=4", f"seed={budget.seed}", f"model.seed={budget.seed}", "log_with=[]",
-                 f"log_every={max(1, steps // 10)}", f"checkpoint_every={steps}", f"out_dir={out_dir / 'run'}",
-                 f"cache_dir={out_dir / 'cache'}", f"canvas={CANVAS}"]
+                 f"log_every={max(1, steps // 10)}", f"checkpoint_every={steps}", f"out_dir={work_dir / 'run'}",
+                 f"cache_dir={work_dir / 'cache'}", f"canvas={CANVAS}"]
     if budget.quick:
         overrides.append("batch_size=4")
     if backbone is not None:
@@ -131,7 +90,7 @@ def joint_config(task_dir: Path, out_dir: Path, budget: MethodBudget, backbone: 
 
 def fit_hybrid(train_tasks: Sequence, budget: MethodBudget, work_dir: Path,
                backbone: str | None = None) -> tuple[Any, float, dict[str, Any]]:
-    """(the trained HybridModel, training CPU seconds, the last logged metrics)."""
+    """(the trained HybridModel, training CPU seconds, the steps and last logged metrics)."""
     from hybrid_pipeline.joint import train_joint
 
     task_dir = work_dir / "train"
@@ -144,32 +103,30 @@ def fit_hybrid(train_tasks: Sequence, budget: MethodBudget, work_dir: Path,
 
 
 def predict_hybrid(model: Any, held_out: Sequence, seed: int) -> tuple[dict[str, dict[str, Any]], float]:
-    """({"trm": {task id: grid}, "lm": {...}}, test CPU seconds per task); reads no test output."""
+    """({"trm": {task id: grid or None}, "lm": {...}}, test CPU seconds per task); reads no test output."""
     from hybrid_pipeline.joint import predict_attempts
 
     blind = [t.without_solutions() for t in held_out]
     start = time.process_time()
-    predicted = predict_attempts(model, blind, augmentations=1, seed=seed,
-                                 max_new_tokens=CANVAS * (CANVAS + 1) + 1)
+    predicted = predict_attempts(model, blind, augmentations=1, seed=seed, max_new_tokens=ANSWER_TOKENS)
     seconds = (time.process_time() - start) / max(len(blind), 1)
     first = {source: {t.id: (predicted[source][t.id][0][0] if predicted[source][t.id][0] else None) for t in blind}
              for source in ("trm", "lm")}
     return first, seconds
 
 
-def hybrid_method(train_tasks: list, held_out: list, budget: MethodBudget) -> MethodResult:
-    """The benchmark's entry: joint training on `train_tasks`, then the TRM head's prediction of each
-    held-out task's first test output (`correct` is left for `score`)."""
-    with tempfile.TemporaryDirectory(prefix="unseen-hybrid-") as tmp:
-        model, train_cpu, last = fit_hybrid(train_tasks, budget, Path(tmp))
+def hybrid_method(train_tasks: list, held_out: list, budget: MethodBudget, *, backbone: str | None = None,
+                  name: str = "hybrid (TRM head)") -> MethodResult:
+    """Joint training on `train_tasks` (`budget.train_steps`, capped at `budget.train_cpu_s`), then
+    the TRM head's answer to each held-out task; no test-time steps."""
+    with tempfile.TemporaryDirectory(prefix="unseen-hybrid-", dir=budget.work_dir) as tmp:
+        model, train_cpu, last = fit_hybrid(train_tasks, budget, Path(tmp), backbone)
     predictions, test_cpu = predict_hybrid(model, held_out, budget.seed)
-    return MethodResult("hybrid (TRM head)", {}, train_cpu, test_cpu, notes=_notes(last),
-                        predictions=predictions["trm"])
-
-
-def _notes(last: dict[str, Any]) -> str:
-    return (f"{last.get('steps')} steps, last logged grid loss {last.get('grid_loss', float('nan')):.3f}, "
-            f"cell accuracy {last.get('cell_accuracy', float('nan')):.3f}")
+    notes = (f"{last['steps']} steps, last logged grid loss {last.get('grid_loss', float('nan')):.3f}, "
+             f"cell accuracy {last.get('cell_accuracy', float('nan')):.3f}")
+    return MethodResult(name, {}, train_cpu, test_cpu, notes,
+                        extra={"predictions": predictions["trm"], "lm_predictions": predictions["lm"],
+                               "steps": last["steps"]})
 
 
 # --------------------------------------------------------------------------------------------------
@@ -227,8 +184,8 @@ def predict_lm(backbone_path: str, held_out: Sequence, ttt_steps: int = 0, *, se
     for task in held_out:
         blind = task.without_solutions()
         with adapted(model, blind, ttt):
-            text = model.generate_answers(task_to_prompt(blind), 1, temperature=0.0,
-                                          max_new_tokens=CANVAS * (CANVAS + 1) + 1, seed=seed)[0]
+            text = model.generate_answers(task_to_prompt(blind), 1, temperature=0.0, max_new_tokens=ANSWER_TOKENS,
+                                          seed=seed)[0]
         try:
             predictions[task.id] = parse_grid(text)
         except AnswerParseError:
@@ -236,9 +193,16 @@ def predict_lm(backbone_path: str, held_out: Sequence, ttt_steps: int = 0, *, se
     return predictions, (time.process_time() - start) / max(len(held_out), 1)
 
 
-def copy_input_method(train_tasks: list, held_out: list, budget: MethodBudget) -> MethodResult:
-    """The reference that ignores the demonstrations: the test input as the answer."""
-    return MethodResult("copy the test input", {}, 0.0, 0.0, predictions={t.id: t.test[0].input for t in held_out})
+def lm_ttt_method(train_tasks: list, held_out: list, budget: MethodBudget) -> MethodResult:
+    """The tiny LLaMA trained on `train_tasks` for `budget.train_steps` steps, answering each held-out
+    task after `budget.test_steps` LoRA test-time training steps on its demonstrations."""
+    steps = QUICK_STEPS if budget.quick else budget.train_steps
+    with tempfile.TemporaryDirectory(prefix="unseen-lm-", dir=budget.work_dir) as tmp:
+        directory, train_cpu, losses = pretrain_lm(train_tasks, steps, Path(tmp) / "lm", seed=budget.seed)
+        predictions, test_cpu = predict_lm(str(directory), held_out, budget.test_steps, seed=budget.seed)
+    return MethodResult(f"LM + TTT {budget.test_steps}", {}, train_cpu, test_cpu,
+                        f"LM {steps} steps, answer loss {losses[0]:.2f} -> {np.mean(losses[-20:]):.2f}",
+                        extra={"predictions": predictions})
 
 
 # --------------------------------------------------------------------------------------------------
@@ -246,63 +210,77 @@ def copy_input_method(train_tasks: list, held_out: list, budget: MethodBudget) -
 
 
 def format_table(results: Sequence[MethodResult], title: str) -> str:
-    lines = [title, f"{'method':<32} {'exact (pass@1)':>16} {'train CPU s':>12} {'test CPU s/task':>16}  notes"]
+    lines = [title, f"{'method':<34} {'exact (pass@1)':>22} {'train CPU s':>12} {'test CPU s/task':>16}  notes"]
     for r in results:
         solved, n = sum(r.correct.values()), len(r.correct)
-        lines.append(f"{r.name:<32} {f'{solved}/{n} = {100 * solved / max(n, 1):.1f}%':>16} "
-                     f"{r.train_cpu_s:>12.1f} {r.test_cpu_s_per_task:>16.3f}  {r.notes}")
+        exact = f"{solved}/{n} = {100 * r.accuracy:.1f}% ± {100 * r.standard_error:.1f}"
+        lines.append(f"{r.name:<34} {exact:>22} {r.train_cpu_s:>12.1f} {r.test_cpu_s_per_task:>16.3f}  {r.notes}")
     return "\n".join(lines)
+
+
+def measure_family(family: str, args: argparse.Namespace) -> str:
+    """Every row of one family's table, scored."""
+    n_train, n_held = (8, 4) if args.quick else (args.train_tasks, args.held_out)
+    train = family_tasks(family, "train", n_train, seed=args.seed)
+    held_out = family_tasks(family, "heldout", n_held, seed=args.seed)
+    blind = [t.without_solutions() for t in held_out]
+    budget = MethodBudget(train_steps=args.steps, test_steps=0, train_cpu_s=args.cpu_seconds, seed=args.seed,
+                          quick=args.quick)
+    results = []
+    hybrid = hybrid_method(train, blind, budget, name="hybrid, random LM, TRM head")
+    results += [hybrid, MethodResult("hybrid, random LM, LM answer", {}, hybrid.train_cpu_s,
+                                     hybrid.test_cpu_s_per_task, "same model",
+                                     extra={"predictions": hybrid.extra["lm_predictions"]})]
+    if args.lm_steps:
+        with tempfile.TemporaryDirectory(prefix="unseen-lm-") as tmp:
+            lm_steps = QUICK_STEPS if args.quick else args.lm_steps
+            directory, lm_cpu, losses = pretrain_lm(train, lm_steps, Path(tmp) / "lm", seed=args.seed)
+            note = f"LM {lm_steps} steps, answer loss {losses[0]:.2f} -> {np.mean(losses[-20:]):.2f}"
+            for steps in (0, args.ttt_steps):
+                predictions, cpu = predict_lm(str(directory), blind, steps, seed=args.seed)
+                results.append(MethodResult("trained LM" + (f" + TTT {steps}" if steps else " alone"), {}, lm_cpu,
+                                            cpu, note, extra={"predictions": predictions}))
+            on_lm = hybrid_method(train, blind, budget, backbone=str(directory), name="hybrid, trained LM, TRM head")
+            on_lm.train_cpu_s += lm_cpu  # the LM's training is part of this method's
+            results += [on_lm, MethodResult("hybrid, trained LM, LM answer", {}, on_lm.train_cpu_s,
+                                            on_lm.test_cpu_s_per_task, "same model",
+                                            extra={"predictions": on_lm.extra["lm_predictions"]})]
+    for result in results:
+        score(result, held_out)
+    level = float(np.mean([chance(family, t) for t in held_out]))
+    title = (f"{family}: {len(train)} training, {len(held_out)} held-out tasks (seed {args.seed}); chance "
+             f"{100 * level:.1f}% (the family's parameter guessed at random)")
+    return format_table(results, title)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--families", default="dihedral", help=f"comma-separated, of {', '.join(FAMILIES)}")
     parser.add_argument("--train-tasks", type=int, default=64)
     parser.add_argument("--held-out", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--cpu-seconds", type=float, default=600.0)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=300, help="joint training steps (default 300)")
+    parser.add_argument("--cpu-seconds", type=float, default=600.0, help="cap on each training (default 600)")
     parser.add_argument("--lm-steps", type=int, default=0, help="also train the tiny LM on the training tasks' "
                         "text for this many steps, and run the hybrid and the LM alone on it (default 0: no)")
     parser.add_argument("--ttt-steps", type=int, default=32, help="LoRA test-time training steps per held-out "
-                        "task for the trained LM's second row (default 32; lr 1e-3, rank 8)")
-    parser.add_argument("--quick", action="store_true", help="10 steps on 8 + 8 tasks: a pipeline check")
+                        "task for the trained LM (default 32; lr 1e-3, rank 8)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help=f"{QUICK_STEPS} steps on 8 + 4 tasks: a pipeline check")
     args = parser.parse_args(argv)
+    families = [f for f in args.families.split(",") if f]
+    unknown = [f for f in families if f not in FAMILIES]
+    if unknown or not families:
+        print(f"error: unknown family {unknown[0] if unknown else '(none)'}; known: {', '.join(FAMILIES)}",
+              file=sys.stderr)
+        return 2
     import torch
 
     torch.set_num_threads(1)
-    n_train, n_held = (8, 8) if args.quick else (args.train_tasks, args.held_out)
-    budget = MethodBudget(cpu_seconds=args.cpu_seconds, steps=args.steps, seed=args.seed, quick=args.quick)
-    train = dihedral_family(n_train, seed=args.seed, prefix="train")
-    held_out = dihedral_family(n_held, seed=args.seed + 1000, prefix="held")
-    results = []
-    with tempfile.TemporaryDirectory(prefix="unseen-hybrid-") as tmp:
-        results += hybrid_rows(train, held_out, budget, Path(tmp) / "random", None, "random LM")
-        if args.lm_steps:
-            lm_dir, lm_cpu, losses = pretrain_lm(train, args.lm_steps, Path(tmp) / "lm", seed=args.seed)
-            note = (f"LM: {args.lm_steps} steps, {lm_cpu:.0f} CPU s, answer loss {losses[0]:.2f} -> "
-                    f"{np.mean(losses[-20:]):.2f}")
-            for steps in (0, args.ttt_steps):
-                predictions, cpu = predict_lm(str(lm_dir), held_out, steps, seed=args.seed)
-                name = "trained LM alone" + (f" + TTT {steps}" if steps else "")
-                results.append(MethodResult(name, {}, lm_cpu, cpu, note, predictions))
-            for result in hybrid_rows(train, held_out, budget, Path(tmp) / "trained", str(lm_dir), "trained LM"):
-                result.train_cpu_s += lm_cpu  # the LM's training is part of this method's
-                results.append(result)
-    results.append(copy_input_method(train, held_out, budget))
-    for result in results:
-        score(result, held_out)
-    print(format_table(results, f"unseen dihedral tasks: {n_train} training, {n_held} held out (seed {args.seed}); "
-                                "joint_tiny hybrid without puzzle embedding, frozen tiny LLaMA"))
+    for family in families:
+        print(measure_family(family, args), flush=True)
+    print("frozen tiny LLaMA (width 64, 2 layers); joint_tiny hybrid without puzzle embedding on a "
+          f"{CANVAS}x{CANVAS} canvas; ± one standard error")
     return 0
-
-
-def hybrid_rows(train: Sequence, held_out: Sequence, budget: MethodBudget, work_dir: Path, backbone: str | None,
-                label: str) -> list[MethodResult]:
-    """The hybrid trained on `train` with `backbone`: its TRM head's and its LM answer's rows."""
-    model, train_cpu, last = fit_hybrid(train, budget, work_dir, backbone)
-    predictions, test_cpu = predict_hybrid(model, held_out, budget.seed)
-    return [MethodResult(f"hybrid, {label}, TRM head", {}, train_cpu, test_cpu, _notes(last), predictions["trm"]),
-            MethodResult(f"hybrid, {label}, LM answer", {}, train_cpu, test_cpu, "same model", predictions["lm"])]
 
 
 if __name__ == "__main__":

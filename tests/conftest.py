@@ -100,6 +100,9 @@ def signal_training(command, log, signum, *, steps=1):
 def load_experiment(filename: str):
     """A script of experiments/ as a module (nothing imports `experiments`: it is not a package)."""
     path = Path(__file__).resolve().parents[1] / "experiments" / filename
+    loaded = sys.modules.get(path.stem)
+    if loaded is not None and Path(getattr(loaded, "__file__", "")).resolve() == path:
+        return loaded  # already imported by another script of experiments/: one module, one set of classes
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there

@@ -1,5 +1,6 @@
-"""experiments/unseen_hybrid.py: the dihedral task family, scoring outside the method, and the
-hybrid trained jointly on some tasks predicting others without reading their test outputs."""
+"""experiments/unseen_hybrid.py: scoring outside the method, the hybrid trained jointly on some
+tasks answering others without reading their test outputs, and the trained LM with test-time
+training."""
 
 from __future__ import annotations
 
@@ -8,41 +9,40 @@ import pytest
 import torch
 
 from conftest import load_experiment
-from hybrid_pipeline.arc.grids import dihedral
 
 unseen = load_experiment("unseen_hybrid.py")
-
-
-def test_each_task_applies_one_dihedral_transform_that_only_its_demonstrations_reveal():
-    tasks = unseen.dihedral_family(16, seed=3)
-    assert len({t.id for t in tasks}) == 16
-    for i, task in enumerate(tasks):
-        assert len(task.train) == 3 and len(task.test) == 1
-        for ex in (*task.train, *task.test):
-            assert 3 <= min(ex.input.shape) and max(ex.input.shape) <= 5
-            assert np.array_equal(ex.output, dihedral(ex.input, i % 8))
-    again = unseen.dihedral_family(16, seed=3)
-    assert all(np.array_equal(a.test[0].input, b.test[0].input) for a, b in zip(tasks, again))
-    other = unseen.dihedral_family(16, seed=4)
-    assert not all(np.array_equal(a.test[0].input, b.test[0].input) for a, b in zip(tasks, other))
+tasks_module = load_experiment("unseen_tasks.py")
 
 
 def test_score_compares_the_first_test_output_and_counts_no_prediction_as_wrong():
-    tasks = unseen.dihedral_family(8, seed=0)
-    result = unseen.copy_input_method([], [t.without_solutions() for t in tasks], unseen.MethodBudget())
-    result.predictions[tasks[1].id] = None
-    unseen.score(result, tasks)
-    # task 0 applies the identity, so copying its input is right; task 1 has no prediction
-    assert result.correct == {t.id: i == 0 for i, t in enumerate(tasks)}
+    tasks = tasks_module.family_tasks("dihedral", "heldout", 3)
+    predictions = {tasks[0].id: tasks[0].test[0].output.copy(), tasks[1].id: None,
+                   tasks[2].id: tasks[2].test[0].input}  # the family never leaves a grid unchanged
+    result = unseen.score(tasks_module.MethodResult("m", {}, 0.0, 0.0, extra={"predictions": predictions}), tasks)
+    assert result.correct == {tasks[0].id: True, tasks[1].id: False, tasks[2].id: False}
     table = unseen.format_table([result], "title")
-    assert "1/8 = 12.5%" in table and table.splitlines()[0] == "title"
+    assert table.splitlines()[0] == "title" and "1/3 = 33.3% ± 27.2" in table
+
+
+def test_every_family_fits_the_canvas_with_an_eos_edge_and_the_answer_budget():
+    for family in tasks_module.FAMILIES:
+        for task in tasks_module.family_tasks(family, "train", 4):
+            for ex in (*task.train, *task.test):
+                assert max(*ex.input.shape, *ex.output.shape) < unseen.CANVAS
+                assert ex.output.shape[0] * (ex.output.shape[1] + 1) + 1 <= unseen.ANSWER_TOKENS
+
+
+def test_unknown_family_exits_2_with_one_line(capsys):
+    assert unseen.main(["--families", "dihedral,spirals"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown family spirals" in err[0]
 
 
 @pytest.mark.slow
-def test_hybrid_trains_on_some_tasks_and_predicts_held_out_ones_without_their_outputs(tmp_path):
-    budget = unseen.MethodBudget(cpu_seconds=120, seed=0, quick=True)
-    train = unseen.dihedral_family(8, seed=0, prefix="train")
-    held_out = unseen.dihedral_family(4, seed=1, prefix="held")
+def test_hybrid_trains_on_some_tasks_and_answers_held_out_ones_without_their_outputs(tmp_path):
+    budget = tasks_module.MethodBudget(train_steps=10, test_steps=0, seed=0, quick=True, work_dir=str(tmp_path))
+    train = tasks_module.family_tasks("dihedral", "train", 8)
+    held_out = tasks_module.family_tasks("dihedral", "heldout", 4)
     model, train_cpu, last = unseen.fit_hybrid(train, budget, tmp_path)
     assert train_cpu > 0 and last["steps"] == 10
     assert model.trm.puzzle_emb is None  # task identity can only come through the LM's reading
@@ -54,22 +54,22 @@ def test_hybrid_trains_on_some_tasks_and_predicts_held_out_ones_without_their_ou
         for task_id, grid in blind[source].items():
             other = seen[source][task_id]
             assert (grid is None and other is None) or np.array_equal(grid, other)
-    result = unseen.score(unseen.MethodResult("hybrid", {}, train_cpu, cpu, predictions=blind["trm"]), held_out)
-    assert set(result.correct) == {t.id for t in held_out}
+    result = unseen.hybrid_method(train, [t.without_solutions() for t in held_out], budget)
+    assert unseen.score(result, held_out).correct.keys() == {t.id for t in held_out}
 
 
 @pytest.mark.slow
 def test_a_language_model_trained_on_the_family_saves_and_answers_held_out_tasks_blind(tmp_path):
     from hybrid_pipeline.backbones import BackboneConfig, load_backbone
 
-    train = unseen.dihedral_family(4, seed=0, prefix="train")
+    train = tasks_module.family_tasks("colour_perm", "train", 4)
     directory, cpu, losses = unseen.pretrain_lm(train, 6, tmp_path / "lm", batch_size=2)
     assert len(losses) == 6 and cpu > 0
     loaded = load_backbone(BackboneConfig(name_or_path=str(directory)))
     assert not loaded.random_weights  # a checkpoint of its own, loaded like any local model
     random = load_backbone(BackboneConfig())
     assert not all(torch.equal(a, b) for a, b in zip(loaded.model.parameters(), random.model.parameters()))
-    held_out = unseen.dihedral_family(2, seed=1, prefix="held")
+    held_out = tasks_module.family_tasks("colour_perm", "heldout", 2)
     blind, seconds = unseen.predict_lm(str(directory), [t.without_solutions() for t in held_out], ttt_steps=2)
     seen, _ = unseen.predict_lm(str(directory), held_out, ttt_steps=2)
     assert seconds > 0 and blind.keys() == seen.keys() == {t.id for t in held_out}
