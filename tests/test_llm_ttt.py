@@ -224,3 +224,15 @@ def test_llm_proposer_answers_with_the_tasks_adapter_and_predict_learns_only_the
     pairs = [(ex.input, ex.output) for ex in task.train[:2]]
     proposer.predict(pairs, task.train[2].input)
     assert proposer.model.ttt_seconds > trained  # other demonstrations, another adapter
+
+
+@pytest.mark.slow
+def test_cli_plan_passes_ttt_steps_to_the_llm_proposer_and_records_it(tmp_path, capsys):
+    out = str(tmp_path / "plan")
+    args = ["plan", "--data", DATA, "--tasks", SMALL_TASK, "--proposers", "llm", "--attempts", "1",
+            "--no-consistency-checks", "--quiet", "--out", out]
+    assert main([*args, "--ttt-steps", "1"]) == 0
+    assert json.loads((tmp_path / "plan" / "run.json").read_text())["settings"]["ttt_steps"] == 1
+    capsys.readouterr()
+    assert main([*args, "--ttt-steps", "2", "--resume"]) == 2
+    assert "ttt_steps" in capsys.readouterr().err
