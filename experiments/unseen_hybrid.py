@@ -11,7 +11,9 @@ solutions it never saw. Methods here:
   with NO puzzle embedding: a held-out task has no identity of its own, so whatever the hybrid knows
   about it comes through the LM's reading of its demonstrations. Answers with the TRM's grid head;
   the LM's answer of the same model is in `extra["lm_predictions"]`. The LM has random weights
-  unless `backbone` names a checkpoint.
+  unless `backbone` names a checkpoint. With `budget.test_steps` N > 0, test-time training: for each
+  held-out task the trained parts (adapters, TRM, refiner) take N more steps on its demonstrations
+  (each asked from the others), answer, and go back to the jointly trained weights.
 - `lm_ttt_method`: the tiny LLaMA trained on the training tasks' text (`pretrain_lm`: each
   demonstration's output asked from the other demonstrations under 4 augmentations, and each test
   output from the demonstrations; loss on the answer tokens), answering alone, after LoRA test-time
@@ -115,18 +117,59 @@ def predict_hybrid(model: Any, held_out: Sequence, seed: int) -> tuple[dict[str,
     return first, seconds
 
 
+def predict_hybrid_ttt(model: Any, held_out: Sequence, steps: int, *, seed: int = 0,
+                       lr: float = 1e-3) -> tuple[dict[str, dict[str, Any]], float]:
+    """`predict_hybrid` after `steps` training steps of the model's trained parts on each task's
+    leave-one-out rows (its demonstrations only); the weights go back after every task."""
+    import torch
+
+    from hybrid_pipeline.arc.tasks import leave_one_out
+    from hybrid_pipeline.arc.text import task_to_prompt
+
+    saved = {k: v.detach().clone() for k, v in model.trainable_state_dict().items()}
+    first: dict[str, dict[str, Any]] = {"trm": {}, "lm": {}}
+    start = time.process_time()
+    for task in held_out:
+        blind = task.without_solutions()
+        rows = leave_one_out(blind)
+        if rows:
+            batch = model.encode([task_to_prompt(r) for r in rows], [r.test[0].input for r in rows],
+                                 test_outputs=[r.test[0].output for r in rows])
+            optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=lr, weight_decay=0.0)
+            generator = torch.Generator(device=model.backbone.device).manual_seed(seed)
+            model.train()
+            for _ in range(steps):
+                loss = model(batch, generator=generator).loss
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            model.eval()
+        predictions, _ = predict_hybrid(model, [blind], seed)
+        for source in first:
+            first[source][blind.id] = predictions[source][blind.id]
+        model.load_state_dict(saved, strict=False)  # the jointly trained weights for the next task
+    return first, (time.process_time() - start) / max(len(held_out), 1)
+
+
 def hybrid_method(train_tasks: list, held_out: list, budget: MethodBudget, *, backbone: str | None = None,
                   name: str = "hybrid (TRM head)") -> MethodResult:
     """Joint training on `train_tasks` (`budget.train_steps`, capped at `budget.train_cpu_s`), then
-    the TRM head's answer to each held-out task; no test-time steps."""
+    the TRM head's answer to each held-out task, after `budget.test_steps` test-time steps on its
+    demonstrations (0: none)."""
     with tempfile.TemporaryDirectory(prefix="unseen-hybrid-", dir=budget.work_dir) as tmp:
         model, train_cpu, last = fit_hybrid(train_tasks, budget, Path(tmp), backbone)
-    predictions, test_cpu = predict_hybrid(model, held_out, budget.seed)
-    notes = (f"{last['steps']} steps, last logged grid loss {last.get('grid_loss', float('nan')):.3f}, "
-             f"cell accuracy {last.get('cell_accuracy', float('nan')):.3f}")
-    return MethodResult(name, {}, train_cpu, test_cpu, notes,
+    if budget.test_steps:
+        predictions, test_cpu = predict_hybrid_ttt(model, held_out, budget.test_steps, seed=budget.seed)
+    else:
+        predictions, test_cpu = predict_hybrid(model, held_out, budget.seed)
+    return MethodResult(name, {}, train_cpu, test_cpu, _training_notes(last),
                         extra={"predictions": predictions["trm"], "lm_predictions": predictions["lm"],
                                "steps": last["steps"]})
+
+
+def _training_notes(last: dict[str, Any]) -> str:
+    return (f"{last['steps']} steps, last logged grid loss {last.get('grid_loss', float('nan')):.3f}, "
+            f"cell accuracy {last.get('cell_accuracy', float('nan')):.3f}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -210,12 +253,30 @@ def lm_ttt_method(train_tasks: list, held_out: list, budget: MethodBudget) -> Me
 
 
 def format_table(results: Sequence[MethodResult], title: str) -> str:
-    lines = [title, f"{'method':<34} {'exact (pass@1)':>22} {'train CPU s':>12} {'test CPU s/task':>16}  notes"]
+    lines = [title, f"{'method':<38} {'exact (pass@1)':>22} {'train CPU s':>12} {'test CPU s/task':>16}  notes"]
     for r in results:
         solved, n = sum(r.correct.values()), len(r.correct)
         exact = f"{solved}/{n} = {100 * r.accuracy:.1f}% ± {100 * r.standard_error:.1f}"
-        lines.append(f"{r.name:<34} {exact:>22} {r.train_cpu_s:>12.1f} {r.test_cpu_s_per_task:>16.3f}  {r.notes}")
+        lines.append(f"{r.name:<38} {exact:>22} {r.train_cpu_s:>12.1f} {r.test_cpu_s_per_task:>16.3f}  {r.notes}")
     return "\n".join(lines)
+
+
+def hybrid_rows(train: Sequence, blind: Sequence, budget: MethodBudget, label: str, backbone: str | None,
+                ttt_steps: int) -> list[MethodResult]:
+    """One joint training: the TRM head's and the LM answer's rows, and with `ttt_steps` the TRM
+    head's after test-time training."""
+    with tempfile.TemporaryDirectory(prefix="unseen-hybrid-", dir=budget.work_dir) as tmp:
+        model, train_cpu, last = fit_hybrid(train, budget, Path(tmp), backbone)
+    predictions, cpu = predict_hybrid(model, blind, budget.seed)
+    rows = [MethodResult(f"hybrid, {label}, TRM head", {}, train_cpu, cpu, _training_notes(last),
+                         extra={"predictions": predictions["trm"]}),
+            MethodResult(f"hybrid, {label}, LM answer", {}, train_cpu, cpu, "same model",
+                         extra={"predictions": predictions["lm"]})]
+    if ttt_steps:
+        predictions, cpu = predict_hybrid_ttt(model, blind, ttt_steps, seed=budget.seed)
+        rows.append(MethodResult(f"hybrid, {label}, TTT {ttt_steps}, TRM head", {}, train_cpu, cpu,
+                                 "same model, lr 1e-3", extra={"predictions": predictions["trm"]}))
+    return rows
 
 
 def measure_family(family: str, args: argparse.Namespace) -> str:
@@ -226,11 +287,7 @@ def measure_family(family: str, args: argparse.Namespace) -> str:
     blind = [t.without_solutions() for t in held_out]
     budget = MethodBudget(train_steps=args.steps, test_steps=0, train_cpu_s=args.cpu_seconds, seed=args.seed,
                           quick=args.quick)
-    results = []
-    hybrid = hybrid_method(train, blind, budget, name="hybrid, random LM, TRM head")
-    results += [hybrid, MethodResult("hybrid, random LM, LM answer", {}, hybrid.train_cpu_s,
-                                     hybrid.test_cpu_s_per_task, "same model",
-                                     extra={"predictions": hybrid.extra["lm_predictions"]})]
+    results = hybrid_rows(train, blind, budget, "random LM", None, args.hybrid_ttt_steps)
     if args.lm_steps:
         with tempfile.TemporaryDirectory(prefix="unseen-lm-") as tmp:
             lm_steps = QUICK_STEPS if args.quick else args.lm_steps
@@ -240,11 +297,9 @@ def measure_family(family: str, args: argparse.Namespace) -> str:
                 predictions, cpu = predict_lm(str(directory), blind, steps, seed=args.seed)
                 results.append(MethodResult("trained LM" + (f" + TTT {steps}" if steps else " alone"), {}, lm_cpu,
                                             cpu, note, extra={"predictions": predictions}))
-            on_lm = hybrid_method(train, blind, budget, backbone=str(directory), name="hybrid, trained LM, TRM head")
-            on_lm.train_cpu_s += lm_cpu  # the LM's training is part of this method's
-            results += [on_lm, MethodResult("hybrid, trained LM, LM answer", {}, on_lm.train_cpu_s,
-                                            on_lm.test_cpu_s_per_task, "same model",
-                                            extra={"predictions": on_lm.extra["lm_predictions"]})]
+            for row in hybrid_rows(train, blind, budget, "trained LM", str(directory), args.hybrid_ttt_steps):
+                row.train_cpu_s += lm_cpu  # the LM's training is part of this method's
+                results.append(row)
     for result in results:
         score(result, held_out)
     level = float(np.mean([chance(family, t) for t in held_out]))
@@ -264,6 +319,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "text for this many steps, and run the hybrid and the LM alone on it (default 0: no)")
     parser.add_argument("--ttt-steps", type=int, default=32, help="LoRA test-time training steps per held-out "
                         "task for the trained LM (default 32; lr 1e-3, rank 8)")
+    parser.add_argument("--hybrid-ttt-steps", type=int, default=0, help="also answer with the random-LM hybrid "
+                        "after this many test-time training steps per held-out task (default 0: no)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_STEPS} steps on 8 + 4 tasks: a pipeline check")
     args = parser.parse_args(argv)

@@ -14,6 +14,15 @@ unseen = load_experiment("unseen_hybrid.py")
 tasks_module = load_experiment("unseen_tasks.py")
 
 
+def same_predictions(a: dict, b: dict) -> bool:
+    """{source: {task id: grid or None}} equal, grid for grid."""
+    return a.keys() == b.keys() and all(
+        a[s].keys() == b[s].keys() and all((a[s][k] is None and b[s][k] is None)
+                                           or (a[s][k] is not None and b[s][k] is not None
+                                               and np.array_equal(a[s][k], b[s][k])) for k in a[s])
+        for s in a)
+
+
 def test_score_compares_the_first_test_output_and_counts_no_prediction_as_wrong():
     tasks = tasks_module.family_tasks("dihedral", "heldout", 3)
     predictions = {tasks[0].id: tasks[0].test[0].output.copy(), tasks[1].id: None,
@@ -48,12 +57,14 @@ def test_hybrid_trains_on_some_tasks_and_answers_held_out_ones_without_their_out
     assert model.trm.puzzle_emb is None  # task identity can only come through the LM's reading
     blind, cpu = unseen.predict_hybrid(model, [t.without_solutions() for t in held_out], 0)
     seen, _ = unseen.predict_hybrid(model, held_out, 0)
-    assert cpu > 0 and set(blind) == {"trm", "lm"}
-    for source in ("trm", "lm"):
-        assert blind[source].keys() == {t.id for t in held_out}
-        for task_id, grid in blind[source].items():
-            other = seen[source][task_id]
-            assert (grid is None and other is None) or np.array_equal(grid, other)
+    assert cpu > 0 and set(blind) == {"trm", "lm"} and blind["trm"].keys() == {t.id for t in held_out}
+    assert same_predictions(blind, seen)
+    before = {k: v.clone() for k, v in model.trainable_state_dict().items()}
+    adapted, cpu = unseen.predict_hybrid_ttt(model, [t.without_solutions() for t in held_out], 2)
+    assert adapted.keys() == blind.keys() and cpu > 0
+    after = model.trainable_state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # every task starts from the joint weights
+    assert same_predictions(unseen.predict_hybrid_ttt(model, held_out, 0)[0], blind)  # 0 steps: no change
     result = unseen.hybrid_method(train, [t.without_solutions() for t in held_out], budget)
     assert unseen.score(result, held_out).correct.keys() == {t.id for t in held_out}
 
