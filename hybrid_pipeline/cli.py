@@ -514,9 +514,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trust-remote-code", action="store_true", help="needed by LLaDA checkpoints")
     _add_ttt_steps(p, "train a LoRA adapter on each task's demonstrations for N steps before answering it, "
                       "then remove it (default 0: none)")
-    p.add_argument("--ttt-lr", type=float, default=1e-4, help="test-time training learning rate (default 1e-4)")
-    p.add_argument("--ttt-rank", type=_positive_int, default=8, help="LoRA rank (alpha is twice it; default 8)")
-    p.add_argument("--ttt-augment", type=int, default=0,
+    p.add_argument("--ttt-lr", type=float, default=1e-4, metavar="LR",
+                   help="test-time training learning rate (AdamW, constant; default 1e-4)")
+    p.add_argument("--ttt-rank", type=_positive_int, default=8, metavar="R",
+                   help="LoRA rank of the test-time adapter (alpha is twice it; default 8)")
+    p.add_argument("--ttt-augment", type=_non_negative_int, default=0, metavar="K",
                    help="random augmentations of the task trained on besides the original (default 0)")
     _add_shard(p)
     p.add_argument("--out", required=True, help="output directory")
