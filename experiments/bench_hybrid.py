@@ -1,4 +1,4 @@
-"""Benchmark the hybrid on the tiny offline backbone: a joint training step, part by part, and 4 answers.
+"""Benchmark the hybrid on the tiny offline backbone: a joint training step in each layout, part by part, and 4 answers.
 
 Model: experiments/configs/hybrid_tiny.yaml on `tiny-random` (LLaMA, hidden 64, 2 layers): TRM hidden
 64, 4 heads, 2 layers, H_cycles 3, L_cycles 4, 900 + 16 cells, float32, one supervision step;
@@ -7,19 +7,24 @@ its full `task_to_prompt` prompt (e1d2900e: every demonstration pair at full siz
 tokens) and its 30x30 test output as the answer (931 tokens with EOS).
 
 1. Training step: forward + backward + AdamW step.
-   - "joint step (model.forward)": `HybridModel.forward` as training calls it, backbone hidden states
-     recomputed or passed in as `prompt_hidden` (cached). These two rows are the totals compared
-     with the target.
+   - "joint step": `HybridModel.forward` as training calls it, in both layouts (two models with the
+     same seeded weights on one backbone). prefix_first [prefix ; prompt ; answer]: the backbone's
+     prompt hidden states recomputed, or passed in as `prompt_hidden` (stored across steps); the LM
+     loss runs forward and backward over all K+T+A positions either way. prompt_first [prompt ;
+     prefix ; answer]: one frozen prompt forward per step gives the hidden states and the prompt's
+     keys and values (KV), and the LM loss runs [prefix ; answer] (K+A positions) after that KV;
+     or both are passed in (`prompt_hidden`, `prompt_kv`: stored across steps), and no prompt
+     forward runs at all.
    - "TRM-only step": a TRM of the same config on the same grids, `act_loss` (grid + 0.5 halting),
      same optimiser. The reference for the ratios.
-   - The split comes from a staged copy of `HybridModel.forward`'s body: the same calls in the same
+   - The split (of the prompt_first step) comes from a staged copy of `HybridModel.forward`'s body: the same calls in the same
      order (backbone -> adapter -> TRM + grid/halt loss -> refiner -> LM forward with the prefix +
      answer loss), but each part's output is detached and made a fresh leaf before the next part
      reads it. Backward then runs part by part in reverse, each handing its input gradient to the
      previous one (torch.autograd.backward with explicit grad tensors), and each part's forward and
      backward are timed on their own. So a part's backward time is exactly the backward of the ops
-     that part ran in forward: the LM row holds the backward through the frozen LM (all T+K+A
-     positions, down to the prefix embeddings), the TRM row the backward of its last, grad-enabled
+     that part ran in forward: the LM row holds the backward through the frozen LM (the K+A
+     positions after the prompt's KV, down to the prefix embeddings), the TRM row the backward of its last, grad-enabled
      H round and of the losses. The backbone's prompt encode has no backward (frozen, no grad).
      The staged step's gradients are checked against model.forward's once (printed), and "sum of
      parts" is shown beside the whole step. The profiler's record_function was not used: backward
@@ -33,10 +38,15 @@ tokens) and its 30x30 test output as the answer (931 tokens with EOS).
    alternate between the two modes so machine load hits both alike. Rows with 1 new token isolate
    the prompt cost.
 
+3. The prompt KV a stored run keeps per row, at the tiny model's size (measured) and at LLaMA-3-8B's
+   (32 layers, 8 KV heads of 128, bf16: computed), beside the hidden states the adapter reads, per
+   prompt token, for this prompt and for the median ARC-AGI-1 evaluation prompt (test input 0, one
+   token per character as the tiny tokenizer counts; a tokenizer that merges digits needs fewer).
+
 Timing: warm-up first; every training cell is the median over `--repeats` interleaved rounds; the
 generation totals are medians over `--gen-rounds` interleaved rounds of 4 attempts per mode, the
 prompt encode a median of 3. Threads fixed by `--threads` (default 1: these tensors are too small
-for two threads to pay off on a shared 2-core machine). About 2.5 minutes on a 2-core CPU.
+for two threads to pay off on a shared 2-core machine). About 10 minutes on a 2-core CPU shared with other jobs.
 
     .venv/bin/python experiments/bench_hybrid.py [--threads 1] [--repeats 5] [--gen-rounds 2] [--task e1d2900e]
 """
@@ -62,11 +72,11 @@ def cpu_name() -> str:
         return platform.processor() or "unknown CPU"
 
 
-def staged_step(model, batch, optimizer, generator, hidden=None) -> dict[str, float]:
+def staged_step(model, batch, optimizer, generator, states=None) -> dict[str, float]:
     """HybridModel.forward's computation, part by part with detached boundaries; seconds per part.
 
     Mirrors `HybridModel._reason` and `forward` at supervision_steps 1, refiner "attention",
-    conditioning "sum", no VAE, no feedback (the tiny config).
+    conditioning "sum", no VAE, no feedback (the tiny config), in the model's layout.
     """
     import torch
     import torch.nn.functional as F
@@ -78,8 +88,9 @@ def staged_step(model, batch, optimizer, generator, hidden=None) -> dict[str, fl
     mask = batch["prompt_mask"]
 
     start = clock()
-    if hidden is None:
-        hidden = model.encode_prompt(batch["prompt_ids"], mask)  # frozen: no grad, nothing to backpropagate
+    if states is None:
+        states = model.encode_prompt(batch["prompt_ids"], mask)  # frozen: no grad, nothing to backpropagate
+    hidden = states.hidden
     t["backbone fwd"] = clock() - start
 
     start = clock()
@@ -108,7 +119,7 @@ def staged_step(model, batch, optimizer, generator, hidden=None) -> dict[str, fl
     prefix_in = prefix.detach().requires_grad_()
 
     start = clock()
-    lm_term = cfg.lm_weight * model._lm_loss(batch, prefix_in, generator).float()
+    lm_term = cfg.lm_weight * model._lm_loss(batch, prefix_in, states.kv, generator).float()
     t["LM fwd"] = clock() - start
 
     start = clock()
@@ -131,6 +142,46 @@ def staged_step(model, batch, optimizer, generator, hidden=None) -> dict[str, fl
         optimizer.zero_grad(set_to_none=True)
     t["optimizer"] = clock() - start
     return t
+
+
+def median_prompt_tokens() -> int:
+    """Median prompt length of ARC-AGI-1's evaluation tasks (test input 0), one token per character
+    plus BOS, as the tiny tokenizer counts."""
+    from hybrid_pipeline.arc.tasks import load_tasks
+    from hybrid_pipeline.arc.text import task_to_prompt
+
+    return int(statistics.median(len(task_to_prompt(t)) + 1 for t in load_tasks("arc-agi-1:evaluation").tasks))
+
+
+# LLaMA-3-8B: 32 layers, 8 KV heads (grouped-query attention) of 128, hidden 4096, bfloat16
+LLAMA3_8B = {"layers": 32, "kv_heads": 8, "head_dim": 128, "hidden": 4096, "bytes": 2}
+
+
+def print_kv_sizes(states, prompt_tokens: int, median_tokens: int) -> None:
+    """Bytes a stored row takes: the prompt's keys and values beside its hidden states."""
+    def size(n: float) -> str:
+        for unit in ("B", "KiB", "MiB", "GiB"):
+            if n < 1024 or unit == "GiB":
+                return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+            n /= 1024
+
+    kv, hidden = states.kv, states.hidden  # [layers,2,B,H,T,hd], [B,T,D]
+    tiny_kv = kv[:, :, 0, :, 0].numel() * kv.element_size()
+    tiny_hidden = hidden.shape[-1] * hidden.element_size()
+    m = LLAMA3_8B
+    big_kv = m["layers"] * 2 * m["kv_heads"] * m["head_dim"] * m["bytes"]
+    big_hidden = m["hidden"] * m["bytes"]
+    layers, _, _, heads, _, head_dim = kv.shape
+    print(f"stored prompt states per row: keys and values = layers x 2 x KV heads x head dim x bytes per prompt token; "
+          f"hidden states = width x bytes")
+    print(f"| model | KV per token | hidden per token | KV, {prompt_tokens}-token prompt (this task) | "
+          f"KV, {median_tokens}-token prompt (median) | hidden, {median_tokens}-token prompt |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, per_kv, per_hidden in ((f"tiny-random ({layers} layers, {heads} heads of {head_dim}, "
+                                      f"{str(kv.dtype).removeprefix('torch.')}; measured)", tiny_kv, tiny_hidden),
+                                     ("LLaMA-3-8B (32 layers, 8 KV heads of 128, bf16)", big_kv, big_hidden)):
+        print(f"| {name} | {size(per_kv)} | {size(per_hidden)} | {size(per_kv * prompt_tokens)} | "
+              f"{size(per_kv * median_tokens)} | {size(per_hidden * median_tokens)} |")
 
 
 def whole_step(loss_fn, optimizer) -> dict[str, float]:
@@ -171,8 +222,11 @@ def main() -> None:
     if not tasks:
         parser.error(f"no task {args.task!r} in arc-agi-1:evaluation")
     task = tasks[0]
-    config = load_config(HybridConfig, os.path.join(os.path.dirname(__file__), "configs", "hybrid_tiny.yaml"))
-    model = HybridModel.from_config(config).train()
+    config_path = os.path.join(os.path.dirname(__file__), "configs", "hybrid_tiny.yaml")
+    model = HybridModel.from_config(load_config(HybridConfig, config_path, ["layout=prompt_first"])).train()
+    # the same seeded trainable weights on the same backbone, the prefix in front of the prompt
+    old = HybridModel.from_config(load_config(HybridConfig, config_path, ["layout=prefix_first"]),
+                                  backbone=model.backbone).train()
     batch = model.encode([task_to_prompt(task)], [task.test[0].input], test_outputs=[task.test[0].output])
     T, A = batch["prompt_ids"].shape[1], batch["answer_ids"].shape[1]
     K = model.config.latent_to_text.prefix_length
@@ -181,9 +235,11 @@ def main() -> None:
         parser.error(f"task {task.id}: prefix {K} + prompt {T} + answer {A} tokens exceed the tiny model's {limit} positions")
     generator = torch.Generator().manual_seed(0)
     optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=1e-5)
+    old_optimizer = torch.optim.AdamW(old.trainable_parameters(), lr=1e-5)
     with torch.no_grad():
-        cached = model.encode_prompt(batch["prompt_ids"], batch["prompt_mask"])  # [1,T,D_llm]
-    cached_batch = dict(batch, prompt_hidden=cached)
+        states = model.encode_prompt(batch["prompt_ids"], batch["prompt_mask"])  # hidden [1,T,D_llm], KV
+    stored_batch = dict(batch, prompt_hidden=states.hidden, prompt_kv=states.kv)
+    cached_batch = dict(batch, prompt_hidden=states.hidden)  # prefix_first stores hidden states only
 
     trm = TRM(model.config.trm).train()  # a TRM-only model of the same size, trained alone
     trm_optimizer = torch.optim.AdamW(trm.parameters(), lr=1e-5)
@@ -205,11 +261,15 @@ def main() -> None:
     whole_step(trm_loss, trm_optimizer)
 
     # ---- training steps, interleaved rounds ----
-    runs: dict[str, list[dict[str, float]]] = {"trm": [], "whole": [], "whole cached": [], "parts": []}
+    whole_step(lambda: old(batch, generator=generator).loss, old_optimizer)
+    runs: dict[str, list[dict[str, float]]] = {"trm": [], "old": [], "old cached": [], "whole": [],
+                                               "whole stored": [], "parts": []}
     for _ in range(args.repeats):
         runs["trm"].append(whole_step(trm_loss, trm_optimizer))
+        runs["old"].append(whole_step(lambda: old(batch, generator=generator).loss, old_optimizer))
+        runs["old cached"].append(whole_step(lambda: old(cached_batch, generator=generator).loss, old_optimizer))
         runs["whole"].append(whole_step(lambda: model(batch, generator=generator).loss, optimizer))
-        runs["whole cached"].append(whole_step(lambda: model(cached_batch, generator=generator).loss, optimizer))
+        runs["whole stored"].append(whole_step(lambda: model(stored_batch, generator=generator).loss, optimizer))
         runs["parts"].append(staged_step(model, batch, optimizer, generator))
 
     def median(name: str, key: str) -> float:
@@ -222,7 +282,7 @@ def main() -> None:
     model.eval()
     bb = model.backbone
     with torch.no_grad():
-        prefix = model.predict(cached_batch, max_new_tokens=1).prefix_embeds  # [1,K,D_llm]
+        prefix = old.predict(cached_batch, max_new_tokens=1).prefix_embeds  # [1,K,D_llm]
     ids, mask = batch["prompt_ids"], batch["prompt_mask"]
     grid_only = {"constrain_to_grid": True, "do_sample": False}
     natural = bb.generate(prompt_cache=bb.encode_prompt(ids, prefix, mask), max_new_tokens=ANSWER_TOKENS,
@@ -277,13 +337,14 @@ def main() -> None:
         rows.append((name, cell(fwd), cell(bwd), cell(seconds), ratio))
 
     row("TRM-only step (same TRM)", median("trm", "fwd"), median("trm", "bwd"), trm_total, "1.00x TRM-only")
-    row("joint step, hidden recomputed (model.forward)", median("whole", "fwd"), median("whole", "bwd"),
-        total("whole"), f"{total('whole') / trm_total:.2f}x TRM-only")
-    row("joint step, hidden cached (model.forward)", median("whole cached", "fwd"), median("whole cached", "bwd"),
-        total("whole cached"), f"{total('whole cached') / trm_total:.2f}x TRM-only")
-    parts = [("backbone", "prompt hidden states (frozen, skipped when cached)"), ("adapter", "text->latent adapter"),
+    for name, label in (("old", "prefix_first, hidden recomputed"), ("old cached", "prefix_first, hidden stored"),
+                        ("whole", "prompt_first, prompt KV computed each step"),
+                        ("whole stored", "prompt_first, prompt hidden + KV stored")):
+        row(f"joint step, {label}", median(name, "fwd"), median(name, "bwd"), total(name),
+            f"{total(name) / trm_total:.2f}x TRM-only")
+    parts = [("backbone", "prompt forward: hidden + KV (skipped when stored)"), ("adapter", "text->latent adapter"),
              ("TRM", "TRM + grid/halt loss"), ("refiner", "refiner (attention pooling)"),
-             ("LM", "LM forward with prefix + answer loss")]
+             ("LM", "LM [prefix ; answer] after the prompt KV + loss")]
     everything = [f"{p} {d}" for p, _ in parts for d in ("fwd", "bwd")] + ["optimizer"]
     staged_total = total("parts", everything)
     staged_cached = total("parts", [k for k in everything if not k.startswith("backbone")])
@@ -291,11 +352,11 @@ def main() -> None:
         f, b = median("parts", f"{part} fwd"), median("parts", f"{part} bwd")
         row(f"  part: {label}", f, b, f + b, f"{(f + b) / staged_total:.0%} of staged step")
     row("  part: optimizer step (AdamW)", seconds=median("parts", "optimizer"))
-    row("  staged sum, hidden recomputed", seconds=staged_total,
+    row("  staged sum, prompt KV computed", seconds=staged_total,
         ratio=f"{staged_total / total('whole'):.2f}x model.forward step")
-    row("  staged sum, hidden cached", seconds=staged_cached, ratio=f"{staged_cached / trm_total:.2f}x TRM-only")
+    row("  staged sum, prompt states stored", seconds=staged_cached, ratio=f"{staged_cached / trm_total:.2f}x TRM-only")
     no_lm = total("parts", ["adapter fwd", "adapter bwd", "TRM fwd", "TRM bwd", "refiner fwd", "refiner bwd", "optimizer"])
-    row("  staged sum, hidden cached, without the LM part", seconds=no_lm, ratio=f"{no_lm / trm_total:.2f}x TRM-only")
+    row("  staged sum, stored, without the LM part", seconds=no_lm, ratio=f"{no_lm / trm_total:.2f}x TRM-only")
     row(f"prompt encode [prefix ; prompt], {K + T} tokens", seconds=encode_s)
     row(f"{ATTEMPTS} attempts x 1 token, re-encode", seconds=sum(short["re-encode"]), ratio="1.00x")
     row(f"{ATTEMPTS} attempts x 1 token, KV reuse (+1 encode)", seconds=sum(short["reuse"]),
@@ -313,15 +374,17 @@ def main() -> None:
     for r in rows:
         print(line(r))
 
-    joint_ratio = total("whole cached") / trm_total
+    stored_ratio, computed_ratio = total("whole stored") / trm_total, total("whole") / trm_total
+    print(f"joint step / TRM-only step: prompt_first with the prompt states stored {stored_ratio:.2f}x, computed each "
+          f"step {computed_ratio:.2f}x; prefix_first with hidden states stored {total('old cached') / trm_total:.2f}x "
+          f"(1.7x or less is the aim for the stored prompt_first step); the LM part alone is "
+          f"{total('parts', ['LM fwd', 'LM bwd']) / trm_total:.2f}x a TRM-only step")
     speedup = full_re / full_reuse
     bound = ATTEMPTS * (encode_s + per_attempt) / (encode_s + ATTEMPTS * per_attempt)
-    print(f"target 1 (joint step with cached hidden states <= 1.2x TRM-only): {joint_ratio:.2f}x, "
-          f"{'met' if joint_ratio <= 1.2 else 'NOT met'}; the LM part alone is "
-          f"{total('parts', ['LM fwd', 'LM bwd']) / trm_total:.2f}x a TRM-only step")
-    print(f"target 2 (KV reuse >= 3x faster for {ATTEMPTS} attempts): {speedup:.2f}x, {'met' if speedup >= 3 else 'NOT met'}; "
-          f"prompt encode {encode_s:.2f} s vs {per_attempt:.2f} s decoding {ANSWER_TOKENS} tokens per attempt, so reuse "
-          f"can save at most 4(E+G)/(E+4G) = {bound:.2f}x; 3x needs E >= 8G")
+    print(f"generation (prefix_first): KV reuse {speedup:.2f}x faster for {ATTEMPTS} attempts; prompt encode "
+          f"{encode_s:.2f} s vs {per_attempt:.2f} s decoding {ANSWER_TOKENS} tokens per attempt, so reuse can save "
+          f"at most 4(E+G)/(E+4G) = {bound:.2f}x")
+    print_kv_sizes(states, T, median_prompt_tokens())
     print(f"answers: the random model stops after {natural} token(s) on its own (forced to {ANSWER_TOKENS} with "
           f"min_new_tokens); greedy answers identical with and without reuse: {'yes' if identical else 'NO'}")
 

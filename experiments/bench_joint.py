@@ -58,7 +58,8 @@ def measure(config_path: str, overrides: list[str], cached: bool, lm_weight: flo
     cache_s = 0.0
     if cached:
         start = time.perf_counter()
-        data.hidden, data.hidden_dtype = cache_prompt_hidden(model, data.prompts, cache_dir, progress=False)
+        data.hidden, data.hidden_dtype, data.kv_shape = cache_prompt_hidden(model, data.prompts, cache_dir,
+                                                                             progress=False)
         cache_s = time.perf_counter() - start
     optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=config.lr, betas=config.betas,
                                   weight_decay=config.weight_decay)

@@ -9,7 +9,7 @@ ARC-AGI-1 evaluation tasks whose grids are at most 10x10, then prints one table:
   model calls of the hybrid and LLM proposers), each also shown alone;
 - planner overhead: everything else in the run's wall time (the verifier's own checks, feedback
   text, choosing answers, scoring, writing results.jsonl / submission.json / summary.json /
-  report.html), as a fraction of proposer time (issue target: under 5%);
+  report.html), as a fraction of proposer time (the aim: under 5%);
 - sandbox start-up: wall time of `run_program` for a trivial program on one grid (a fresh isolated
   interpreter each time), median of `--repeats`;
 - tasks per minute of the whole run.

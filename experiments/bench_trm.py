@@ -14,7 +14,7 @@ threshold fixed at 64 KiB (mallopt), where every big tensor is its own mapping a
 the OS when freed: the RSS then follows live memory. Timings run under the default malloc.
 
 Timings: both implementations are built in one fresh process and timed in turns (a step of ours, a
-step of the reference, a MATMUL_N^3 float32 matmul, and again), best of the repeats. The VM this is
+step of the reference, a MATMUL_N^3 float32 matmul, and again), best of the repeats. The machine this is
 developed on changes speed by up to 50% over minutes, so timing each in its own process a minute
 apart made the ratio swing by 0.3 between runs; in turns the drift falls on all of them alike.
 
@@ -136,7 +136,7 @@ def _sync(device: str):
 def time_in_turns(impls: list[str], hidden: int, heads: int, device: str, repeats: int,
                   reference_dir: str | None) -> dict[str, float]:
     """Best step time of each implementation, and of one MATMUL_N^3 float32 matmul (key "matmul"),
-    timed in turns in one process: a step of each, then the matmul, `repeats` times. The VM's speed
+    timed in turns in one process: a step of each, then the matmul, `repeats` times. The machine's speed
     drifts over minutes; turns spread the drift over all of them alike."""
     import torch
 

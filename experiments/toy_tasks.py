@@ -18,10 +18,10 @@ halt. With `--check X` it exits 1 when the mean pass@1 of the simple families is
 scores the model a finished run left in DIR again, without training, on more unseen instances of
 the same tasks: at the default 50 test pairs a family's accuracy of 0.6 has a standard error of 0.07.
 
-Measured on the 2-core CPU this project is developed on (the README has the table): in its 9,000
+Measured on the 2-core CPU this project is developed on (docs/trm.md has the table): in its 9,000
 steps the recipe below learns all five simple families, mean pass@1 0.948-0.996 over seven seeds;
 one run in ten (a torch.compile run of seed 0, 0.836) fell short, still learning when it ended.
-Cut at 10 minutes there (8,160 and 8,790 steps, the VM's speed varies), it scored 0.944 and 0.964.
+Cut at 10 minutes there (8,160 and 8,790 steps, the machine's speed varies), it scored 0.944 and 0.964.
 The paper's shape (3 H cycles, 6 supervision steps) learns only colour_map in the same time.
 """
 
@@ -269,18 +269,18 @@ def write_toy_tasks(out_dir: str | Path, families: Sequence[str] = FAMILIES, n_t
 
 # The recipe (TRMTrainConfig keys, dotted for the model's) for a 2-core CPU and 10 minutes. Canvas 10
 # makes a sequence 100 cells instead of 900, and one puzzle slot replaces 16. The rest is what the
-# budget allows (measured; see the README):
+# budget allows (measured; see docs/trm.md):
 # - H_cycles 1 and L_cycles 1 put every latent update under grad, and halt_max_steps 1 gives every
 #   optimiser step fresh rows. Under the paper's H_cycles 3, L_cycles 2, 6 supervision steps, the
 #   same 10 minutes learn colour_map and no geometric family. With this recipe and seed 0,
 #   halt_max_steps 2 scored 0.968 and 3 scored 0.672, with accuracy not rising along the steps
-#   (3 steps for 27,000 steps: 0.972, still not rising; the README has longer runs on all families,
+#   (3 steps for 27,000 steps: 0.972, still not rising; docs/trm.md has longer runs on all families,
 #   and on `reach`, which needs more than one step of this recipe, where accuracy does rise along
 #   the steps but one step trained as long still scores higher).
 # - Small batches (16) at lr 2e-3, clipped at 1.0: more optimiser steps learn more than bigger batches.
 # - 9,000 steps or the time limit, whichever comes first, with a cosine decay to 0.1x at 9,000 steps,
 #   so that the run ends settled; at a constant lr (with EMA) a family solved at step 6,449 was
-#   unsolved at step 9,764. Alone at 2 threads, 10 minutes held 7,499-9,764 steps on this VM (its
+#   unsolved at step 9,764. Alone at 2 threads, 10 minutes held 7,499-9,764 steps on this machine (its
 #   speed varies), so the check usually stops near the end of the cosine.
 # - puzzle_emb_lr 2e-3, not the paper's 1e-2: the paper's rate is for rows seen once in thousands of
 #   steps, and here each family's row is in every batch.

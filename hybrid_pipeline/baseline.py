@@ -18,7 +18,7 @@ The model is anything with `generate_answers` (`hybrid_pipeline.backbones.answer
 solver sees the task without its test outputs (`arc.views`); they are read only after a task's
 attempts are made, to score it.
 
-Files in `out_dir` (DESIGN.md, "CLI contract"):
+Files in `out_dir` (docs/runs.md):
 - `results.jsonl`: one line per task, appended as it finishes (attempts, vote counts, parse failures
   with reasons, correctness when solutions are known, tokens generated, seconds);
 - `submission.json`: Kaggle format for every selected task, rewritten atomically after each task
@@ -42,7 +42,7 @@ import numpy as np
 
 from hybrid_pipeline.arc.files import append_jsonl, atomic_write_json
 from hybrid_pipeline.arc.scoring import is_solved, score_submission, write_submission
-from hybrid_pipeline.arc.tasks import BUNDLED_SPLITS, Task, load_tasks
+from hybrid_pipeline.arc.tasks import Task, dataset_label, load_tasks
 from hybrid_pipeline.arc.text import AnswerParseError, parse_grid, task_to_prompt
 from hybrid_pipeline.arc.views import View, plan_views, predict_under_views, stable_int, task_augmentations
 from hybrid_pipeline.arc.voting import Candidate, rank_of
@@ -64,7 +64,7 @@ class BaselineError(ValueError):
 
 @dataclass
 class BaselineConfig:
-    data: str = "arc-agi-1:evaluation"       # a data spec (DESIGN.md, "CLI contract")
+    data: str = "arc-agi-1:evaluation"       # a data spec (docs/data.md)
     out_dir: str = "runs/baseline"
     tasks: tuple[str, ...] | None = None      # ids / glob patterns selecting from `data`
     limit: int | None = None
@@ -250,19 +250,11 @@ def _submission(records: dict[str, dict[str, Any]]) -> dict[str, list[list[np.nd
             for tid, r in records.items()}
 
 
-def _dataset_label(spec: str) -> tuple[str, str | None]:
-    """("arc-agi-1", "evaluation") for a bundled split; (the path, None) otherwise."""
-    if spec in BUNDLED_SPLITS:
-        dataset, split = spec.split(":")
-        return dataset, split
-    return spec, None
-
-
 def summarize(records: dict[str, dict[str, Any]], tasks: Sequence[Task], config: BaselineConfig,
               model: Any, *, interrupted: bool = False) -> dict[str, Any]:
     """What summary.json holds. The per-task score is the headline; the per-output score is beside it."""
     done = [records[t.id] for t in tasks if t.id in records]
-    dataset, split = _dataset_label(config.data)
+    dataset, split = dataset_label(config.data)
     tokens = sum(r["tokens_generated"] for r in done)
     seconds = sum(r["seconds"] for r in done)
     tests = [t for r in done for t in r["test"]]

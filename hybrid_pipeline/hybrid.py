@@ -1,33 +1,43 @@
 """`HybridModel`: a frozen language model, a text->latent adapter, the TRM and a refiner, as one module.
 
+Used as a Hugging Face model with its processor:
+
+    model = HybridModel.from_pretrained("runs/joint/final")           # or from_config(HybridConfig(...))
+    batch = model.processor(prompts, test_inputs)                      # HybridProcessor: text, grids -> tensors
+    prediction = model.predict(batch)                                  # generate(), then the processor decodes
+    model.save_pretrained("out")                                       # config, weights, processor files
+
 One training step (`forward`), shapes with B batch, T prompt tokens, A answer tokens, L grid cells,
 P TRM prefix slots, D TRM width, K prefix tokens:
 
-    prompt [B,T] --backbone (frozen)--> hidden [B,T,D_llm]   (or precomputed: the backbone is frozen,
-                                                                so cached states are exact)
+    prompt [B,T] --backbone (frozen)--> hidden [B,T,D_llm] (+ the prompt's keys and values, prompt_first)
+                                          (or precomputed: the backbone is frozen, so stored states are exact)
     hidden --TextToLatentAdapter--> z_H, z_L [B,L,D] (--VAE bottleneck, optional--)
         -> init_z_H / init_z_L (injected after the TRM's reset) and `conditioning` (added to the input
            injection of every z_L update, the only path with grad at H_cycles > 1)
     test input [B,L] --TRM, `supervision_steps` ACT steps--> logits [B,L,12], q_halt [B], latents [B,P+L,D]
         -> grid loss (stablemax CE per cell) + halting loss (BCE: "exactly right now")
     latents' L cells --refiner (attention pooling | slot refiner)--> prefix [B,K,D_llm] (+1 feedback token)
-    backbone forward with inputs_embeds = [prefix ; prompt ; answer], weights frozen, grad on the
-        prefix -> LM loss on answer tokens only (causal: shifted CE; diffusion: masked positions, no shift)
+    backbone forward over the prefix and the answer, weights frozen, grad on the prefix -> LM loss on
+        answer tokens only (causal: shifted CE; diffusion: masked positions, no shift), in `layout`:
+        prompt_first  [prompt ; prefix ; answer]: only [prefix ; answer] runs, after the prompt's keys and
+                      values from the frozen prompt forward above (causal backbones; the default there)
+        prefix_first  [prefix ; prompt ; answer]: the whole sequence runs forward and backward (the only
+                      layout of a masked-diffusion LM, whose prompt states depend on the prefix)
 
 The loss is lm_weight * lm + grid_weight * grid + halt_weight * halt + kl_weight * kl. Grid and halt
 losses are means over sequences and over supervision steps, so the weights compare with the LM's
 per-token mean.
 
-Batches are dicts of tensors (`encode_examples` builds them from text and grids):
-    prompt_ids [B,T] long, prompt_mask [B,T] (left-padded, so generation continues from column T),
-    answer_ids [B,A] long, answer_mask [B,A] (right-padded; EOS included),
-    inputs [B,L] long (TRM tokens of the test input), labels [B,L] long (of its answer; PAD ignored),
-    puzzle_identifiers [B] long (optional, default 0: the blank puzzle),
-    prompt_hidden [B,T,D_llm] (optional, precomputed backbone states),
-    feedback [B, num_kinds] (optional problem counts, adds one prefix token; see adapters.feedback).
+Batches are dicts of tensors (`HybridProcessor` builds them from text and grids; keys there), plus
+optional
+    prompt_hidden [B,T,D_llm] and prompt_kv [layers,2,B,H_kv,T,head_dim] (`encode_prompt`'s states,
+        precomputed: the prompt forward is skipped; prompt_kv is read with prompt_first only),
+    feedback [B, num_kinds] (problem counts, adds one prefix token; see adapters.feedback).
 
 `save_pretrained` writes only what trains (adapters, TRM, refiner, feedback embedder, LoRA through
-peft); the backbone is named in config.json by name or path and loaded again by `from_pretrained`.
+peft) and the processor; the backbone is named in config.json by name or path and loaded again by
+`from_pretrained`. A checkpoint written before `layout` existed was trained prefix_first and loads so.
 """
 
 from __future__ import annotations
@@ -57,9 +67,9 @@ from adapters import (
     VAEAdapter,
 )
 from adapters.text_to_latent import check_width
-from hybrid_pipeline.arc.grids import GridDecodeError, decode_grid, encode_grid
-from hybrid_pipeline.arc.text import AnswerParseError, grid_to_text, parse_grid
 from hybrid_pipeline.backbones import BackboneConfig, load_backbone
+from hybrid_pipeline.backbones.base import LAYOUTS, PromptStates
+from hybrid_pipeline.processor import PROCESSOR_NAME, HybridProcessor
 from hybrid_pipeline.trm import TRM, TRMConfig, act_loss
 from hybrid_pipeline.trm.checkpoint import CheckpointError, write_dir_atomically
 from hybrid_pipeline.trm.losses import LOSS_FUNCTIONS, PAD_ID, exactly_right
@@ -69,7 +79,8 @@ WEIGHTS_NAME = "model.safetensors"
 LORA_DIR = "lora"
 REFINERS = ("attention", "slot")
 CONDITIONINGS = ("sum", "z_H", "z_L", "none")
-IGNORE_INDEX = -100  # Hugging Face's label for "no loss here"
+DEFAULT_LAYOUTS = {"causal": "prompt_first", "diffusion": "prefix_first"}
+LAYOUT_OF_OLD_CHECKPOINTS = "prefix_first"  # what a config.json without `layout` was trained with
 
 
 @dataclass
@@ -84,6 +95,10 @@ class HybridConfig:
     """
 
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    # Where the refiner's prefix goes: "prompt_first" [prompt ; prefix ; answer] (the prompt's keys and
+    # values are computed once and reused; causal backbones only) or "prefix_first" [prefix ; prompt ;
+    # answer]. None: the backbone kind's default (causal prompt_first, diffusion prefix_first).
+    layout: str | None = None
     trm: TRMConfig = field(default_factory=TRMConfig)
     text_to_latent: TextToLatentConfig = field(default_factory=TextToLatentConfig)
     refiner: str = "attention"  # "attention" (LatentToTextAdapter) | "slot" (SlotRefiner)
@@ -105,6 +120,13 @@ class HybridConfig:
     seed: int = 0  # initial weights of the trainable parts
 
     def __post_init__(self):
+        if self.layout is None:
+            self.layout = DEFAULT_LAYOUTS[self.backbone.kind]
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"HybridConfig.layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
+        if self.layout == "prompt_first" and self.backbone.kind != "causal":
+            raise ValueError(f"HybridConfig.layout prompt_first needs a causal backbone; a {self.backbone.kind} "
+                             "backbone attends both ways, so its prompt states depend on the prefix: use prefix_first")
         if self.refiner not in REFINERS:
             raise ValueError(f"HybridConfig.refiner must be one of {', '.join(REFINERS)}, got {self.refiner!r}")
         if self.conditioning not in CONDITIONINGS:
@@ -175,6 +197,16 @@ class HybridOutput:
 
 
 @dataclass
+class HybridGeneration:
+    """What `generate` returns: tensors only (the processor turns them into grids)."""
+    trm_tokens: torch.Tensor     # [B,L] argmax of the TRM's last step
+    q_halt_logits: torch.Tensor  # [B]
+    answer_tokens: torch.Tensor  # [B,N] the LM's new tokens
+    prefix_embeds: torch.Tensor  # [B,K(+1),D_llm]
+    q_halt_by_step: torch.Tensor  # [B,steps] the TRM's q_halt logit after each supervision step
+
+
+@dataclass
 class HybridPrediction:
     trm_tokens: torch.Tensor            # [B,L] argmax of the TRM's last step
     q_halt_logits: torch.Tensor         # [B]
@@ -184,6 +216,7 @@ class HybridPrediction:
     answer_grids: list[np.ndarray | None]
     answer_errors: list[str | None]     # why an answer grid is None
     prefix_embeds: torch.Tensor         # [B,K(+1),D_llm]
+    q_halt_by_step: torch.Tensor | None = None  # [B,steps] the TRM's q_halt logit after each supervision step
 
 
 @dataclass
@@ -213,12 +246,16 @@ class ParameterReport:
 
 
 class HybridModel(nn.Module):
-    """backbone + text_to_latent + trm + refiner (+ vae, + feedback embedder) with one training forward."""
+    """backbone + text_to_latent + trm + refiner (+ vae, + feedback embedder) with one training forward,
+    generation, and save/load; `processor` (a `HybridProcessor`) prepares its batches and reads its answers."""
 
     def __init__(self, backbone: nn.Module, text_to_latent: TextToLatentAdapter, trm: TRM,
                  refiner: LatentToTextAdapter | SlotRefiner, vae: VAEAdapter | None = None,
-                 feedback: FeedbackEmbedder | None = None, *, config: HybridConfig | None = None):
+                 feedback: FeedbackEmbedder | None = None, *, config: HybridConfig | None = None,
+                 processor: HybridProcessor | None = None):
         super().__init__()
+        config = config or HybridConfig(backbone=backbone.config)
+        backbone.check_layout(config.layout)
         llm, D = backbone.hidden_size, trm.config.hidden_size
         # widths are checked here, at build time, so a mismatch names both widths before any forward
         text_to_latent.check_width(llm)
@@ -240,7 +277,6 @@ class HybridModel(nn.Module):
         self.vae = vae
         self.feedback = feedback
         kind = "slot" if isinstance(refiner, SlotRefiner) else "attention"
-        config = config or HybridConfig()
         # the stored config describes the parts actually held, so save_pretrained rebuilds them
         self.config = dataclasses.replace(
             config, backbone=backbone.config, trm=trm.config, text_to_latent=text_to_latent.config, refiner=kind,
@@ -249,6 +285,10 @@ class HybridModel(nn.Module):
             use_vae=vae is not None, vae_latent_dim=vae.mu.out_features if vae is not None else config.vae_latent_dim,
             feedback=feedback is not None,
             feedback_embedder=feedback.config if feedback is not None else config.feedback_embedder)
+        self.processor = processor or HybridProcessor(backbone.tokenizer, canvas=self.config.canvas)
+        if self.processor.canvas != self.config.canvas:
+            raise ValueError(f"processor canvas {self.processor.canvas} does not match the TRM's "
+                             f"{self.config.canvas}x{self.config.canvas}")
 
     # ---- building -----------------------------------------------------------------------------
 
@@ -259,7 +299,7 @@ class HybridModel(nn.Module):
         return cls._build(config.with_widths(backbone.hidden_size), backbone)
 
     @classmethod
-    def _build(cls, config: HybridConfig, backbone: nn.Module) -> HybridModel:
+    def _build(cls, config: HybridConfig, backbone: nn.Module, processor: HybridProcessor | None = None) -> HybridModel:
         D = config.trm.hidden_size
         with torch.random.fork_rng(devices=[]):  # same seed, same weights; the caller's RNG is untouched
             torch.manual_seed(config.seed)
@@ -270,7 +310,7 @@ class HybridModel(nn.Module):
             # beta 1: the KL's weight is config.kl_weight alone
             vae = VAEAdapter(2 * D, config.vae_latent_dim, 2 * D, beta=1.0) if config.use_vae else None
             feedback = FeedbackEmbedder(config.feedback_embedder) if config.feedback else None
-        model = cls(backbone, text_to_latent, trm, refiner, vae, feedback, config=config)
+        model = cls(backbone, text_to_latent, trm, refiner, vae, feedback, config=config, processor=processor)
         return model._place_trainable_parts()
 
     def _place_trainable_parts(self) -> HybridModel:
@@ -294,21 +334,29 @@ class HybridModel(nn.Module):
 
     # ---- the pieces of a forward ------------------------------------------------------------
 
-    def encode_prompt(self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Backbone hidden states [B,T,D_llm] of the prompt at layer `backbone.config.hidden_layer`.
+    def encode_prompt(self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor | None = None) -> PromptStates:
+        """The prompt through the backbone once: hidden states [B,T,D_llm] at layer
+        `backbone.config.hidden_layer` and, with layout prompt_first, every layer's keys and values
+        [layers,2,B,H_kv,T,head_dim] from the same forward.
 
-        Without LoRA the backbone is frozen, so this runs without grad and may be cached.
+        Without LoRA the backbone is frozen, so this runs without grad and may be stored (a batch's
+        `prompt_hidden` and `prompt_kv`).
         """
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.backbone_trains):
-            return self.backbone.hidden_states(prompt_ids, prompt_mask)
+            return self.backbone.prompt_states(prompt_ids, prompt_mask, with_kv=self.config.layout == "prompt_first")
 
-    def _prompt_hidden(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        if "prompt_hidden" in batch:
-            if self.backbone_trains:
-                raise ValueError("precomputed prompt_hidden is exact only for a frozen backbone; with LoRA the "
-                                 "hidden states change as it trains, so leave prompt_hidden out of the batch")
-            return batch["prompt_hidden"]
-        return self.encode_prompt(batch["prompt_ids"], batch.get("prompt_mask"))
+    def _prompt_states(self, batch: dict[str, torch.Tensor]) -> PromptStates:
+        with_kv = self.config.layout == "prompt_first"
+        stored = [k for k in ("prompt_hidden", "prompt_kv") if k in batch]
+        if stored and self.backbone_trains:
+            raise ValueError(f"precomputed {' and '.join(stored)} are exact only for a frozen backbone; with LoRA "
+                             "the prompt's states change as it trains, so leave them out of the batch")
+        if "prompt_hidden" in batch and (not with_kv or "prompt_kv" in batch):
+            return PromptStates(batch["prompt_hidden"], batch["prompt_kv"] if with_kv else None)
+        states = self.encode_prompt(batch["prompt_ids"], batch.get("prompt_mask"))
+        if "prompt_hidden" in batch:  # stored hidden states, keys and values computed: use what was given
+            states.hidden = batch["prompt_hidden"]
+        return states
 
     def _reason(self, batch: dict[str, torch.Tensor], hidden: torch.Tensor, steps: int,
                 generator: torch.Generator | None, with_loss: bool) -> dict[str, Any]:
@@ -331,10 +379,12 @@ class HybridModel(nn.Module):
             trm_batch["labels"] = batch["labels"]
         carry = self.trm.initial_carry(trm_batch)
         grid_loss = halt_loss = kl.new_zeros(())
+        q_halts = []
         for _ in range(steps):
             # Every call passes the injection: sequences that halted restart from it, the rest ignore it.
             carry, out = self.trm(carry, trm_batch, init_z_H=z_H, init_z_L=z_L, conditioning=conditioning,
                                   generator=generator)
+            q_halts.append(out["q_halt_logits"])
             if with_loss:
                 labels = carry.current_data["labels"]
                 step = act_loss(out, labels, loss_type=cfg.loss_type, halt_loss_weight=0.0)
@@ -353,24 +403,16 @@ class HybridModel(nn.Module):
         if self.feedback is not None and "feedback" in batch:
             prefix = torch.cat([prefix, self.feedback(batch["feedback"]).to(prefix.dtype)], dim=1)  # [B,K+1,D_llm]
         return {"out": out, "prefix": prefix, "grid_loss": grid_loss / steps, "halt_loss": halt_loss / steps,
-                "kl": kl, "slot_stats": stats}
+                "kl": kl, "slot_stats": stats, "q_halt_by_step": torch.stack(q_halts, dim=1)}  # [B,steps]
 
-    def _lm_loss(self, batch: dict[str, torch.Tensor], prefix: torch.Tensor,
+    def _lm_loss(self, batch: dict[str, torch.Tensor], prefix: torch.Tensor, prompt_kv: torch.Tensor | None,
                  generator: torch.Generator | None) -> torch.Tensor:
-        """LM loss on the answer tokens with the prefix in front; grad reaches the prefix, not the weights."""
-        prompt_ids, answer_ids = batch["prompt_ids"], batch["answer_ids"]
-        prompt_mask = batch.get("prompt_mask", torch.ones_like(prompt_ids))
-        answer_mask = batch.get("answer_mask", torch.ones_like(answer_ids))
-        ids = torch.cat([prompt_ids, answer_ids], dim=1)  # [B,T+A]
-        mask = torch.cat([prompt_mask, answer_mask.to(prompt_mask.dtype)], dim=1)
-        if self.backbone.config.kind == "causal":
-            labels = torch.cat([torch.full_like(prompt_ids, IGNORE_INDEX),
-                                answer_ids.masked_fill(~answer_mask.bool(), IGNORE_INDEX)], dim=1)
-            return self.backbone.forward_with_prefix(prefix, ids, mask, labels=labels).loss
-        # masked diffusion: only answer tokens may be masked, and each is scored at its own position
-        eligible = torch.cat([torch.zeros_like(prompt_ids, dtype=torch.bool), answer_mask.bool()], dim=1)
-        return self.backbone.diffusion_loss(ids, answer_mask=eligible, prefix_embeds=prefix, attention_mask=mask,
-                                            generator=generator).loss
+        """LM loss on the answer tokens with the prefix placed as `config.layout` says; grad reaches the
+        prefix, not the frozen weights."""
+        answer_ids = batch["answer_ids"]
+        return self.backbone.answer_loss(prefix, batch.get("prompt_ids"), batch.get("prompt_mask"), answer_ids,
+                                         batch.get("answer_mask", torch.ones_like(answer_ids)),
+                                         layout=self.config.layout, prompt_kv=prompt_kv, generator=generator)
 
     # ---- training forward -------------------------------------------------------------------
 
@@ -379,7 +421,8 @@ class HybridModel(nn.Module):
         the diffusion masking, so a seeded generator makes the step reproducible."""
         cfg = self.config
         needed = {"inputs", "labels"}
-        if cfg.lm_weight or "prompt_hidden" not in batch:
+        stored = "prompt_hidden" in batch and (cfg.layout != "prompt_first" or "prompt_kv" in batch)
+        if not stored or (cfg.lm_weight and cfg.layout == "prefix_first"):
             needed.add("prompt_ids")
         if cfg.lm_weight:
             needed.add("answer_ids")
@@ -387,10 +430,10 @@ class HybridModel(nn.Module):
         if missing:
             raise ValueError(f"HybridModel.forward: batch lacks {', '.join(missing)} (has {', '.join(sorted(batch))})")
 
-        hidden = self._prompt_hidden(batch)
-        parts = self._reason(batch, hidden, cfg.supervision_steps, generator, with_loss=True)
+        states = self._prompt_states(batch)
+        parts = self._reason(batch, states.hidden, cfg.supervision_steps, generator, with_loss=True)
         out, prefix = parts["out"], parts["prefix"]
-        lm_loss = self._lm_loss(batch, prefix, generator) if cfg.lm_weight else prefix.new_zeros(())
+        lm_loss = self._lm_loss(batch, prefix, states.kv, generator) if cfg.lm_weight else prefix.new_zeros(())
 
         terms = [(cfg.lm_weight, lm_loss), (cfg.grid_weight, parts["grid_loss"]),
                  (cfg.halt_weight, parts["halt_loss"]), (cfg.kl_weight if self.vae is not None else 0.0, parts["kl"])]
@@ -419,89 +462,55 @@ class HybridModel(nn.Module):
     # ---- inference ----------------------------------------------------------------------------
 
     @torch.no_grad()
-    def predict(self, batch: dict[str, torch.Tensor], *, supervision_steps: int | None = None,
-                max_new_tokens: int | None = None, constrain_to_grid: bool = True, block_length: int = 32,
-                diffusion_steps: int | None = None, generator: torch.Generator | None = None,
-                **generate_kwargs) -> HybridPrediction:
-        """The TRM's grid and the LM's answer for each row of `batch` (prompt_ids, prompt_mask, inputs).
+    def generate(self, batch: dict[str, torch.Tensor], *, supervision_steps: int | None = None,
+                 max_new_tokens: int | None = None, constrain_to_grid: bool = True, block_length: int = 32,
+                 diffusion_steps: int | None = None, generator: torch.Generator | None = None,
+                 **generate_kwargs) -> HybridGeneration:
+        """The TRM's grid tokens and the LM's answer tokens for each row of `batch` (prompt_ids,
+        prompt_mask, inputs; `prompt_hidden`/`prompt_kv` reused when given).
 
         The TRM runs `supervision_steps` steps (default `halt_max_steps`, as the paper evaluates); the
-        LM answers with the refiner's prefix in front: greedy causal generation of at most
-        `max_new_tokens` (default: a full canvas with newlines and EOS), or LLaDA-style unmasking of
-        that many tokens rounded up to `block_length`, in `diffusion_steps` steps (default one per
-        token). Reads no labels or answers.
+        LM answers with the refiner's prefix placed as `config.layout` says: greedy causal generation of
+        at most `max_new_tokens` (default: a full canvas with newlines and EOS; with prompt_first the
+        prompt's keys and values from the adapter's prompt forward are reused), or LLaDA-style
+        unmasking of that many tokens rounded up to `block_length`, in `diffusion_steps` steps
+        (default one per token). Reads no labels or answers.
         """
         was_training = self.training
         self.eval()
         try:
-            hidden = self._prompt_hidden(batch)
+            states = self._prompt_states(batch)
             steps = supervision_steps or self.trm.config.halt_max_steps
             if steps > self.trm.config.halt_max_steps:
                 raise ValueError(f"supervision_steps ({steps}) must be <= the TRM's halt_max_steps "
                                  f"({self.trm.config.halt_max_steps}): a further step restarts from the reset")
-            parts = self._reason(batch, hidden, steps, generator, with_loss=False)
+            parts = self._reason(batch, states.hidden, steps, generator, with_loss=False)
             out, prefix = parts["out"], parts["prefix"]
-            tokens = self._generate(batch, prefix, max_new_tokens, constrain_to_grid, block_length,
-                                    diffusion_steps, generator, generate_kwargs)
+            side = self.config.canvas
+            tokens = self.backbone.generate_answer(
+                batch["prompt_ids"], batch.get("prompt_mask"), prefix, layout=self.config.layout,
+                max_new_tokens=max_new_tokens or side * (side + 1) + 1,  # every row and its newline, then EOS
+                constrain_to_grid=constrain_to_grid, prompt_kv=states.kv, generator=generator,
+                block_length=block_length, diffusion_steps=diffusion_steps, **generate_kwargs)
         finally:
             self.train(was_training)
+        return HybridGeneration(trm_tokens=out["logits"].argmax(-1), q_halt_logits=out["q_halt_logits"],
+                                answer_tokens=tokens, prefix_embeds=prefix, q_halt_by_step=parts["q_halt_by_step"])
 
-        trm_tokens = out["logits"].argmax(-1)  # [B,L]
-        trm_grids, trm_errors = [], []
-        for row in trm_tokens.cpu().numpy():
-            try:
-                trm_grids.append(decode_grid(row).astype(np.uint8))
-                trm_errors.append(None)
-            except GridDecodeError as e:
-                trm_grids.append(None)
-                trm_errors.append(str(e))
-        texts = self._decode_answers(tokens)
-        answer_grids, answer_errors = [], []
-        for text in texts:
-            try:
-                answer_grids.append(parse_grid(text))
-                answer_errors.append(None)
-            except AnswerParseError as e:
-                answer_grids.append(None)
-                answer_errors.append(str(e))
-        return HybridPrediction(trm_tokens=trm_tokens, q_halt_logits=out["q_halt_logits"], trm_grids=trm_grids,
-                                trm_errors=trm_errors, answer_texts=texts, answer_grids=answer_grids,
-                                answer_errors=answer_errors, prefix_embeds=prefix)
+    def predict(self, batch: dict[str, torch.Tensor], **kwargs) -> HybridPrediction:
+        """`generate` (same arguments), then the processor's decoding: texts and grids, with the reason
+        wherever a grid could not be read."""
+        generation = self.generate(batch, **kwargs)
+        trm_grids, trm_errors = self.processor.decode_grids(generation.trm_tokens)
+        texts, answer_grids, answer_errors = self.processor.decode_answers(generation.answer_tokens)
+        return HybridPrediction(trm_tokens=generation.trm_tokens, q_halt_logits=generation.q_halt_logits,
+                                trm_grids=trm_grids, trm_errors=trm_errors, answer_texts=texts,
+                                answer_grids=answer_grids, answer_errors=answer_errors,
+                                prefix_embeds=generation.prefix_embeds, q_halt_by_step=generation.q_halt_by_step)
 
-    def _generate(self, batch, prefix, max_new_tokens, constrain_to_grid, block_length, diffusion_steps,
-                  generator, generate_kwargs) -> torch.Tensor:
-        """New answer tokens [B,N]."""
-        side = self.config.canvas
-        n = max_new_tokens or side * (side + 1) + 1  # every row and its newline, then EOS
-        prompt_ids, prompt_mask = batch["prompt_ids"], batch.get("prompt_mask")
-        if self.backbone.config.kind == "causal":
-            return self.backbone.generate(prompt_ids, prefix, attention_mask=prompt_mask, max_new_tokens=n,
-                                          constrain_to_grid=constrain_to_grid, **generate_kwargs)
-        gen_length = -(-n // block_length) * block_length
-        eos = self.backbone.tokenizer.eos_token_id  # _decode_answers cuts there: later blocks need no sampling
-        generate_kwargs = {"stop_token_ids": None if eos is None else [eos], **generate_kwargs}
-        sample = self.backbone.generate(prompt_ids, prefix, attention_mask=prompt_mask, gen_length=gen_length,
-                                        block_length=block_length, steps=diffusion_steps or gen_length,
-                                        constrain_to_grid=constrain_to_grid, generator=generator, **generate_kwargs)
-        return sample.tokens[:, :n]  # the block rounding added positions nobody asked for
-
-    def _decode_answers(self, tokens: torch.Tensor) -> list[str]:
-        tokenizer = self.backbone.tokenizer
-        eos = tokenizer.eos_token_id
-        texts = []
-        for row in tokens.tolist():
-            if eos is not None and eos in row:
-                row = row[:row.index(eos)]
-            texts.append(tokenizer.decode(row, skip_special_tokens=True))
-        return texts
-
-    def encode(self, prompts: Sequence[str], test_inputs: Sequence[np.ndarray], *,
-               test_outputs: Sequence[np.ndarray] | None = None, answers: Sequence[str] | None = None,
-               puzzle_ids: Sequence[int] | None = None) -> dict[str, torch.Tensor]:
-        """`encode_examples` with this model's tokenizer, canvas and device."""
-        return encode_examples(self.backbone.tokenizer, prompts, test_inputs, test_outputs=test_outputs,
-                               answers=answers, puzzle_ids=puzzle_ids, canvas=self.config.canvas,
-                               device=self.backbone.device)
+    def encode(self, prompts: Sequence[str], test_inputs: Sequence[np.ndarray], **kwargs) -> dict[str, torch.Tensor]:
+        """`self.processor(...)` (same arguments) on the backbone's device."""
+        return self.processor(prompts, test_inputs, device=self.backbone.device, **kwargs)
 
     # ---- persistence --------------------------------------------------------------------------
 
@@ -510,8 +519,9 @@ class HybridModel(nn.Module):
         return {k: v for k, v in self.state_dict().items() if not k.startswith("backbone.")}
 
     def save_pretrained(self, directory: str | Path) -> None:
-        """Write config.json, model.safetensors (trained parts) and lora/ (peft adapter, when present),
-        atomically: a reader sees the old directory or the new one."""
+        """Write config.json, model.safetensors (trained parts), lora/ (peft adapter, when present) and
+        the processor (processor_config.json, tokenizer files), atomically: a reader sees the old
+        directory or the new one."""
         from safetensors.torch import save_file
 
         state = {k: v.detach().contiguous().cpu() for k, v in self.trainable_state_dict().items()}
@@ -522,13 +532,18 @@ class HybridModel(nn.Module):
             save_file(state, str(scratch / WEIGHTS_NAME), metadata={"format": "pt"})
             if self.backbone.config.lora:
                 self.backbone.model.save_pretrained(str(scratch / LORA_DIR))  # peft writes the adapter only
+            self.processor.save_pretrained(scratch)
 
         write_dir_atomically(directory, write)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, *, backbone: nn.Module | None = None) -> HybridModel:
         """Rebuild from `save_pretrained` output; the backbone is loaded from the config's name or path
-        unless one is given (it must have the width the adapters were trained with)."""
+        unless one is given (it must have the width the adapters were trained with).
+
+        Written before layouts and processors existed, a checkpoint has no `layout` in config.json (it
+        was trained prefix_first, and loads so) and no processor_config.json (the processor is built
+        from the backbone's tokenizer and the config's canvas)."""
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
@@ -540,6 +555,8 @@ class HybridModel(nn.Module):
             values = json.loads(config_path.read_text())
         except json.JSONDecodeError as e:
             raise CheckpointError(f"{config_path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+        if isinstance(values, dict) and "layout" not in values:
+            values["layout"] = LAYOUT_OF_OLD_CHECKPOINTS
         config = HybridConfig.from_dict(values, source=str(config_path))
         try:
             state = load_file(str(weights_path))
@@ -553,7 +570,13 @@ class HybridModel(nn.Module):
         if config.backbone.lora and not backbone.config.lora:
             raise CheckpointError(f"{config_path}: the saved backbone has LoRA adapters, the given backbone has none; "
                                   "load it with lora=True or let from_pretrained load it")
-        model = cls._build(config, backbone)  # saved widths as they are: a different backbone fails here
+        processor = None
+        if (directory / PROCESSOR_NAME).is_file():
+            processor = HybridProcessor.from_pretrained(directory, tokenizer=backbone.tokenizer)
+            if processor.canvas != config.canvas:
+                raise CheckpointError(f"{directory / PROCESSOR_NAME}: canvas {processor.canvas}, but {CONFIG_NAME} "
+                                      f"has a {config.canvas}x{config.canvas} TRM canvas")
+        model = cls._build(config, backbone, processor)  # saved widths as they are: a different backbone fails here
         expected = model.trainable_state_dict()
         missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
         mismatched = [f"{k} {tuple(v.shape)} in the file, {tuple(expected[k].shape)} for {CONFIG_NAME}"
@@ -591,47 +614,5 @@ class HybridModel(nn.Module):
         return ParameterReport(rows, notes)
 
 
-def encode_examples(tokenizer: Any, prompts: Sequence[str], test_inputs: Sequence[np.ndarray], *,
-                    test_outputs: Sequence[np.ndarray] | None = None, answers: Sequence[str] | None = None,
-                    puzzle_ids: Sequence[int] | None = None, canvas: int = 30,
-                    device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
-    """A `HybridModel` batch from prompt texts and test grids (see the module docstring for the keys).
-
-    Answers default to the test outputs as text (`grid_to_text`); the answer tokens end with EOS so
-    the LM learns to stop. Without outputs or answers the batch is for `predict` only.
-    """
-    B = len(prompts)
-    if len(test_inputs) != B:
-        raise ValueError(f"{B} prompts but {len(test_inputs)} test inputs")
-    if answers is None and test_outputs is not None:
-        answers = [grid_to_text(g) for g in test_outputs]
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-
-    def padded(rows: list[list[int]], left: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        width = max(map(len, rows))
-        ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, row in enumerate(rows):
-            span = slice(width - len(row), width) if left else slice(0, len(row))
-            ids[i, span] = torch.tensor(row, dtype=torch.long)
-            mask[i, span] = 1
-        return ids, mask
-
-    batch: dict[str, torch.Tensor] = {}
-    batch["prompt_ids"], batch["prompt_mask"] = padded([tokenizer(p)["input_ids"] for p in prompts], left=True)
-    if answers is not None:
-        eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-        rows = [tokenizer(a, add_special_tokens=False)["input_ids"] + eos for a in answers]
-        batch["answer_ids"], batch["answer_mask"] = padded(rows, left=False)
-    batch["inputs"] = torch.from_numpy(np.stack([encode_grid(np.asarray(g, dtype=np.uint8), canvas=canvas)
-                                                 for g in test_inputs]).astype(np.int64))
-    if test_outputs is not None:
-        batch["labels"] = torch.from_numpy(np.stack([encode_grid(np.asarray(g, dtype=np.uint8), canvas=canvas)
-                                                     for g in test_outputs]).astype(np.int64))
-    batch["puzzle_identifiers"] = torch.tensor(list(puzzle_ids) if puzzle_ids is not None else [0] * B,
-                                               dtype=torch.long)
-    return {k: v.to(device) for k, v in batch.items()} if device is not None else batch
-
-
-__all__ = ["HybridConfig", "HybridModel", "HybridOutput", "HybridPrediction", "ParameterReport", "encode_examples",
-           "exactly_right"]
+__all__ = ["HybridConfig", "HybridGeneration", "HybridModel", "HybridOutput", "HybridPrediction", "HybridProcessor",
+           "ParameterReport", "exactly_right"]

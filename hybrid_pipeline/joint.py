@@ -1,6 +1,6 @@
 """Joint training of the hybrid (frozen LM -> adapters -> TRM -> refiner -> LM loss) with `accelerate`.
 
-Reads top to bottom: config, data (with the optional hidden-state cache), then `JointTrainer`: model,
+Reads top to bottom: config, data (with the optional prompt-state cache), then `JointTrainer`: model,
 optimiser and schedule, one step, checkpoint, evaluation; then the evaluation functions.
 
     hybrid-arc joint train --config experiments/configs/joint_tiny.yaml     (or experiments/run_joint_training.py)
@@ -25,15 +25,19 @@ tasks is refused by content (`find_leakage`) unless `leakage` is exclude or allo
 the inverse augmentation, votes, and submits the top two: once for the TRM's grids and once for the
 LM's answers, each scored per task and per test output.
 
-Hidden-state cache. The backbone is frozen, so the hidden states of a prompt never change: with
+Prompt-state cache. The backbone is frozen, so the hidden states of a prompt never change: with
 `cache_hidden_states`, they are computed once per training prompt (one prompt at a time, unpadded)
 into an Arrow file of the datasets cache, keyed by the prompts and the backbone, and fed to the model
-as `prompt_hidden`. They equal the recomputed states bit for bit when the batch has one prompt; in a
+as `prompt_hidden`; with the model's layout prompt_first the file also holds every layer's keys and
+values of the prompt (`prompt_kv`), and a training step runs no prompt forward at all. Keys and
+values take layers x 2 x KV heads x head dim numbers per token: 16x the hidden states at LLaMA-3-8B
+(128 KiB against 8 KiB per token in bf16; stored here as float32, twice that). They equal the recomputed states bit for bit when the batch has one prompt; in a
 larger batch the recomputed states come from a left-padded batch whose different matmul shapes and
 RoPE angles round differently (relative positions, hence the maths, are the same): about 1e-6.
 Under mixed precision the cache holds the backbone's own-dtype states, where the recomputing path
-would run under autocast. Refused with LoRA, where the backbone trains and its states change. The cache skips only the prompt's
-encoding: the LM loss still runs the backbone forward and backward over [prefix ; prompt ; answer].
+would run under autocast. Refused with LoRA, where the backbone trains and its states change. With
+layout prefix_first the cache skips only the prompt's encoding: the LM loss still runs the backbone
+forward and backward over [prefix ; prompt ; answer]; with prompt_first it runs over [prefix ; answer].
 
 Loop. `batch_size` is global (split over processes); `gradient_accumulation_steps` micro-batches make
 one optimiser step; `max_steps` counts optimiser steps. The rows of micro-batch i are a pure function
@@ -59,6 +63,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,8 +169,9 @@ class JointData:
     task_ids: list[str]
     train_tasks: list[Task]
     eval_tasks: list[Task]
-    hidden: Any = None         # datasets.Dataset with "hidden" [T_i, D_llm] float32 per row, or None
+    hidden: Any = None         # datasets.Dataset with "hidden" [T_i, D_llm] (and "kv" [T_i, layers*2*H*hd]) float32 per row
     hidden_dtype: torch.dtype = torch.float32  # what the backbone produced (float32 holds it exactly)
+    kv_shape: tuple[int, ...] | None = None    # (layers, 2, H_kv, head_dim) when the cache holds keys and values
 
     def __len__(self) -> int:
         return len(self.prompts)
@@ -187,6 +193,13 @@ class JointData:
             for i, state in enumerate(states):
                 hidden[i, T - state.shape[0]:] = state.to(self.hidden_dtype)  # exact: float32 held it
             batch["prompt_hidden"] = hidden.to(mask.device)  # [B,T,D_llm]; padding cells are masked out
+            if self.kv_shape is not None:
+                layers, two, heads, head_dim = self.kv_shape
+                kv = torch.zeros(layers, two, B, heads, T, head_dim, dtype=self.hidden_dtype)
+                for i, row in enumerate(self.hidden.with_format("torch")[rows]["kv"]):  # [T_i, layers*2*H*hd]
+                    row = row.view(row.shape[0], layers, two, heads, head_dim).permute(1, 2, 3, 0, 4)
+                    kv[:, :, i, :, T - row.shape[-2]:] = row.to(self.hidden_dtype)
+                batch["prompt_kv"] = kv.to(mask.device)  # [layers,2,B,H,T,hd]; padding keys are masked out
         return batch
 
 
@@ -247,39 +260,56 @@ def backbone_fingerprint(model: HybridModel) -> dict[str, Any]:
 
 
 def cache_prompt_hidden(model: HybridModel, prompts: Sequence[str], cache_dir: str | os.PathLike | None,
-                        *, progress: bool = True) -> tuple[Any, torch.dtype]:
-    """Hidden states of each prompt (encoded alone, so with no padding) as a `datasets.Dataset`
-    memory-mapped from `cache_dir`, and the dtype the backbone produced them in.
+                        *, progress: bool = True) -> tuple[Any, torch.dtype, tuple[int, ...] | None]:
+    """The states of each prompt (encoded alone, so with no padding) as a `datasets.Dataset`
+    memory-mapped from `cache_dir`, the dtype the backbone produced them in, and the shape
+    (layers, 2, H_kv, head_dim) of a token's keys and values when the model's layout is prompt_first
+    and the cache holds them (else None).
 
-    Keyed by the prompts and `backbone_fingerprint`, so a second run (or another process) loads it.
-    Written row by row (a real LLM's states are GBs) into a scratch directory that is then renamed.
+    Keyed by the prompts, the layout and `backbone_fingerprint`, so a second run (or another process)
+    loads it. Written row by row (a real LLM's states are GBs) into a scratch directory that is then
+    renamed.
     """
     from datasets import Array2D, Dataset, Features
     from datasets.arrow_writer import ArrowWriter
     from tqdm.auto import tqdm
 
-    key = hashlib.sha256(json.dumps(backbone_fingerprint(model), sort_keys=True).encode())
+    with_kv = model.config.layout == "prompt_first"
+    key = hashlib.sha256(json.dumps({**backbone_fingerprint(model), "kv": with_kv}, sort_keys=True).encode())
     for prompt in prompts:
         key.update(prompt.encode() + b"\0")
     target = Path(cache_dir or ".cache/datasets") / f"joint-hidden-{key.hexdigest()[:24]}"
     if not (target / "data.arrow").is_file():
-        features = Features({"hidden": Array2D(shape=(None, model.backbone.hidden_size), dtype="float32")})
+        probe = model.encode([prompts[0]], [np.zeros((1, 1), np.uint8)])  # a grid is needed, and not read
+        with torch.no_grad():
+            kv = model.encode_prompt(probe["prompt_ids"][:, :1], probe["prompt_mask"][:, :1]).kv
+        kv_shape = None if kv is None else [kv.shape[0], kv.shape[1], kv.shape[3], kv.shape[5]]
+        columns = {"hidden": Array2D(shape=(None, model.backbone.hidden_size), dtype="float32")}
+        if kv_shape is not None:
+            columns["kv"] = Array2D(shape=(None, math.prod(kv_shape)), dtype="float32")
 
         def write(scratch: Path) -> None:
             dtypes = set()
-            with ArrowWriter(features=features, path=str(scratch / "data.arrow")) as writer:
-                for prompt in tqdm(prompts, desc="cache hidden states", disable=not progress):
-                    batch = model.encode([prompt], [np.zeros((1, 1), np.uint8)])  # the grid is not read
+            with ArrowWriter(features=Features(columns), path=str(scratch / "data.arrow")) as writer:
+                for prompt in tqdm(prompts, desc="cache prompt states", disable=not progress):
+                    batch = model.encode([prompt], [np.zeros((1, 1), np.uint8)])
                     with torch.no_grad():
-                        hidden = model.encode_prompt(batch["prompt_ids"], batch["prompt_mask"])[0]  # [T,D_llm]
+                        states = model.encode_prompt(batch["prompt_ids"], batch["prompt_mask"])
+                    hidden = states.hidden[0]  # [T,D_llm]
                     dtypes.add(str(hidden.dtype).removeprefix("torch."))
-                    writer.write({"hidden": hidden.float().cpu().numpy()})
+                    row = {"hidden": hidden.float().cpu().numpy()}
+                    if states.kv is not None:  # [layers,2,1,H,T,hd] -> [T, layers*2*H*hd]
+                        kv = states.kv[:, :, 0].permute(3, 0, 1, 2, 4)
+                        row["kv"] = kv.reshape(kv.shape[0], -1).float().cpu().numpy()
+                    writer.write(row)
                 writer.finalize()
-            atomic_write_json(scratch / "meta.json", {"rows": len(prompts), "dtype": dtypes.pop() if dtypes else "float32"})
+            atomic_write_json(scratch / "meta.json", {"rows": len(prompts), "dtype": dtypes.pop() if dtypes else "float32",
+                                                      "kv_shape": kv_shape})
 
         write_dir_atomically(target, write)
     meta = json.loads((target / "meta.json").read_text())
-    return Dataset.from_file(str(target / "data.arrow")), getattr(torch, meta["dtype"])
+    kv_shape = tuple(meta["kv_shape"]) if meta.get("kv_shape") else None
+    return Dataset.from_file(str(target / "data.arrow")), getattr(torch, meta["dtype"]), kv_shape
 
 
 # --------------------------------------------------------------------------------------------------
@@ -352,7 +382,7 @@ class JointTrainer:
         with accelerator.main_process_first():  # one process builds the caches, the others load them
             self.data = data = build_joint_data(config, train_tasks, eval_tasks, model.backbone.tokenizer, say)
             if config.cache_hidden_states:
-                data.hidden, data.hidden_dtype = cache_prompt_hidden(model, data.prompts, config.cache_dir,
+                data.hidden, data.hidden_dtype, data.kv_shape = cache_prompt_hidden(model, data.prompts, config.cache_dir,
                                                                      progress=self.progress and accelerator.is_main_process)
         optimizer = torch.optim.AdamW(trainable, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
         scheduler = get_cosine_schedule_with_warmup(optimizer, config.warmup_steps, config.max_steps)
@@ -366,8 +396,8 @@ class JointTrainer:
         self.ddp_model.train()
         say(f"joint training: {len(data):,} rows from {len(train_tasks)} tasks x {config.num_augmentations} "
             f"augmentations{' (test pairs and leave-one-out)' if config.leave_one_out else ''}, {len(eval_tasks)} "
-            f"held-out tasks, {accelerator.num_processes} process(es), hidden states "
-            f"{'cached' if data.hidden is not None else 'recomputed each step'}")
+            f"held-out tasks, {accelerator.num_processes} process(es), layout {model.config.layout}, prompt states "
+            f"{('cached' + (' (hidden, keys and values)' if data.kv_shape else ' (hidden)')) if data.hidden is not None else 'computed each step'}")
         say(str(model.parameter_report()))
         if self.fsdp and eval_tasks:
             say("note: no held-out evaluation under FSDP (predict would bypass the sharded forward); evaluate "

@@ -18,13 +18,18 @@ demonstrations, which the planner's consistency checks (leave-one-out, augmentat
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from hybrid_pipeline.arc.scoring import grids_equal
 from hybrid_pipeline.arc.tasks import Example, Task
 from planner.trace import Attempt, Proposal
+
+if TYPE_CHECKING:  # torch loads only where a model does
+    import torch
+
+    from hybrid_pipeline.backbones.base import PromptStates
 
 
 class TRMProposer:
@@ -80,7 +85,7 @@ class TRMProposer:
         seen = [a.grid for a in history if a.grid is not None]
         for candidate in ranked:
             if not any(grids_equal(candidate.grid, g) for g in seen):
-                return Proposal(candidate.grid, confidence=float(candidate.votes))
+                return Proposal(candidate.grid, confidence=float(candidate.votes), info={"votes": candidate.votes})
         return Proposal(None, error=f"no further distinct TRM candidate ({len(ranked)} in all, all proposed"
                                     f"{' or none decodable' if not ranked else ''})")
 
@@ -93,41 +98,44 @@ def task_from_pairs(pairs: Sequence[tuple[np.ndarray, np.ndarray]], test_input: 
 def prompt_with_feedback(task: Task, test_index: int, history: Sequence[Attempt], *, max_shown: int = 3) -> str:
     """The task prompt (every demonstration, the test input) with the last few attempts and what the
     verifier said about each, so a retry can avoid the same mistakes. Ends where the answer goes."""
+    return "".join(prompt_parts(task, test_index, history, max_shown=max_shown))
+
+
+def prompt_parts(task: Task, test_index: int, history: Sequence[Attempt], *,
+                 max_shown: int = 3) -> tuple[str, str]:
+    """`prompt_with_feedback` as (task part, attempt part): every demonstration and the test input,
+    the same for every attempt; then the feedback on the last few attempts (none at first) and the
+    output marker. The feedback comes after the task part, never inside it, so a model that keeps the
+    task part's keys and values encodes only the attempt part again."""
     from hybrid_pipeline.arc.text import OUTPUT_MARKER, grid_to_text, task_to_prompt
 
-    prompt = task_to_prompt(task, test_index)
+    head, marker, _ = task_to_prompt(task, test_index).rpartition(OUTPUT_MARKER)
     shown = [a for a in history if a.duplicate_of is None][-max_shown:]
     if not shown:
-        return prompt
+        return head, marker + "\n"
     notes = ["Earlier attempts at this test input were wrong:"]
     for attempt in shown:
         answer = grid_to_text(attempt.grid) if attempt.grid is not None else "(no grid)\n"
         notes.append(f"Attempt {attempt.index + 1}:\n{answer}Feedback: {attempt.feedback}")
-    head, marker, _ = prompt.rpartition(OUTPUT_MARKER)
-    return head + "\n".join(notes) + "\n" + marker + "\n"
+    return head, "\n".join(notes) + "\n" + marker + "\n"
 
 
 class HybridProposer:
     """The hybrid model: the LM reads the prompt (with feedback), the TRM reasons from its latents,
     the LM answers with the TRM's latents as prefix tokens. Proposes the LM's answer, then the TRM's
-    grid, whichever is new."""
+    grid, whichever is new.
+
+    With the hybrid's prompt_first layout the task part of the prompt (`prompt_parts`) is encoded once
+    per test input: each attempt runs only its feedback text after the task part's stored keys and
+    values (the prompt's tokens are the task part's followed by the attempt part's)."""
 
     name = "hybrid"
 
     def __init__(self, model, *, random_weights: bool = False):
         self.model = model.eval()
         self.random_weights = random_weights or getattr(model.backbone, "random_weights", False)
-
-    def _stop_kwargs(self) -> dict:
-        """Causal generation stops once more tokens cannot change the parsed grid (an untrained LM
-        otherwise writes a whole 30x31 canvas every time)."""
-        if self.model.config.backbone.kind != "causal":
-            return {}
-        from transformers import StoppingCriteriaList
-
-        from hybrid_pipeline.backbones.answer import grid_end_stop
-
-        return {"stopping_criteria": StoppingCriteriaList([grid_end_stop(self.model.backbone.tokenizer)])}
+        self._task_part: tuple[str, torch.Tensor, PromptStates] | None = None  # the last one: (text, ids, states)
+        self.task_part_encodings = 0  # how many times a task part ran through the backbone
 
     def _too_big(self, task: Task) -> str | None:
         side = max(max(ex.input.shape) for ex in (*task.train, *task.test))
@@ -137,13 +145,33 @@ class HybridProposer:
         return None
 
     def _predict(self, task: Task, test_index: int, history: Sequence[Attempt]):
-        prompt = prompt_with_feedback(task, test_index, history)
-        batch = self.model.encode([prompt], [task.test[test_index].input])
+        head, tail = prompt_parts(task, test_index, history)
+        batch = self.model.encode([head + tail], [task.test[test_index].input])
+        if self.model.config.layout == "prompt_first":
+            batch.update(self._states_after(head, tail))
         if self.model.feedback is not None and history:
             from adapters.feedback import problem_counts
 
             batch["feedback"] = problem_counts([history[-1].verdict.problems], device=self.model.backbone.device)
-        return self.model.predict(batch, **self._stop_kwargs())
+        return self.model.predict(batch, **self.model.backbone.stopping_kwargs())
+
+    def _states_after(self, head: str, tail: str) -> dict[str, torch.Tensor]:
+        """Batch entries for the prompt `head + tail` as the task part's tokens then the attempt part's,
+        with its states: the task part's stored ones (encoded when `head` is new) extended by `tail`."""
+        import torch
+
+        backbone, tokenizer = self.model.backbone, self.model.processor.tokenizer
+        with torch.no_grad():
+            if self._task_part is None or self._task_part[0] != head:
+                ids = torch.tensor([tokenizer(head)["input_ids"]], device=backbone.device)  # [1,T]
+                self._task_part = (head, ids, self.model.encode_prompt(ids))
+                self.task_part_encodings += 1
+            _, ids, states = self._task_part
+            more = torch.tensor([tokenizer(tail, add_special_tokens=False)["input_ids"]], device=backbone.device)
+            full = backbone.extend_prompt_states(states, None, more)
+        prompt_ids = torch.cat([ids, more], dim=1)  # [1,T+T']
+        return {"prompt_ids": prompt_ids, "prompt_mask": torch.ones_like(prompt_ids), "prompt_hidden": full.hidden,
+                "prompt_kv": full.kv}
 
     def predict(self, pairs, test_input: np.ndarray) -> np.ndarray | None:
         """The LM's answer from these demonstrations (the TRM's grid when the answer is not a grid)."""
@@ -159,9 +187,11 @@ class HybridProposer:
         prediction = self._predict(task, test_index, history)
         seen = [a.grid for a in history if a.grid is not None]
         options = [(prediction.answer_grids[0], prediction.answer_texts[0]), (prediction.trm_grids[0], None)]
+        # The TRM's halting confidence after each supervision step, for the report.
+        info = {"q_halt_by_step": [round(float(q), 3) for q in prediction.q_halt_by_step[0]]}
         for grid, text in options:
             if grid is not None and not any(grids_equal(grid, g) for g in seen):
-                return Proposal(grid, text=text, confidence=float(prediction.q_halt_logits[0]))
+                return Proposal(grid, text=text, confidence=float(prediction.q_halt_logits[0]), info=info)
         errors = [e for e in (prediction.answer_errors[0], prediction.trm_errors[0]) if e]
         return Proposal(None, text=prediction.answer_texts[0],
                         error="; ".join(errors) or "the hybrid repeated earlier answers")

@@ -1,6 +1,6 @@
 """`hybrid-arc plan`: run the planner over tasks, writing results as each task finishes.
 
-Files in `out_dir` (DESIGN.md, "CLI contract"):
+Files in `out_dir` (docs/runs.md):
 - `results.jsonl`: one line per finished task (its attempts, verdicts, feedback, chosen answers,
   whether they were right when the solution is known), appended as the task finishes;
 - `submission.json`: Kaggle format for every task of the run (placeholders for tasks not yet
@@ -190,7 +190,8 @@ def summarize(tasks: Sequence[Task], records: dict[str, dict[str, Any]], meta: d
     if done and all(t.has_solutions for t in done):
         report = score_submission(_attempts({t.id: records[t.id] for t in done}), done)
         summary.update(scored_tasks=len(done), solved_tasks=sum(s.score == 1.0 for s in report.tasks),
-                       task_score=report.task_score, output_score=report.output_score,
+                       solved_test_outputs=report.n_solved_outputs, task_score=report.task_score,
+                       output_score=report.output_score,
                        score_note="task_score: per task (headline); output_score: per test output; "
                                   "over finished tasks, 2 attempts")
     return summary

@@ -315,3 +315,28 @@ def test_refine_hook_sees_low_confidence_chunks_and_its_prefix_is_used(diffusion
                                refine_threshold=0.0)
     assert quiet.refine_calls == 0 and torch.equal(quiet.tokens, plain.tokens)
     torch.testing.assert_close(quiet.confidence_history, plain.confidence_history)
+
+
+def test_prompt_states_extend_and_generate_after_the_prompt_as_one_uncached_pass(causal, diffusion):
+    """prompt_first: keys and values of a prompt, extended by more text, equal the whole prompt's; and
+    generation after [prompt ; prefix] from the prompt's stored keys and values equals generation from
+    the whole sequence with no cache."""
+    head, tail = encode(causal, [PROMPT]).input_ids, torch.tensor([[40, 41, 42]])
+    whole = causal.prompt_states(torch.cat([head, tail], 1), with_kv=True)
+    extended = causal.extend_prompt_states(causal.prompt_states(head, with_kv=True), None, tail)
+    assert extended.kv.shape == whole.kv.shape == (2, 2, 1, 4, head.shape[1] + 3, 16)
+    torch.testing.assert_close(extended.kv, whole.kv, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(extended.hidden, whole.hidden, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="with_kv=True"):
+        causal.extend_prompt_states(causal.prompt_states(head), None, tail)
+
+    prefix = torch.randn(1, 3, 64, generator=torch.Generator().manual_seed(0))
+    ids = torch.cat([head, tail], 1)
+    embeds = torch.cat([causal.embed(ids), prefix], dim=1)  # [prompt ; prefix], no cache
+    reference = causal.model.generate(inputs_embeds=embeds, attention_mask=torch.ones(embeds.shape[:2], dtype=torch.long),
+                                      max_new_tokens=10, do_sample=False, pad_token_id=causal.tokenizer.pad_token_id)
+    cached = causal.generate_answer(ids, None, prefix, layout="prompt_first", max_new_tokens=10,
+                                    constrain_to_grid=False, prompt_kv=extended.kv)
+    assert torch.equal(cached, reference)
+    with pytest.raises(ValueError, match="layout 'prompt_first' is not available for a diffusion backbone"):
+        diffusion.check_layout("prompt_first")

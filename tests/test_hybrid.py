@@ -1,9 +1,13 @@
 """The hybrid on the offline tiny backbones: shapes, where gradients go (and do not), prompts reaching the
-TRM, cached hidden states, save/load of the trained parts only, prediction, the parameter report."""
+TRM, both layouts (the prompt's stored keys and values give the uncached forward's loss), cached prompt
+states, save/load of the trained parts and the processor (and of checkpoints written before either),
+prediction, the parameter report."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import shutil
 
 import numpy as np
 import pytest
@@ -22,6 +26,7 @@ from hybrid_pipeline.backbones import BackboneConfig, load_backbone
 from hybrid_pipeline.backbones.causal import CausalBackbone
 from hybrid_pipeline.backbones.tiny import build_tiny_llama
 from hybrid_pipeline.hybrid import HybridConfig, HybridModel
+from hybrid_pipeline.processor import HybridProcessor
 from hybrid_pipeline.trm import TRMConfig
 from hybrid_pipeline.trm.checkpoint import CheckpointError
 from verifier import Problem
@@ -73,6 +78,8 @@ def grad_norm(module) -> float:
 
 BOTH = pytest.mark.parametrize("kind,refiner", [("causal", "attention"), ("causal", "slot"),
                                                 ("diffusion", "attention"), ("diffusion", "slot")])
+LAYOUTS = pytest.mark.parametrize("kind,layout", [("causal", "prompt_first"), ("causal", "prefix_first"),
+                                                  ("diffusion", "prefix_first")])
 
 
 @BOTH
@@ -93,9 +100,14 @@ def test_forward_shapes_and_loss_parts(backbones, kind, refiner):
     assert out.metrics["prefix_tokens"] == K and ("refiner_steps" in out.metrics) == (refiner == "slot")
 
 
-@BOTH
-def test_gradients_reach_trained_parts_and_never_the_backbone(backbones, kind, refiner):
-    model = make(backbones, kind, refiner).train()
+@pytest.mark.parametrize("kind,refiner,layout", [("causal", "attention", "prompt_first"),
+                                                 ("causal", "slot", "prompt_first"),
+                                                 ("causal", "attention", "prefix_first"),
+                                                 ("diffusion", "attention", "prefix_first"),
+                                                 ("diffusion", "slot", "prefix_first")])
+def test_gradients_reach_trained_parts_and_never_the_backbone(backbones, kind, refiner, layout):
+    model = make(backbones, kind, refiner, layout=layout).train()
+    assert model.config.layout == layout
     assert not model.backbone.model.training  # frozen backbone stays in eval mode (no dropout)
     before_backbone = {k: v.clone() for k, v in model.backbone.state_dict().items()}
     before = {k: v.clone() for k, v in model.trainable_state_dict().items()}
@@ -113,10 +125,12 @@ def test_gradients_reach_trained_parts_and_never_the_backbone(backbones, kind, r
         assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith(prefix)), prefix
 
 
-@pytest.mark.parametrize("kind,refiner", [("causal", "attention"), ("diffusion", "slot")])
-def test_lm_loss_alone_trains_refiner_trm_and_text_adapter(backbones, kind, refiner):
+@pytest.mark.parametrize("kind,refiner,layout", [("causal", "attention", "prompt_first"),
+                                                 ("causal", "attention", "prefix_first"),
+                                                 ("diffusion", "slot", "prefix_first")])
+def test_lm_loss_alone_trains_refiner_trm_and_text_adapter(backbones, kind, refiner, layout):
     # The original's refiner fed generation under no_grad: with grid and halt weights 0 nothing learned.
-    model = make(backbones, kind, refiner, grid_weight=0.0, halt_weight=0.0).train()
+    model = make(backbones, kind, refiner, layout=layout, grid_weight=0.0, halt_weight=0.0).train()
     out = model(batch_for(model), generator=seeded())
     torch.testing.assert_close(out.loss, out.lm_loss)
     out.loss.backward()
@@ -136,15 +150,78 @@ def test_prompts_change_the_trm_logits(backbones):
     torch.testing.assert_close(a[1], swapped[1])  # row 1's prompt did not change
 
 
-@pytest.mark.parametrize("kind", ["causal", "diffusion"])
-def test_precomputed_hidden_states_give_the_same_loss(backbones, kind):
-    model = make(backbones, kind).train()
+@LAYOUTS
+def test_precomputed_prompt_states_give_the_same_loss_and_gradients(backbones, kind, layout):
+    model = make(backbones, kind, layout=layout).train()
     batch = batch_for(model)
     computed = model(batch, generator=seeded())
-    hidden = model.encode_prompt(batch["prompt_ids"], batch["prompt_mask"])
-    assert hidden.shape == (*batch["prompt_ids"].shape, 64) and not hidden.requires_grad
-    cached = model({**batch, "prompt_hidden": hidden}, generator=seeded())
+    computed.loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad(set_to_none=True)
+    states = model.encode_prompt(batch["prompt_ids"], batch["prompt_mask"])
+    B, T = batch["prompt_ids"].shape
+    assert states.hidden.shape == (B, T, 64) and not states.hidden.requires_grad
+    if layout == "prompt_first":  # 2 layers, keys and values, 4 heads of 16
+        assert states.kv.shape == (2, 2, B, 4, T, 16) and not states.kv.requires_grad
+    else:
+        assert states.kv is None
+    stored = {"prompt_hidden": states.hidden, **({"prompt_kv": states.kv} if states.kv is not None else {})}
+    cached = model({**batch, **stored}, generator=seeded())
     assert torch.equal(cached.loss, computed.loss) and torch.equal(cached.logits, computed.logits)
+    cached.loss.backward()
+    assert set(grads) == {n for n, p in model.named_parameters() if p.grad is not None}
+    assert all(torch.equal(p.grad, grads[n]) for n, p in model.named_parameters() if p.grad is not None)
+    # the prompt forward is skipped: a batch without prompt ids still trains
+    without_ids = {k: v for k, v in {**batch, **stored}.items() if k != "prompt_ids"}
+    if layout == "prompt_first":
+        assert torch.equal(model(without_ids, generator=seeded()).loss, computed.loss)
+
+
+def test_prompt_first_loss_from_stored_keys_and_values_equals_one_uncached_forward(backbones):
+    """[prompt ; prefix ; answer] in one forward, no cache, scored by hand, against the model's loss,
+    which runs [prefix ; answer] after the prompt's stored keys and values (left-padded prompts,
+    right-padded answers)."""
+    model = make(backbones, layout="prompt_first").eval()
+    batch = batch_for(model)
+    out = model(batch)
+    bb = model.backbone
+    ids, mask = batch["prompt_ids"], batch["prompt_mask"]
+    answer, answer_mask = batch["answer_ids"], batch["answer_mask"]
+    T, A = ids.shape[1], answer.shape[1]
+    prefix = out.prefix_embeds.detach()
+    embeds = torch.cat([bb.embed(ids), prefix, bb.embed(answer)], dim=1)  # [B,T+K+A,D]
+    full_mask = torch.cat([mask, torch.ones(2, K, dtype=torch.long), answer_mask], dim=1)
+    from hybrid_pipeline.backbones.causal import positions
+
+    with torch.no_grad():
+        logits = bb.model(inputs_embeds=embeds, attention_mask=full_mask, position_ids=positions(full_mask),
+                          use_cache=False).logits  # [B,T+K+A,V]
+        kv = bb.prompt_states(ids, mask, with_kv=True).kv
+        after = bb.forward_after_prompt(kv, mask, embeds[:, T:], full_mask[:, T:]).logits  # [B,K+A,V]
+    real = full_mask[:, T:].bool()
+    torch.testing.assert_close(after[real], logits[:, T:][real], rtol=1e-5, atol=1e-5)
+    predicting = logits[:, T + K - 1:T + K + A - 1]  # position T+K+j-1 predicts answer token j
+    scored = answer_mask.bool()
+    assert not scored.all()
+    expected = torch.nn.functional.cross_entropy(predicting[scored], answer[scored])
+    torch.testing.assert_close(out.lm_loss, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_layouts_default_by_backbone_kind_and_prompt_first_is_refused_for_diffusion(backbones):
+    assert HybridConfig().layout == "prompt_first"
+    assert HybridConfig(backbone=BackboneConfig(kind="diffusion")).layout == "prefix_first"
+    with pytest.raises(ValueError, match="prompt_first needs a causal backbone"):
+        HybridConfig(backbone=BackboneConfig(kind="diffusion"), layout="prompt_first")
+    with pytest.raises(ValueError, match="layout must be one of prompt_first, prefix_first"):
+        HybridConfig(layout="prompt_last")
+    with pytest.raises(ValueError, match="no reusable prompt keys and values"):
+        backbones["diffusion"].prompt_states(torch.tensor([[5, 6]]), with_kv=True)
+    # the layouts place the prefix differently, so they score the same answer differently
+    first = make(backbones, layout="prompt_first").eval()
+    batch = batch_for(first)
+    other = make(backbones, layout="prefix_first").eval()
+    assert not torch.allclose(first(batch).lm_loss, other(batch).lm_loss)
+    torch.testing.assert_close(first(batch).grid_loss, other(batch).grid_loss)
 
 
 def test_save_and_load_round_trip_trained_parts_only(backbones, tmp_path):
@@ -155,7 +232,8 @@ def test_save_and_load_round_trip_trained_parts_only(backbones, tmp_path):
     model.eval()
     model.save_pretrained(tmp_path / "hybrid")
     files = sorted(p.name for p in (tmp_path / "hybrid").iterdir())
-    assert files == ["config.json", "model.safetensors"]
+    assert files == ["config.json", "model.safetensors", "processor_config.json", "tokenizer.json",
+                     "tokenizer_config.json"]
     saved = load_file(tmp_path / "hybrid" / "model.safetensors")
     assert not any(k.startswith("backbone.") for k in saved)
     assert {k.split(".")[0] for k in saved} == {"text_to_latent", "vae", "trm", "refiner", "feedback"}
@@ -169,6 +247,47 @@ def test_save_and_load_round_trip_trained_parts_only(backbones, tmp_path):
     # overwriting goes through a scratch directory: nothing else is left beside the target
     model.save_pretrained(tmp_path / "hybrid")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hybrid"]
+
+
+def test_processor_saves_beside_the_model_and_loads_without_the_backbone(backbones, tmp_path):
+    model = make(backbones)
+    model.save_pretrained(tmp_path / "m")
+    processor = HybridProcessor.from_pretrained(tmp_path / "m")  # its own saved tokenizer, no LM loaded
+    assert processor.canvas == CANVAS and processor.tokenizer is not backbones["causal"].tokenizer
+    ours, theirs = model.encode(PROMPTS, GRIDS_IN, test_outputs=GRIDS_OUT), processor(PROMPTS, GRIDS_IN, test_outputs=GRIDS_OUT)
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    texts, grids, errors = processor.decode_answers(torch.tensor([processor.tokenizer("43\n21\n")["input_ids"][1:]
+                                                                  + [processor.tokenizer.eos_token_id, 50]]))
+    assert texts == ["43\n21\n"] and grids[0].tolist() == [[4, 3], [2, 1]] and errors == [None]
+    trm_grids, trm_errors = processor.decode_grids(theirs["labels"])
+    assert [g.tolist() for g in trm_grids] == [g.tolist() for g in GRIDS_OUT] and trm_errors == [None, None]
+    config = tmp_path / "m" / "processor_config.json"
+    config.write_text(json.dumps({"processor_class": "HybridProcessor", "canvas": 8}))
+    with pytest.raises(CheckpointError, match=r"processor_config.json: canvas 8, but config.json has a 4x4"):
+        HybridModel.from_pretrained(tmp_path / "m", backbone=model.backbone)
+    config.unlink()
+    with pytest.raises(CheckpointError, match="processor_config.json: missing"):
+        HybridProcessor.from_pretrained(tmp_path / "m")
+
+
+def test_checkpoint_from_before_layouts_and_processors_loads_prefix_first(backbones, tmp_path):
+    """A save_pretrained directory of the earlier format: config.json without `layout` (its model was
+    trained with the prefix in front of the prompt), no processor files."""
+    model = make(backbones, layout="prefix_first").eval()
+    model.save_pretrained(tmp_path / "new")
+    old = tmp_path / "old"
+    old.mkdir()
+    for name in ("model.safetensors",):
+        shutil.copy(tmp_path / "new" / name, old / name)
+    values = json.loads((tmp_path / "new" / "config.json").read_text())
+    del values["layout"]
+    (old / "config.json").write_text(json.dumps(values))
+    loaded = HybridModel.from_pretrained(old, backbone=backbones["causal"]).eval()
+    assert loaded.config.layout == "prefix_first" and loaded.config == model.config
+    assert loaded.processor.canvas == CANVAS
+    batch = batch_for(model)
+    assert torch.equal(loaded(batch).loss, model(batch).loss)
+    assert loaded.predict(batch, max_new_tokens=6).answer_texts == model.predict(batch, max_new_tokens=6).answer_texts
 
 
 def test_lora_weights_save_through_peft_and_load_back(tmp_path):
@@ -210,8 +329,8 @@ def test_width_mismatch_fails_at_build_naming_both(backbones, tmp_path):
         HybridModel.from_pretrained(tmp_path / "m", backbone=model.backbone)
 
 
-def test_causal_lm_loss_covers_answer_tokens_only(backbones):
-    model = make(backbones).eval()
+def test_causal_lm_loss_covers_answer_tokens_only_prefix_first(backbones):
+    model = make(backbones, layout="prefix_first").eval()
     batch = batch_for(model)
     out = model(batch)
     ids = torch.cat([batch["prompt_ids"], batch["answer_ids"]], dim=1)
@@ -225,9 +344,9 @@ def test_causal_lm_loss_covers_answer_tokens_only(backbones):
     torch.testing.assert_close(out.lm_loss, expected)
 
 
-@pytest.mark.parametrize("kind", ["causal", "diffusion"])
-def test_predict_reads_no_answers(backbones, kind):
-    model = make(backbones, kind)
+@LAYOUTS
+def test_predict_reads_no_answers(backbones, kind, layout):
+    model = make(backbones, kind, layout=layout)
     full = batch_for(model)
     blind = model.encode(PROMPTS, GRIDS_IN)
     assert "labels" not in blind and "answer_ids" not in blind
@@ -282,3 +401,35 @@ def test_supervision_steps_past_halt_max_steps_are_refused():
 
     with pytest.raises(ValueError, match="halt_max_steps"):
         HybridConfig(trm=TRMConfig(halt_max_steps=2), supervision_steps=3)
+
+
+def test_hybrid_proposer_encodes_a_task_once_and_each_attempt_gives_the_uncached_prediction(backbones):
+    """prompt_first: the task part of the prompt runs through the backbone once per test input; each
+    attempt runs only its feedback after the stored keys and values, and predicts what a model given
+    the same prompt tokens from scratch predicts."""
+    from hybrid_pipeline.arc.tasks import Example, Task
+    from hybrid_pipeline.arc.text import task_to_prompt
+    from planner.proposers import HybridProposer, prompt_parts, prompt_with_feedback
+    from planner.trace import Attempt
+    from verifier import Verdict
+
+    model = make(backbones, layout="prompt_first").eval()
+    proposer = HybridProposer(model)
+    task = Task("t", (Example(np.array(GRIDS_IN[0]), np.array(GRIDS_OUT[0])),), (Example(np.array(GRIDS_IN[0])),))
+    proposer.propose(task, 0, ())
+    wrong = Attempt("hybrid", 0, np.array([[7]]), None, None, Verdict(False, 0.1, (Problem("shape", "test 0"),)),
+                    "the answer should be 2x2, not 1x1", 0.0)
+    second = proposer._predict(task, 0, [wrong])
+    assert proposer.task_part_encodings == 1
+    head, tail = prompt_parts(task, 0, [wrong])
+    assert head + tail == prompt_with_feedback(task, 0, [wrong]) and head == task_to_prompt(task).removesuffix("Output:\n")
+    assert tail.startswith("Earlier attempts") and "Feedback: the answer should be 2x2" in tail
+    tokenizer = model.processor.tokenizer
+    ids = torch.tensor([tokenizer(head)["input_ids"] + tokenizer(tail, add_special_tokens=False)["input_ids"]])
+    batch = {**model.encode([head + tail], [task.test[0].input]), "prompt_ids": ids, "prompt_mask": torch.ones_like(ids)}
+    scratch = model.predict(batch, **model.backbone.stopping_kwargs())
+    assert second.answer_texts == scratch.answer_texts and torch.equal(second.trm_tokens, scratch.trm_tokens)
+    torch.testing.assert_close(second.prefix_embeds, scratch.prefix_embeds, rtol=1e-5, atol=1e-6)
+    # another test input (another task part) is encoded anew
+    proposer._predict(Task("u", task.train, (Example(np.array(GRIDS_IN[1])),)), 0, ())
+    assert proposer.task_part_encodings == 2

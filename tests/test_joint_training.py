@@ -53,8 +53,11 @@ def values(out_dir, cache_dir, **overrides) -> dict:
     return base
 
 
-def tiny_config(out_dir, cache_dir, **overrides) -> JointTrainConfig:
-    return config_from_dict(JointTrainConfig, values(out_dir, cache_dir, **overrides))
+def tiny_config(out_dir, cache_dir, *, layout: str | None = None, **overrides) -> JointTrainConfig:
+    settings = values(out_dir, cache_dir, **overrides)
+    if layout is not None:
+        settings["model"]["layout"] = layout
+    return config_from_dict(JointTrainConfig, settings)
 
 
 @pytest.fixture(scope="module")
@@ -124,11 +127,14 @@ def test_resume_after_a_stop_reaches_bit_identical_weights(trained, tmp_path):
     assert same == {k: v for k, v in result.last_log.items() if k != "elapsed_s"}
 
 
-def test_cached_hidden_states_train_the_same_model(tmp_path):
+@pytest.mark.parametrize("layout", ["prompt_first", "prefix_first"])
+def test_cached_prompt_states_train_the_same_model(tmp_path, layout):
+    """prompt_first caches the prompt's keys and values beside its hidden states; prefix_first the
+    hidden states only."""
     cache = tmp_path / "cache"
     # one prompt per batch: the cache holds exactly what the backbone computes for it, bit for bit
     runs = [train_joint(tiny_config(tmp_path / name, cache, batch_size=1, max_steps=3, eval_data=None,
-                                    cache_hidden_states=cached), progress=False)
+                                    cache_hidden_states=cached, layout=layout), progress=False)
             for name, cached in (("plain", False), ("cached", True))]
     plain, cached = (r.model.trainable_state_dict() for r in runs)
     assert all(torch.equal(plain[k], cached[k]) for k in plain)
@@ -136,21 +142,29 @@ def test_cached_hidden_states_train_the_same_model(tmp_path):
     assert len(list(cache.glob("joint-hidden-*"))) == 1
 
     # a padded batch recomputes with other shapes and RoPE angles: the same up to rounding
-    config = tiny_config(tmp_path / "x", cache, cache_hidden_states=True)
+    config = tiny_config(tmp_path / "x", cache, cache_hidden_states=True, layout=layout)
     model = runs[1].model
+    assert model.config.layout == layout
     train_tasks, eval_tasks = load_joint_tasks(config)
     data = build_joint_data(config, train_tasks, eval_tasks, model.backbone.tokenizer)
-    data.hidden, data.hidden_dtype = cache_prompt_hidden(model, data.prompts, cache, progress=False)
+    data.hidden, data.hidden_dtype, data.kv_shape = cache_prompt_hidden(model, data.prompts, cache, progress=False)
     assert len(list(cache.glob("joint-hidden-*"))) == 1  # loaded, not rebuilt
     rows = [0, 3, 5, 8]
     batch = data.batch(rows, model)
     assert batch["prompt_mask"].sum(1).unique().numel() > 1  # prompts of different lengths: padding
     recomputed = model.encode_prompt(batch["prompt_ids"], batch["prompt_mask"])
     real = batch["prompt_mask"].bool()
-    torch.testing.assert_close(batch["prompt_hidden"][real], recomputed[real], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(batch["prompt_hidden"][real], recomputed.hidden[real], rtol=1e-5, atol=1e-5)
+    if layout == "prompt_first":  # 2 layers, keys and values, 4 heads of 16, at the real positions
+        assert data.kv_shape == (2, 2, 4, 16)
+        stored = batch["prompt_kv"].permute(2, 4, 0, 1, 3, 5)  # [B,T,layers,2,H,hd]
+        torch.testing.assert_close(stored[real], recomputed.kv.permute(2, 4, 0, 1, 3, 5)[real], rtol=1e-5, atol=1e-5)
+    else:
+        assert data.kv_shape is None and "prompt_kv" not in batch
     seeded = [torch.Generator().manual_seed(0) for _ in range(2)]
     with_cache = model(batch, generator=seeded[0]).loss
-    without = model({k: v for k, v in batch.items() if k != "prompt_hidden"}, generator=seeded[1]).loss
+    without = model({k: v for k, v in batch.items() if k not in ("prompt_hidden", "prompt_kv")},
+                    generator=seeded[1]).loss
     torch.testing.assert_close(with_cache, without, rtol=1e-5, atol=1e-6)
 
 

@@ -210,7 +210,7 @@ def test_run_plan_writes_every_file_and_scores_an_oracle_at_100(tasks, tmp_path)
     lines = [json.loads(x) for x in (tmp_path / "results.jsonl").read_text().splitlines()]
     assert [r["task_id"] for r in lines] == TASK_IDS and all(r["test"][0]["correct"] for r in lines)
     html = (tmp_path / "report.html").read_text()
-    assert all(t in html for t in TASK_IDS) and "expected" in html and "task_score" in html
+    assert all(t in html for t in TASK_IDS) and "expected output" in html and "per-task score" in html
 
 
 def test_resume_skips_finished_tasks_and_never_overwrites_by_accident(tasks, tmp_path):

@@ -236,11 +236,11 @@ def test_rescore_without_a_finished_run_or_with_overrides_is_a_usage_error(tmp_p
 @pytest.mark.slow
 def test_trm_learns_the_simple_families_on_cpu(tmp_path):
     """The toy recipe learns flips, rotation, transpose and a recolouring from scratch on a CPU, to
-    the issue's mean pass@1 of 0.9 on unseen instances.
+    a mean pass@1 of 0.9 on unseen instances.
 
     The test runs the recipe's whole 9,000-step budget (a 30-minute backstop instead of the check's
-    10), so that its outcome does not depend on how fast the machine is that day: on the 2-core VM
-    this is developed on, 10 minutes held 7,499-9,764 steps on different runs (see the README).
+    10), so that its outcome does not depend on how fast the machine is that day: on the 2-core cloud machine
+    this is developed on, 10 minutes held 7,499-9,764 steps on different runs (see docs/trm.md).
     At 9,000 steps, seeds 0-6 scored 0.948-0.996; one run in ten (seed 0 under torch.compile,
     0.836) fell short, so a rare failure here is the recipe's thin margin, not necessarily a bug.
     A TRM that cannot learn geometric rules at all scores 0.2 (colour_map alone).

@@ -21,6 +21,13 @@ def config_for(variant: str) -> TRMConfig:
     return TRMConfig.from_dict(VARIANTS[variant]["ours"])
 
 
+# Float32 rounding differs between CPUs (AVX2 vs AVX-512 kernels sum in other orders), and the
+# token-mixing MLP's sums over all positions, recursed through two supervision steps, amplify it:
+# run in float64, our model lands 2.2e-4 from the learned_mlp_t fixture at step 1 (1.4e-5 at step 0),
+# which is the fixture's own float32 error. The attention variant stays within 3e-6 either way.
+TOLERANCE = {"learned_mlp_t": 5e-4, "rope_attention": 1e-5}
+
+
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_matches_reference_over_two_supervision_steps(variant):
     config = config_for(variant)
@@ -32,8 +39,9 @@ def test_matches_reference_over_two_supervision_steps(variant):
     with torch.no_grad():
         for step in range(2):
             carry, out = model(carry, batch)
-            torch.testing.assert_close(out["logits"], expected[f"logits_{step}"], atol=1e-5, rtol=0)
-            torch.testing.assert_close(out["q_halt_logits"], expected[f"q_halt_{step}"], atol=1e-5, rtol=0)
+            atol = TOLERANCE[variant]
+            torch.testing.assert_close(out["logits"], expected[f"logits_{step}"], atol=atol, rtol=0)
+            torch.testing.assert_close(out["q_halt_logits"], expected[f"q_halt_{step}"], atol=atol, rtol=0)
     assert not torch.allclose(expected["logits_0"], expected["logits_1"], atol=1e-3)  # the carry matters
 
 

@@ -32,7 +32,7 @@ re-validates every result. When the parent runs as root, RLIMIT_NPROC does not a
 denied by the hook alone), and without a network namespace, network access is denied by the hook
 alone. The program can read the Python installation, fill the temporary directory with many files
 up to the size limit each, and use the CPU for its time limit. For code from an adversary rather
-than a model, run this inside a container or VM (seccomp, no network, read-only root).
+than a model, run this inside a container or virtual machine (seccomp, no network, read-only root).
 Linux only (resource limits and namespaces).
 """
 

@@ -38,6 +38,14 @@ BUNDLED_SPLITS = {
 }
 
 
+def dataset_label(spec: str) -> tuple[str, str | None]:
+    """("arc-agi-1", "evaluation") for a bundled split; (the path, None) otherwise."""
+    if spec in BUNDLED_SPLITS:
+        dataset, split = spec.split(":")
+        return dataset, split
+    return spec, None
+
+
 # eq=False: grids are arrays, so field-wise == would be ambiguous; tasks compare by identity.
 @dataclass(frozen=True, eq=False)
 class Example:

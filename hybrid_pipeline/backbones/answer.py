@@ -75,7 +75,8 @@ def grid_end_stop(tokenizer: Any) -> GridEndStop:
 
 
 class BackboneAnswerModel:
-    """`AnswerModel` over a `CausalBackbone` or `DiffusionBackbone` and its tokenizer.
+    """`AnswerModel` over a `CausalBackbone` or `DiffusionBackbone` and its tokenizer, through the
+    backbone's `answer_cache` and `sample_answer`.
 
     Causal: the prompt is encoded once (`encode_prompt`) and every answer continues from a copy of
     its KV cache, so n answers cost one prompt pass instead of n (`reuse_prompt_cache=False` re-encodes,
@@ -92,11 +93,9 @@ class BackboneAnswerModel:
                  diffusion_steps_per_block: int = 16, generate_kwargs: dict[str, Any] | None = None,
                  keep_adapters: int = 8):
         from hybrid_pipeline.backbones.causal import grid_alphabet_ids
-        from hybrid_pipeline.backbones.diffusion import DiffusionBackbone
 
         self.backbone = backbone
         self.tokenizer = backbone.tokenizer
-        self.is_diffusion = isinstance(backbone, DiffusionBackbone)
         self.constrain_to_grid = constrain_to_grid
         self.reuse_prompt_cache = reuse_prompt_cache
         self.diffusion_block_length = diffusion_block_length
@@ -109,25 +108,23 @@ class BackboneAnswerModel:
         self.ttt_seconds = 0.0
         self.keep_adapters = keep_adapters
         self._adapters: OrderedDict[tuple[str, str, str], TaskAdapter] = OrderedDict()
-        self._stop = None
+        self._stop: dict[str, Any] = {}
         if constrain_to_grid:
             try:
                 grid_alphabet_ids(self.tokenizer)  # fail now, not after the first task
             except ValueError as e:
                 raise BackboneLoadError(f"backbone '{self.name}': {e}; run with constrain_to_grid off") from None
-            if stop_at_grid_end and not self.is_diffusion:
-                self._stop = grid_end_stop(self.tokenizer)
+            if stop_at_grid_end:
+                self._stop = backbone.stopping_kwargs()
 
     def generate_answers(self, prompt: str, n: int, *, temperature: float, max_new_tokens: int,
                          seed: int) -> list[str]:
         ids = self.tokenizer(prompt, return_tensors="pt").input_ids.to(self.backbone.device)  # [1,T]
-        cache = self.backbone.encode_prompt(ids) if self.reuse_prompt_cache and not self.is_diffusion else None
+        cache = self.backbone.answer_cache(ids) if self.reuse_prompt_cache else None
         answers: list[str] = []
         for k in range(n):
             if k > 0 and temperature == 0:
                 answers.append(answers[0])  # greedy decoding would only repeat itself
-            elif self.is_diffusion:
-                answers.append(self._diffuse(ids, temperature if k else 0.0, max_new_tokens, seed + k))
             else:
                 answers.append(self._continue(ids, cache, temperature if k else None, max_new_tokens, seed + k))
         return answers
@@ -150,33 +147,11 @@ class BackboneAnswerModel:
     def _continue(self, ids: torch.Tensor, cache: Any, temperature: float | None, max_new_tokens: int,
                   seed: int) -> str:
         """One answer after the prompt `ids` [1,T] (or its cache); greedy when temperature is None."""
-        from transformers import StoppingCriteriaList
-
-        kwargs = dict(self.generate_kwargs)
-        if self._stop is not None:
-            kwargs["stopping_criteria"] = StoppingCriteriaList([self._stop])
-        if temperature is not None:
-            kwargs.update(do_sample=True, temperature=temperature)
-        source = {"prompt_cache": cache} if cache is not None else {"prompt_ids": ids}
-        with _seeded(seed, ids.device) if temperature is not None else nullcontext():
-            out = self.backbone.generate(**source, max_new_tokens=max_new_tokens,
-                                         constrain_to_grid=self.constrain_to_grid, **kwargs)  # [1,N]
-        self.tokens_generated += out.shape[1]
-        return self.tokenizer.decode(out[0], skip_special_tokens=True)
-
-    def _diffuse(self, ids: torch.Tensor, temperature: float, max_new_tokens: int, seed: int) -> str:
-        block = self.diffusion_block_length
-        gen_length = -(-max_new_tokens // block) * block  # the sampler fills whole blocks
-        steps = gen_length // block * self.diffusion_steps_per_block
-        generator = torch.Generator(device=ids.device).manual_seed(seed)
-        eos = self.tokenizer.eos_token_id
-        sample = self.backbone.generate(ids, gen_length=gen_length, block_length=block, steps=steps,
-                                        temperature=temperature, constrain_to_grid=self.constrain_to_grid,
-                                        generator=generator, stop_token_ids=None if eos is None else [eos])
-        tokens = sample.tokens[0]  # [G]
-        if eos is not None and (tokens == eos).any():
-            tokens = tokens[:int((tokens == eos).nonzero()[0, 0])]  # LLaDA pads the answer with EOS
-        self.tokens_generated += sample.sampled
+        tokens, generated = self.backbone.sample_answer(
+            ids, cache, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed,
+            constrain_to_grid=self.constrain_to_grid, block_length=self.diffusion_block_length,
+            steps_per_block=self.diffusion_steps_per_block, **self._stop, **self.generate_kwargs)
+        self.tokens_generated += generated
         return self.tokenizer.decode(tokens, skip_special_tokens=True)
 
 
@@ -188,14 +163,6 @@ def adapted(model: AnswerModel, task: Task, config: TTTConfig | None) -> Context
     if not hasattr(model, "adapted_to"):
         raise TypeError(f"{type(model).__name__} cannot train at test time (no adapted_to); set ttt steps to 0")
     return model.adapted_to(task, config)
-
-
-@contextmanager
-def _seeded(seed: int, device: torch.device):
-    """Seed the global RNG that `model.generate` samples from, and restore it afterwards."""
-    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
-        yield
 
 
 def load_answer_model(backbone: BackboneConfig, **options: Any) -> BackboneAnswerModel:

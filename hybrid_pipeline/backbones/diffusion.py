@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hybrid_pipeline.backbones.base import FrozenBackbone
+from hybrid_pipeline.backbones.base import FrozenBackbone, PromptStates, until_eos
 from hybrid_pipeline.backbones.causal import grid_alphabet_ids
 from hybrid_pipeline.backbones.config import BackboneConfig, BackboneLoadError
 from hybrid_pipeline.backbones.loading import load_model
@@ -77,6 +77,8 @@ def transfer_schedule(masked_count: torch.Tensor, steps: int) -> torch.Tensor:
 class DiffusionBackbone(FrozenBackbone):
     """A frozen masked-diffusion LM; `logits(x)` sees the whole sequence both ways."""
 
+    layouts = ("prefix_first",)  # the prompt's states depend on the prefix: nothing to reuse
+
     def __init__(self, model: nn.Module, tokenizer, config: BackboneConfig, random_weights: bool):
         super().__init__(model, tokenizer, config, random_weights)
         mask_id = config.mask_token_id if config.mask_token_id is not None else tokenizer.mask_token_id
@@ -115,6 +117,62 @@ class DiffusionBackbone(FrozenBackbone):
         every position attending to every other."""
         out, _ = self._run(input_ids, None, attention_mask, output_hidden_states=True)
         return out.hidden_states[self.config.hidden_layer if layer is None else layer]
+
+    def prompt_states(self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor | None = None, *,
+                      with_kv: bool = False) -> PromptStates:
+        """Hidden states of the prompt alone. No keys and values: attention goes both ways, so they
+        change with whatever follows the prompt and cannot be reused."""
+        if with_kv:
+            raise ValueError("a masked-diffusion backbone has no reusable prompt keys and values (its attention "
+                             "goes both ways); use layout prefix_first")
+        return PromptStates(self.hidden_states(prompt_ids, prompt_mask))
+
+    def answer_loss(self, prefix: torch.Tensor, prompt_ids: torch.Tensor | None, prompt_mask: torch.Tensor | None,
+                    answer_ids: torch.Tensor, answer_mask: torch.Tensor, *, layout: str,
+                    prompt_kv: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """`diffusion_loss` over `[prefix ; prompt ; answer]` where only answer tokens may be masked,
+        each scored at its own position."""
+        self.check_layout(layout)
+        if prompt_mask is None:
+            prompt_mask = torch.ones_like(prompt_ids)
+        ids = torch.cat([prompt_ids, answer_ids], dim=1)  # [B,T+A]
+        mask = torch.cat([prompt_mask, answer_mask.to(prompt_mask.dtype)], dim=1)
+        eligible = torch.cat([torch.zeros_like(prompt_ids, dtype=torch.bool), answer_mask.bool()], dim=1)
+        return self.diffusion_loss(ids, answer_mask=eligible, prefix_embeds=prefix, attention_mask=mask,
+                                   generator=generator).loss
+
+    @torch.no_grad()
+    def generate_answer(self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor | None, prefix: torch.Tensor, *,
+                        layout: str, max_new_tokens: int, constrain_to_grid: bool = True,
+                        prompt_kv: torch.Tensor | None = None, generator: torch.Generator | None = None,
+                        block_length: int = 32, diffusion_steps: int | None = None,
+                        **generate_kwargs) -> torch.Tensor:
+        """`generate` of `max_new_tokens` rounded up to whole blocks, in `diffusion_steps` steps (default
+        one per position), stopping at EOS; the first `max_new_tokens` tokens [B,N]."""
+        self.check_layout(layout)
+        gen_length = -(-max_new_tokens // block_length) * block_length
+        eos = self.tokenizer.eos_token_id  # the answer is cut there: later blocks need no sampling
+        generate_kwargs = {"stop_token_ids": None if eos is None else [eos], **generate_kwargs}
+        sample = self.generate(prompt_ids, prefix, attention_mask=prompt_mask, gen_length=gen_length,
+                               block_length=block_length, steps=diffusion_steps or gen_length,
+                               constrain_to_grid=constrain_to_grid, generator=generator, **generate_kwargs)
+        return sample.tokens[:, :max_new_tokens]  # the block rounding added positions nobody asked for
+
+    def sample_answer(self, prompt_ids: torch.Tensor, cache=None, *, temperature: float | None, max_new_tokens: int,
+                      seed: int, constrain_to_grid: bool, block_length: int = 32, steps_per_block: int = 16,
+                      **generate_kwargs) -> tuple[torch.Tensor, int]:
+        """`generate` of `max_new_tokens` rounded up to whole blocks, `steps_per_block` steps each, with
+        a generator seeded from `seed`, stopping at EOS (LLaDA pads answers with it). No cache: attention
+        goes both ways, so the prompt's keys and values change as the answer fills in. Counts the
+        positions sampled. `generate_kwargs` are causal generation's and do not apply."""
+        gen_length = -(-max_new_tokens // block_length) * block_length  # the sampler fills whole blocks
+        generator = torch.Generator(device=prompt_ids.device).manual_seed(seed)
+        eos = self.tokenizer.eos_token_id
+        sample = self.generate(prompt_ids, gen_length=gen_length, block_length=block_length,
+                               steps=gen_length // block_length * steps_per_block, temperature=temperature or 0.0,
+                               constrain_to_grid=constrain_to_grid, generator=generator,
+                               stop_token_ids=None if eos is None else [eos])
+        return until_eos(sample.tokens[0], eos), sample.sampled
 
     def forward(self, input_ids: torch.Tensor, prefix_embeds: torch.Tensor | None = None,
                 attention_mask: torch.Tensor | None = None, output_hidden_states: bool = False):

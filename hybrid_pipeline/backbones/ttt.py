@@ -36,7 +36,6 @@ from hybrid_pipeline.arc.text import grid_to_text, task_to_prompt
 from hybrid_pipeline.arc.views import stable_int, task_augmentations, task_rng
 
 ADAPTER_NAME = "ttt"  # the adapter's name in peft, beside any adapter the backbone already has
-IGNORE_INDEX = -100   # Hugging Face's label for "no loss here"
 
 
 @dataclass
@@ -222,20 +221,21 @@ def answer_tokens(tokenizer: Any, prompt: str, answer: str) -> tuple[list[int], 
 
 def answer_loss(backbone: Any, rows: list[tuple[list[int], list[int]]],
                 generator: torch.Generator | None = None) -> torch.Tensor:
-    """The LM loss on the answer tokens of `rows` (`answer_tokens`), right-padded into one batch
-    [B, T+A]: next-token cross-entropy for a causal backbone, the masked-diffusion loss (masking
-    drawn from `generator`) for a diffusion one. Gradients reach whatever in the backbone trains."""
-    width = max(len(p) + len(a) for p, a in rows)
+    """The backbone's own `answer_loss` (no prefix; causal: next-token cross-entropy, diffusion: the
+    masked-diffusion loss drawn from `generator`) on `rows` (`answer_tokens`): prompts left-padded
+    [B,T], answers right-padded [B,A]. Gradients reach whatever in the backbone trains."""
     pad = backbone.tokenizer.pad_token_id if backbone.tokenizer.pad_token_id is not None else 0
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    answer = torch.zeros_like(ids, dtype=torch.bool)
-    for i, (p, a) in enumerate(rows):
-        ids[i, :len(p) + len(a)] = torch.tensor(p + a)
-        mask[i, :len(p) + len(a)] = 1
-        answer[i, len(p):len(p) + len(a)] = True
-    ids, mask, answer = (t.to(backbone.device) for t in (ids, mask, answer))
-    if backbone.config.kind == "causal":
-        labels = ids.masked_fill(~answer, IGNORE_INDEX)
-        return backbone.forward_with_prefix(None, ids, mask, labels=labels).loss
-    return backbone.diffusion_loss(ids, answer_mask=answer, attention_mask=mask, generator=generator).loss
+
+    def padded(seqs: list[list[int]], left: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(map(len, seqs))
+        ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, seq in enumerate(seqs):
+            span = slice(width - len(seq), width) if left else slice(0, len(seq))
+            ids[i, span], mask[i, span] = torch.tensor(seq), 1
+        return ids.to(backbone.device), mask.to(backbone.device)
+
+    prompt_ids, prompt_mask = padded([p for p, _ in rows], left=True)
+    answer_ids, answer_mask = padded([a for _, a in rows], left=False)
+    return backbone.answer_loss(None, prompt_ids, prompt_mask, answer_ids, answer_mask, layout="prefix_first",
+                                generator=generator)
