@@ -37,7 +37,7 @@ import os
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,7 @@ if str(Path(__file__).resolve().parent) not in sys.path:  # experiments/ is not 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 from toy_tasks import TOY_RECIPE  # noqa: E402
 from unseen_tasks import (CANVAS, FAMILIES, N_HELDOUT_TASKS, N_TRAIN_TASKS, Method, MethodBudget,  # noqa: E402
-                          MethodResult, chance, family_tasks, write_challenges)
+                          MethodResult, chance, family_tasks, score, write_challenges)
 
 from hybrid_pipeline.arc.files import atomic_write_json  # noqa: E402
 from hybrid_pipeline.arc.tasks import Task  # noqa: E402
@@ -195,17 +195,6 @@ def load_method(spec: str) -> tuple[str, Method]:
 
 # --------------------------------------------------------------------------------------------------
 # one family, scoring, the table
-
-
-def score(result: MethodResult, heldout: list[Task]) -> MethodResult:
-    """`result` with `correct` from its predictions against the held-out test outputs (pass@1, exact)."""
-    if not result.predictions:
-        return result  # a method that scored itself
-    correct = {}
-    for task in heldout:
-        grid, expected = result.predictions.get(task.id), task.test[0].output
-        correct[task.id] = grid is not None and grid.shape == expected.shape and bool((grid == expected).all())
-    return replace(result, correct=correct)
 
 
 def run_family(family: str, args: dict[str, Any]) -> dict[str, Any]:

@@ -39,7 +39,7 @@ import math
 import sys
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -309,7 +309,7 @@ class MethodResult:
 
     A method sees no test output, so it answers through `predictions` (its one grid per held-out
     task, None for no answer) and leaves `correct` empty: the benchmark fills `correct` from them
-    (`bench_unseen.score`). A result with `correct` and no `predictions` is taken as it is.
+    (`score`). A result with `correct` and no `predictions` is taken as it is.
     """
 
     name: str
@@ -331,3 +331,14 @@ class MethodResult:
 
 # training tasks (with test outputs), held-out tasks (without), budget -> result
 Method = Callable[[list[Task], list[Task], MethodBudget], MethodResult]
+
+
+def score(result: MethodResult, heldout: Sequence[Task]) -> MethodResult:
+    """`result` with `correct` from its predictions against the held-out test outputs (pass@1, exact)."""
+    if not result.predictions:
+        return result  # a method that scored itself
+    correct = {}
+    for task in heldout:
+        grid, expected = result.predictions.get(task.id), task.test[0].output
+        correct[task.id] = grid is not None and grid.shape == expected.shape and bool((grid == expected).all())
+    return replace(result, correct=correct)

@@ -9,6 +9,10 @@ become attempt_1 and attempt_2. Ties keep the order of generation, so without au
 attempts are the greedy answer, then the first different sampled one. An answer that does not
 parse is a failed attempt, recorded with the parser's reason.
 
+With `ttt.steps` N > 0 (`--ttt-steps N`), every task is answered by the model with a LoRA adapter
+trained for N steps on that task's demonstrations alone, removed again before the next task
+(`hybrid_pipeline.backbones.ttt`); its losses and time go into the task's results line.
+
 The model is anything with `generate_answers` (`hybrid_pipeline.backbones.answer.AnswerModel`):
 `BackboneAnswerModel` there wraps a causal or diffusion backbone, tests plug in scripted models. The
 solver sees the task without its test outputs (`arc.views`); they are read only after a task's
@@ -43,15 +47,16 @@ from hybrid_pipeline.arc.text import AnswerParseError, parse_grid, task_to_promp
 from hybrid_pipeline.arc.views import View, plan_views, predict_under_views, stable_int, task_augmentations
 from hybrid_pipeline.arc.voting import Candidate, rank_of
 from hybrid_pipeline.arc.wording import plural
-from hybrid_pipeline.backbones.answer import MAX_ANSWER_TOKENS, AnswerModel, load_answer_model
+from hybrid_pipeline.backbones.answer import MAX_ANSWER_TOKENS, AnswerModel, adapted, load_answer_model
 from hybrid_pipeline.backbones.config import BackboneConfig, resolve_dtype
+from hybrid_pipeline.backbones.ttt import TTTConfig
 from hybrid_pipeline.config import config_from_dict, config_to_dict
-from hybrid_pipeline.runs import finish_run, kept_records, open_run
+from hybrid_pipeline.runs import finish_run, kept_records, open_run, warn_random_weights
 
 RESULTS, SUBMISSION, SUMMARY = "results.jsonl", "submission.json", "summary.json"
 # Settings that change what a run predicts: a resumed run must match them.
 RESUME_KEYS = ("data", "backbone", "attempts", "augment", "temperature", "max_new_tokens",
-               "constrain_to_grid", "diffusion_block_length", "diffusion_steps_per_block", "seed")
+               "constrain_to_grid", "diffusion_block_length", "diffusion_steps_per_block", "seed", "ttt")
 
 
 class BaselineError(ValueError):
@@ -74,6 +79,7 @@ class BaselineConfig:
     diffusion_block_length: int = 32
     diffusion_steps_per_block: int = 16       # 2 tokens committed per step at block length 32
     seed: int = 0
+    ttt: TTTConfig = field(default_factory=TTTConfig)  # test-time training per task; steps 0: none
     resume: bool = False                      # skip tasks already in results.jsonl
     overwrite: bool = False                   # replace the run in out_dir
 
@@ -124,7 +130,8 @@ def predict_task(model: AnswerModel, task: Task, config: BaselineConfig) -> list
 
     The views are `task_augmentations(task.id, config.augment + 1, config.seed)`; the answers to view
     v of test input i are sampled from seed `stable_int(f"{seed}/{task id}/{i}/{v}")`, so a resumed
-    run, or another `limit`, asks every prompt the same way.
+    run, or another `limit`, asks every prompt the same way. The model answers as it is: `run_baseline`
+    puts the task's test-time adapter on it first (`backbones.answer.adapted`).
     """
     views = plan_views([task], lambda t: task_augmentations(t.id, config.augment + 1, config.seed))
     answers = [0] * len(task.test)
@@ -204,6 +211,8 @@ def run_baseline(config: BaselineConfig, *, tasks: Sequence[Task] | None = None,
                                   reuse_prompt_cache=config.reuse_prompt_cache,
                                   diffusion_block_length=config.diffusion_block_length,
                                   diffusion_steps_per_block=config.diffusion_steps_per_block)
+    if getattr(model, "random_weights", False):  # said once the run is open, so a refusal stays one line
+        warn_random_weights([f"backbone {config.backbone.name_or_path}"], "pass --backbone PATH")
     todo = [t for t in tasks if t.id not in records]
     write_submission(out / SUBMISSION, _submission(records), tasks)
     bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc="baseline", unit="task", disable=not progress)
@@ -218,9 +227,12 @@ def run_baseline(config: BaselineConfig, *, tasks: Sequence[Task] | None = None,
         for task in todo:
             tokens_before = getattr(model, "tokens_generated", 0)
             start = time.perf_counter()
-            predictions = predict_task(model, task, config)
+            with adapted(model, task, config.ttt) as adapter:
+                predictions = predict_task(model, task, config)
             seconds = time.perf_counter() - start
             record = task_record(task, predictions, getattr(model, "tokens_generated", 0) - tokens_before, seconds)
+            if adapter is not None:
+                record["ttt"] = adapter.record()
             with loop.writing():
                 append_jsonl(out / RESULTS, record)
                 records[task.id] = record
@@ -254,7 +266,8 @@ def summarize(records: dict[str, dict[str, Any]], tasks: Sequence[Task], config:
         "backbone": getattr(model, "name", type(model).__name__), "kind": getattr(model, "kind", None),
         "random_weights": bool(getattr(model, "random_weights", False)),
         "attempts": config.attempts, "augment": config.augment, "temperature": config.temperature,
-        "max_new_tokens": config.answer_tokens,
+        "max_new_tokens": config.answer_tokens, "ttt_steps": config.ttt.steps,
+        "ttt_seconds": round(sum(r.get("ttt", {}).get("seconds", 0.0) for r in done), 3),
         "tasks": len(tasks), "finished_tasks": len(done), "test_outputs": sum(len(t.test) for t in tasks),
         "answers": sum(t["answers"] for t in tests),
         "parse_failures": sum(len(t["parse_failures"]) for t in tests),
@@ -293,7 +306,10 @@ def format_table(summary: dict[str, Any]) -> str:
     split = f":{summary['split']}" if summary.get("split") else ""
     kind = f", {summary['kind']}" if summary.get("kind") else ""
     lines.append(f"LLM-only baseline on {summary['dataset']}{split} (backbone {summary['backbone']}{kind}; "
-                 f"{plural(summary['attempts'], 'answer')} per prompt, {plural(summary['augment'], 'augmentation')})"
+                 f"{plural(summary['attempts'], 'answer')} per prompt, {plural(summary['augment'], 'augmentation')}"
+                 + (f", {plural(summary['ttt_steps'], 'test-time training step')} per task"
+                    if summary.get("ttt_steps") else "")
+                 + ")"
                  + (f"; interrupted after {plural(summary['finished_tasks'], 'task')}" if summary.get("interrupted")
                     else ""))
     scored = "task_score" in summary

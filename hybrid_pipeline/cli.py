@@ -260,24 +260,23 @@ def cmd_trm_eval(args: argparse.Namespace) -> int:
 
 def cmd_baseline(args: argparse.Namespace) -> int:
     from hybrid_pipeline.backbones.config import BackboneConfig
-    from hybrid_pipeline.backbones.tiny import TINY_NAMES
     from hybrid_pipeline.baseline import BaselineConfig, format_table, run_baseline
-    from hybrid_pipeline.runs import warn_random_weights
+    from hybrid_pipeline.backbones.ttt import TTTConfig
 
     kind = args.kind or ("diffusion" if args.backbone == "tiny-random-diffusion" else "causal")
     try:  # the configs check their values; a ValueError here is a bad flag
+        ttt = TTTConfig(steps=args.ttt_steps, lr=args.ttt_lr, rank=args.ttt_rank, alpha=2 * args.ttt_rank,
+                        augment=args.ttt_augment, seed=args.seed)
         backbone = BackboneConfig(kind=kind, name_or_path=args.backbone, dtype=args.dtype,
                                   load_in_4bit=args.load_in_4bit, load_in_8bit=args.load_in_8bit,
                                   trust_remote_code=args.trust_remote_code)
         config = BaselineConfig(data=args.data, out_dir=args.out, tasks=_task_patterns(args.tasks), limit=args.limit,
                                 backbone=backbone, attempts=args.attempts, augment=args.augment,
                                 temperature=args.temperature, max_new_tokens=args.max_new_tokens,
-                                seed=args.seed, resume=args.resume, overwrite=args.overwrite)
+                                seed=args.seed, ttt=ttt, resume=args.resume, overwrite=args.overwrite)
     except ValueError as e:
         raise UsageError(str(e)) from None
     tasks, recorded = _shard(args, lambda: _load(args), "baseline")
-    if args.backbone in TINY_NAMES:
-        warn_random_weights([f"backbone {args.backbone}"], "pass --backbone PATH")
     say_threads()
     with recorded:
         summary = run_baseline(config, tasks=tasks)
@@ -293,7 +292,6 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     from hybrid_pipeline.arc.errors import ARCDataError
     from hybrid_pipeline.arc.tasks import load_tasks, unmatched_problem
-    from hybrid_pipeline.runs import warn_random_weights
     from planner.build import PlanSetup, build_planner
     from planner.run import run_plan
 
@@ -318,8 +316,6 @@ def cmd_plan(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.data}: no task to run")
     tasks, recorded = _shard(args, lambda: loaded.tasks, "plan")
     planner, meta = build_planner(setup)
-    if meta["random_weights"]:
-        warn_random_weights(meta["random_weights"], "pass --backbone PATH, --trm DIR or --hybrid DIR")
     say_threads()
     meta["data"] = args.data
     with recorded:  # Ctrl-C and SIGTERM: the run writes its files, main() says so and exits 130 / 143
@@ -485,11 +481,8 @@ def _add_shard(p: argparse.ArgumentParser) -> None:
                    "K+N, K+2N, ... (from 1), so N machines split them; join the out dirs with `hybrid-arc merge`")
 
 
-def _add_ttt_steps(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--ttt-steps", type=_non_negative_int, default=0, metavar="N",
-                   help="test-time training: a task the TRM never trained on gets new puzzle-embedding rows "
-                        "(one per view), trained N steps on its demonstrations before it is predicted "
-                        "(default 0: the blank row); a setting of the run, which --resume must repeat")
+def _add_ttt_steps(p: argparse.ArgumentParser, help: str) -> None:
+    p.add_argument("--ttt-steps", type=_non_negative_int, default=0, metavar="N", help=help)
 
 
 def _int_at_least(low: int, expected: str) -> Callable[[str], int]:
@@ -527,7 +520,9 @@ def _add_model_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=_positive_int, default=64, help="views per forward pass: changes memory use, not results")
     p.add_argument("--views", type=_positive_int, help="augmentations voted per task (default: all trained)")
     _add_threads(p)
-    _add_ttt_steps(p)
+    _add_ttt_steps(p, "test-time training: a task the TRM never trained on gets new puzzle-embedding rows (one per "
+                      "view), trained N steps on its demonstrations before it is predicted (0: the blank row); a "
+                      "setting of the run, which --resume must repeat")
     _add_shard(p)
     _add_rerun(p, resume="continue the evaluation in --out (same checkpoint weights, views and --ttt-steps), "
                          "skipping the tasks it holds")
@@ -591,6 +586,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--load-in-8bit", action="store_true", help="quantise the backbone to 8 bits (bitsandbytes)")
     p.add_argument("--trust-remote-code", action="store_true", help="needed by LLaDA checkpoints")
     _add_threads(p)
+    _add_ttt_steps(p, "train a LoRA adapter on each task's demonstrations for N steps before answering it, "
+                      "then remove it (0: none)")
+    p.add_argument("--ttt-lr", type=float, default=1e-4, metavar="LR",
+                   help="test-time training learning rate (AdamW, constant)")
+    p.add_argument("--ttt-rank", type=_positive_int, default=8, metavar="R",
+                   help="LoRA rank of the test-time adapter (alpha is twice it)")
+    p.add_argument("--ttt-augment", type=_non_negative_int, default=0, metavar="K",
+                   help="random augmentations of the task trained on besides the original")
     _add_shard(p)
     p.add_argument("--out", required=True, help="output directory")
     _add_rerun(p)
@@ -604,7 +607,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backbone-kind", choices=("causal", "diffusion"), default="causal",
                    help="how --backbone generates: left to right, or by unmasking (LLaDA)")
     p.add_argument("--trm", metavar="DIR", help="TRM export from `hybrid-arc trm train` (default: untrained)")
-    _add_ttt_steps(p)
+    _add_ttt_steps(p, "test-time training steps per task (0: none): the trm proposer's new puzzle-embedding rows "
+                      "for a task it never trained on, and the llm proposer's LoRA adapter, trained on the task's "
+                      "demonstrations and removed after it")
     p.add_argument("--hybrid", metavar="DIR", help="hybrid export from joint training (default: untrained)")
     p.add_argument("--proposers", help="comma-separated: search, hybrid, llm, trm, program (default: search, "
                                        "and trm with --trm, hybrid with --hybrid, llm with --backbone)")

@@ -33,7 +33,9 @@ class PlanSetup:
     backbone: str = DEFAULT_BACKBONE
     backbone_kind: str = "causal"
     trm: str | None = None  # a TRM export dir (hybrid-arc trm train); None: an untrained TRM
-    ttt_steps: int = 0  # the trm proposer's test-time training steps for tasks it never trained on (trm.ttt)
+    # test-time training steps per task: the trm proposer's new puzzle rows for a task it never trained on
+    # (trm.ttt), the llm proposer's LoRA adapter (backbones.ttt); 0: none
+    ttt_steps: int = 0
     hybrid: str | None = None  # a hybrid export dir (joint training); None: untrained adapters and TRM
     attempts: int = 4  # per test input
     consistency_checks: bool = True  # leave-one-out and augmentation checks for the hybrid and LLM proposers
@@ -58,11 +60,16 @@ class PlanSetup:
             raise ValueError(f"backbone kind must be causal or diffusion, got {self.backbone_kind!r}")
         if self.attempts < 1:
             raise ValueError(f"attempts must be >= 1, got {self.attempts}")
-        self.ttt_config()  # checks the test-time training settings
+        self.trm_ttt_config()  # checks the test-time training settings
         self.search_config()  # checks the search settings
 
-    def ttt_config(self):
+    def trm_ttt_config(self):
         from hybrid_pipeline.trm.ttt import TTTConfig
+
+        return TTTConfig(steps=self.ttt_steps, seed=self.seed)
+
+    def llm_ttt_config(self):
+        from hybrid_pipeline.backbones.ttt import TTTConfig
 
         return TTTConfig(steps=self.ttt_steps, seed=self.seed)
 
@@ -96,13 +103,13 @@ def build_planner(setup: PlanSetup) -> tuple[ARCPlanner, dict[str, Any]]:
         if name == "search":
             built.append(P.SearchProposer(setup.search_config(), use_feedback=setup.search_feedback))
         elif name == "trm":
-            ttt = setup.ttt_config()
+            ttt = setup.trm_ttt_config()
             built.append(P.TRMProposer.from_checkpoint(setup.trm, ttt=ttt) if setup.trm
                          else P.TRMProposer.untrained(seed=setup.seed, ttt=ttt))
         elif name == "llm":
             from hybrid_pipeline.backbones.answer import BackboneAnswerModel
 
-            built.append(P.LLMProposer(BackboneAnswerModel(backbone)))
+            built.append(P.LLMProposer(BackboneAnswerModel(backbone), ttt=setup.llm_ttt_config()))
         elif name == "program":
             from hybrid_pipeline.backbones.answer import BackboneAnswerModel
 
@@ -114,8 +121,10 @@ def build_planner(setup: PlanSetup) -> tuple[ARCPlanner, dict[str, Any]]:
     meta = {"proposers": list(setup.proposers), "backbone": setup.backbone, "backbone_kind": setup.backbone_kind,
             "trm": setup.trm, "hybrid": setup.hybrid, "attempts_per_input": setup.attempts,
             "consistency_checks": setup.consistency_checks, "seed": setup.seed, "random_weights": random_parts}
-    if "trm" in setup.proposers and setup.ttt_steps:  # absent otherwise, as in runs made before the option
-        meta["trm_ttt"] = setup.ttt_config().to_dict()
+    if setup.ttt_steps:  # absent otherwise, as in runs made before the option
+        meta["ttt_steps"] = setup.ttt_steps
+        if "trm" in setup.proposers:
+            meta["trm_ttt"] = setup.trm_ttt_config().to_dict()
     if "search" in setup.proposers:
         meta["search"] = {"budget": setup.search_budget, "depth": setup.search_depth,
                           "seconds_cap": setup.search_seconds, "feedback": setup.search_feedback,

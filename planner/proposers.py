@@ -4,7 +4,8 @@
   distinct one (the TRM is deterministic, so feedback cannot change its prediction). With test-time
   training (`trm.ttt`), a task the TRM never trained on is adapted to its demonstrations first.
 - `LLMProposer`: the language model answers a prompt with every demonstration, the test input and
-  the earlier attempts with the verifier's feedback.
+  the earlier attempts with the verifier's feedback; with test-time training, through a LoRA adapter
+  trained on the task's demonstrations first.
 - `ProgramProposer`: the language model writes `transform(grid)`; the sandbox runs it on the train
   pairs (its score there is the candidate's consistency) and on the test input.
 - `HybridProposer`: the hybrid model's TRM grid, conditioned on the language model's reading.
@@ -204,25 +205,35 @@ class LLMProposer:
 
     Decoding is greedy: each retry's prompt differs (it carries the new feedback), so greedy
     answers differ too, and a run is reproducible without seeds.
+
+    With `ttt` (a `backbones.ttt.TTTConfig` with steps > 0) every answer about a task comes from the
+    model with a LoRA adapter trained on that task's demonstrations (`backbones.answer.adapted`):
+    trained on the first attempt and kept for the retries. `predict`, which the consistency checks
+    call with other demonstrations (one left out, or augmented), trains on the demonstrations it
+    is given, so a left-out pair is never learnt from: k + 3 more adapters per test input.
     """
 
     name = "llm"
 
-    def __init__(self, answer_model, *, max_new_tokens: int | None = None):
+    def __init__(self, answer_model, *, max_new_tokens: int | None = None, ttt=None):
         from hybrid_pipeline.backbones.answer import MAX_ANSWER_TOKENS
 
         self.model = answer_model
         self.max_new_tokens = max_new_tokens or MAX_ANSWER_TOKENS
+        self.ttt = ttt
         self.random_weights = bool(getattr(answer_model, "random_weights", False))
 
-    def _answer(self, prompt: str) -> str:
-        return self.model.generate_answers(prompt, 1, temperature=0.0, max_new_tokens=self.max_new_tokens,
-                                           seed=0)[0]
+    def _answer(self, task: Task, prompt: str) -> str:
+        from hybrid_pipeline.backbones.answer import adapted
+
+        with adapted(self.model, task, self.ttt):
+            return self.model.generate_answers(prompt, 1, temperature=0.0, max_new_tokens=self.max_new_tokens,
+                                               seed=0)[0]
 
     def propose(self, task: Task, test_index: int, history: Sequence[Attempt]) -> Proposal:
         from hybrid_pipeline.arc.text import AnswerParseError, parse_grid
 
-        text = self._answer(prompt_with_feedback(task, test_index, history))
+        text = self._answer(task, prompt_with_feedback(task, test_index, history))
         try:
             return Proposal(parse_grid(text), text=text)
         except AnswerParseError as e:
@@ -232,8 +243,9 @@ class LLMProposer:
         """The LM's greedy answer from these demonstrations; None when it is not a grid."""
         from hybrid_pipeline.arc.text import AnswerParseError, parse_grid, task_to_prompt
 
+        task = task_from_pairs(pairs, test_input)
         try:
-            return parse_grid(self._answer(task_to_prompt(task_from_pairs(pairs, test_input))))
+            return parse_grid(self._answer(task, task_to_prompt(task)))
         except AnswerParseError:
             return None
 

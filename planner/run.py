@@ -30,7 +30,7 @@ import numpy as np
 from hybrid_pipeline.arc.files import append_jsonl, atomic_write_json, atomic_write_text
 from hybrid_pipeline.arc.scoring import is_solved, score_submission, write_submission
 from hybrid_pipeline.arc.tasks import Task
-from hybrid_pipeline.runs import finish_run, kept_records, open_run
+from hybrid_pipeline.runs import finish_run, kept_records, open_run, warn_random_weights
 from planner.planner import ARCPlanner
 from planner.trace import TestInputResult
 
@@ -59,6 +59,8 @@ def run_plan(planner: ARCPlanner, tasks: Sequence[Task], out_dir: str | Path, *,
     results_path = out / RESULTS
     meta = dict(meta or {})
     continuing = open_run(out, run_settings(meta), resume=resume, overwrite=overwrite, results=RESULTS)
+    if meta.get("random_weights"):  # said once the run is open, so a refusal stays one line
+        warn_random_weights(meta["random_weights"], "pass --backbone PATH, --trm DIR or --hybrid DIR")
     records = kept_records(results_path, tasks, continuing)
     todo = [t for t in tasks if t.id not in records]
     bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc="plan", unit="task", disable=not progress)

@@ -32,8 +32,13 @@ EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
 def load_experiment(name: str):
     """experiments/<name>.py as a module. `experiments` is not a package (nothing imports it), so
-    tests that assert on a script's functions load it from its file path."""
-    spec = importlib.util.spec_from_file_location(name, EXPERIMENTS / f"{name}.py")
+    tests that assert on a script's functions load it from its file path; a script another script
+    already imported is that module (one module, one set of classes)."""
+    path = EXPERIMENTS / f"{name}.py"
+    loaded = sys.modules.get(name)
+    if loaded is not None and Path(getattr(loaded, "__file__", "")).resolve() == path:
+        return loaded
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
@@ -110,3 +115,4 @@ def signal_training(command, log, signum, *, steps=1):
     finally:
         child.kill()
     return child.returncode, err
+

@@ -29,7 +29,7 @@ import numpy as np
 from hybrid_pipeline.arc.files import creation_mode
 from hybrid_pipeline.arc.grids import (IDENTITY, Augmentation, encode_grid, random_offset,
                                        sample_augmentations)
-from hybrid_pipeline.arc.tasks import NUM_COLOURS, Task
+from hybrid_pipeline.arc.tasks import NUM_COLOURS, Task, leave_one_out
 from hybrid_pipeline.arc.text import grid_to_text, task_to_prompt
 from hybrid_pipeline.arc.views import task_augmentations
 
@@ -164,10 +164,9 @@ def text_rows(tasks: Sequence[Task], config: TextDataConfig = TextDataConfig()) 
             view = aug.apply_task(task)
             for i in range(len(view.test)):
                 add(view, i, aug)
-            if config.leave_one_out and len(view.train) > 1:
-                for i, held_out in enumerate(view.train):
-                    rest = view.train[:i] + view.train[i + 1:]
-                    add(Task(task.id, rest, (held_out,), task.source), 0, aug)
+            if config.leave_one_out:
+                for sub in leave_one_out(view):
+                    add(sub, 0, aug)
     return cols
 
 

@@ -103,6 +103,16 @@ class Task:
         }
 
 
+def leave_one_out(task: Task) -> list[Task]:
+    """Each demonstration k as the one test pair (output included) of a task made of the other
+    demonstrations, k in order; empty for a task with fewer than two demonstrations. What a solver
+    may learn from a task without reading its test outputs."""
+    if len(task.train) < 2:
+        return []
+    return [Task(task.id, task.train[:k] + task.train[k + 1:], (held_out,), task.source)
+            for k, held_out in enumerate(task.train)]
+
+
 def _grid_digest(grid: np.ndarray) -> str:
     data = f"{grid.shape[0]}x{grid.shape[1]}:".encode() + np.ascontiguousarray(grid, np.uint8).tobytes()
     return hashlib.sha256(data).hexdigest()[:32]

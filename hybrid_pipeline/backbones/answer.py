@@ -4,17 +4,23 @@
 model; `BackboneAnswerModel` is that protocol over a `CausalBackbone` or `DiffusionBackbone`, and
 tests plug in scripted models. `GridEndStop` ends causal generation once more tokens cannot change
 what `arc.text.parse_grid` reads, which is what keeps an untrained model from writing a whole canvas.
+`adapted(model, task, ttt)` puts a LoRA adapter trained on the task's demonstrations on a
+`BackboneAnswerModel` while it answers that task (`backbones.ttt`); with `ttt.steps` 0 it does nothing.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence
+import json
+from collections import OrderedDict
+from contextlib import contextmanager, nullcontext
+from typing import Any, ContextManager, Iterator, Protocol, Sequence
 
 import torch
 
-from hybrid_pipeline.arc.tasks import MAX_SIDE
+from hybrid_pipeline.arc.tasks import MAX_SIDE, Task
 from hybrid_pipeline.arc.text import DIGITS
 from hybrid_pipeline.backbones.config import BackboneConfig, BackboneLoadError
+from hybrid_pipeline.backbones.ttt import TaskAdapter, TTTConfig, fit_task_adapter
 
 # The largest answer: 30 rows of 30 digits and a newline, then EOS. With one token per character
 # (or fewer characters per token) no valid answer needs more tokens than this.
@@ -77,11 +83,15 @@ class BackboneAnswerModel:
     for comparison). Diffusion: no KV cache, as in LLaDA: attention goes both ways, so the prompt's
     keys and values change while the answer fills in and every step runs the whole sequence.
     `tokens_generated` counts new tokens (EOS included); for diffusion every filled position counts.
+    `adapted_to(task, ttt)` answers with a LoRA adapter trained on the task's demonstrations; the
+    last `keep_adapters` trained adapters are kept, so asking about the same task again (a retry, the
+    next test input) trains nothing new. `ttt_seconds` counts the time spent training them.
     """
 
     def __init__(self, backbone: Any, *, constrain_to_grid: bool = True, reuse_prompt_cache: bool = True,
                  stop_at_grid_end: bool = True, diffusion_block_length: int = 32,
-                 diffusion_steps_per_block: int = 16, generate_kwargs: dict[str, Any] | None = None):
+                 diffusion_steps_per_block: int = 16, generate_kwargs: dict[str, Any] | None = None,
+                 keep_adapters: int = 8):
         from hybrid_pipeline.backbones.causal import grid_alphabet_ids
 
         self.backbone = backbone
@@ -95,6 +105,9 @@ class BackboneAnswerModel:
         self.name = backbone.config.name_or_path
         self.kind = backbone.config.kind
         self.tokens_generated = 0
+        self.ttt_seconds = 0.0
+        self.keep_adapters = keep_adapters
+        self._adapters: OrderedDict[tuple[str, str, str], TaskAdapter] = OrderedDict()
         self._stop: dict[str, Any] = {}
         if constrain_to_grid:
             try:
@@ -116,6 +129,21 @@ class BackboneAnswerModel:
                 answers.append(self._continue(ids, cache, temperature if k else None, max_new_tokens, seed + k))
         return answers
 
+    @contextmanager
+    def adapted_to(self, task: Task, config: TTTConfig) -> Iterator[TaskAdapter]:
+        """Answers in the block come from the backbone with `task`'s adapter on it (trained now unless
+        kept from an earlier call about the same content and settings); yields the adapter."""
+        key = (task.id, json.dumps(task.to_json(with_solutions=False)), repr(config))  # pairs in order
+        adapter = self._adapters.pop(key, None)
+        if adapter is None:
+            adapter = fit_task_adapter(self.backbone, task, config)
+            self.ttt_seconds += adapter.seconds
+        self._adapters[key] = adapter
+        while len(self._adapters) > self.keep_adapters:
+            self._adapters.popitem(last=False)
+        with adapter.installed(self.backbone):
+            yield adapter
+
     def _continue(self, ids: torch.Tensor, cache: Any, temperature: float | None, max_new_tokens: int,
                   seed: int) -> str:
         """One answer after the prompt `ids` [1,T] (or its cache); greedy when temperature is None."""
@@ -125,6 +153,16 @@ class BackboneAnswerModel:
             steps_per_block=self.diffusion_steps_per_block, **self._stop, **self.generate_kwargs)
         self.tokens_generated += generated
         return self.tokenizer.decode(tokens, skip_special_tokens=True)
+
+
+def adapted(model: AnswerModel, task: Task, config: TTTConfig | None) -> ContextManager[TaskAdapter | None]:
+    """`model.adapted_to(task, config)`, or nothing when `config` is None or has 0 steps (the model
+    then answers as it is). A model that cannot train at test time is refused with a clear error."""
+    if config is None or config.steps == 0:
+        return nullcontext(None)
+    if not hasattr(model, "adapted_to"):
+        raise TypeError(f"{type(model).__name__} cannot train at test time (no adapted_to); set ttt steps to 0")
+    return model.adapted_to(task, config)
 
 
 def load_answer_model(backbone: BackboneConfig, **options: Any) -> BackboneAnswerModel:
