@@ -49,7 +49,7 @@ def run_tour(commands, tmp_path: Path) -> None:
         assert done.returncode == expected, f"{command}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
         if expected == 2:  # the problem is named on a line of its own that starts with the file
             files = [word for word in shlex.split(command) if word.endswith(".json")]
-            assert any(line.startswith(f"{files[0]}: task ") for line in done.stderr.splitlines()), done.stderr
+            assert any(line.startswith(f"error: {files[0]}: task ") for line in done.stderr.splitlines()), done.stderr
 
 
 def test_the_tour_has_commands_and_each_says_its_time():
