@@ -30,7 +30,7 @@ import torch
 from hybrid_pipeline.arc.files import atomic_write_json
 from hybrid_pipeline.arc.grids import GridDecodeError, decode_grid, encode_grid
 from hybrid_pipeline.arc.text import AnswerParseError, grid_to_text, parse_grid
-from hybrid_pipeline.backbones.base import until_eos
+from hybrid_pipeline.backbones.base import answer_token_ids, pad_token_rows, until_eos
 from hybrid_pipeline.trm.checkpoint import CheckpointError
 
 PROCESSOR_NAME = "processor_config.json"
@@ -62,22 +62,12 @@ class HybridProcessor:
             answers = [grid_to_text(g) for g in test_outputs]
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
-        def padded(rows: list[list[int]], left: bool) -> tuple[torch.Tensor, torch.Tensor]:
-            width = max(map(len, rows))
-            ids = torch.full((len(rows), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(rows), width), dtype=torch.long)
-            for i, row in enumerate(rows):
-                span = slice(width - len(row), width) if left else slice(0, len(row))
-                ids[i, span] = torch.tensor(row, dtype=torch.long)
-                mask[i, span] = 1
-            return ids, mask
-
         batch: dict[str, torch.Tensor] = {}
-        batch["prompt_ids"], batch["prompt_mask"] = padded([tokenizer(p)["input_ids"] for p in prompts], left=True)
+        batch["prompt_ids"], batch["prompt_mask"] = pad_token_rows([tokenizer(p)["input_ids"] for p in prompts], pad,
+                                                                   left=True)
         if answers is not None:
-            eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-            rows = [tokenizer(a, add_special_tokens=False)["input_ids"] + eos for a in answers]
-            batch["answer_ids"], batch["answer_mask"] = padded(rows, left=False)
+            batch["answer_ids"], batch["answer_mask"] = pad_token_rows(
+                [answer_token_ids(tokenizer, a) for a in answers], pad, left=False)
         batch["inputs"] = self._grid_tokens(test_inputs)
         if test_outputs is not None:
             batch["labels"] = self._grid_tokens(test_outputs)

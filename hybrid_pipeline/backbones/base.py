@@ -17,7 +17,9 @@ diffusion LM attends both ways, so its prompt states depend on the prefix: it ke
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -26,6 +28,25 @@ from hybrid_pipeline.backbones.config import BackboneConfig
 
 LAYOUTS = ("prompt_first", "prefix_first")
 IGNORE_INDEX = -100  # Hugging Face's label for "no loss here"
+
+
+def answer_token_ids(tokenizer: Any, answer: str) -> list[int]:
+    """An answer's ids as the LM learns to write it: no special tokens before, EOS after (so it learns to stop)."""
+    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    return tokenizer(answer, add_special_tokens=False)["input_ids"] + eos
+
+
+def pad_token_rows(rows: Sequence[Sequence[int]], pad: int, *, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token rows as one batch: ids [B,W] padded with `pad` on the left (prompts, so generation goes
+    on from the last column) or the right (answers), and the mask [B,W] of real tokens."""
+    width = max(map(len, rows))
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        span = slice(width - len(row), width) if left else slice(0, len(row))
+        ids[i, span] = torch.tensor(row, dtype=torch.long)
+        mask[i, span] = 1
+    return ids, mask
 
 
 def until_eos(tokens: torch.Tensor, eos: int | None) -> torch.Tensor:

@@ -34,6 +34,7 @@ from torch import nn
 from hybrid_pipeline.arc.tasks import Task, leave_one_out
 from hybrid_pipeline.arc.text import grid_to_text, task_to_prompt
 from hybrid_pipeline.arc.views import stable_int, task_augmentations, task_rng
+from hybrid_pipeline.backbones.base import answer_token_ids, pad_token_rows
 
 ADAPTER_NAME = "ttt"  # the adapter's name in peft, beside any adapter the backbone already has
 
@@ -215,8 +216,7 @@ def _adapter_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
 
 def answer_tokens(tokenizer: Any, prompt: str, answer: str) -> tuple[list[int], list[int]]:
     """Prompt ids (as generation encodes the prompt) and answer ids ending with EOS."""
-    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-    return tokenizer(prompt)["input_ids"], tokenizer(answer, add_special_tokens=False)["input_ids"] + eos
+    return tokenizer(prompt)["input_ids"], answer_token_ids(tokenizer, answer)
 
 
 def answer_loss(backbone: Any, rows: list[tuple[list[int], list[int]]],
@@ -225,17 +225,7 @@ def answer_loss(backbone: Any, rows: list[tuple[list[int], list[int]]],
     masked-diffusion loss drawn from `generator`) on `rows` (`answer_tokens`): prompts left-padded
     [B,T], answers right-padded [B,A]. Gradients reach whatever in the backbone trains."""
     pad = backbone.tokenizer.pad_token_id if backbone.tokenizer.pad_token_id is not None else 0
-
-    def padded(seqs: list[list[int]], left: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        width = max(map(len, seqs))
-        ids = torch.full((len(seqs), width), pad, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for i, seq in enumerate(seqs):
-            span = slice(width - len(seq), width) if left else slice(0, len(seq))
-            ids[i, span], mask[i, span] = torch.tensor(seq), 1
-        return ids.to(backbone.device), mask.to(backbone.device)
-
-    prompt_ids, prompt_mask = padded([p for p, _ in rows], left=True)
-    answer_ids, answer_mask = padded([a for _, a in rows], left=False)
+    prompt_ids, prompt_mask = (t.to(backbone.device) for t in pad_token_rows([p for p, _ in rows], pad, left=True))
+    answer_ids, answer_mask = (t.to(backbone.device) for t in pad_token_rows([a for _, a in rows], pad, left=False))
     return backbone.answer_loss(None, prompt_ids, prompt_mask, answer_ids, answer_mask, layout="prefix_first",
                                 generator=generator)
