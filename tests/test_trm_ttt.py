@@ -24,7 +24,7 @@ from hybrid_pipeline.trm.checkpoint import save_export
 from hybrid_pipeline.trm.config import TRMConfig
 from hybrid_pipeline.trm.evaluate import vote_predictions
 from hybrid_pipeline.trm.model import TRM
-from hybrid_pipeline.trm.ttt import TTTConfig, adapt, mean_row, views_per_task, vote_with_ttt
+from hybrid_pipeline.trm.ttt import TTTConfig, adapt, mean_row, vote_with_ttt
 
 CANVAS = 8
 TRAINED_IDS = ["0d3d703e", "25ff71a9"]  # bundled ARC-AGI-1 training tasks with small grids
@@ -70,7 +70,7 @@ def test_new_rows_start_at_the_mean_of_the_trained_rows_one_per_view(model_and_p
     model, plan = model_and_plan
     adapted = adapt(model, plan, flip_task("new", 5), TTTConfig(steps=0), canvas=CANVAS)
     rows = adapted.model.puzzle_emb.weight
-    assert views_per_task(plan) == 3 and rows.shape == (4, 32)
+    assert plan.views_per_task == 3 and rows.shape == (4, 32)
     assert torch.equal(rows[0], model.puzzle_emb.weight[0])  # the blank row
     expected = model.puzzle_emb.weight[1:].mean(0)
     assert torch.allclose(mean_row(model, plan), expected)

@@ -91,12 +91,20 @@ class AugmentationPlan:
 
     def for_task(self, task_id: str) -> list[tuple[int, Augmentation]]:
         """(puzzle id, augmentation) pairs of a task; empty if the plan does not know it."""
+        return self._by_task().get(task_id, [])
+
+    @property
+    def views_per_task(self) -> int:
+        """How many views the plan's tasks have (the most any has; 1 for a plan without tasks)."""
+        return max(map(len, self._by_task().values()), default=1)
+
+    def _by_task(self) -> dict[str, list[tuple[int, Augmentation]]]:
         if not hasattr(self, "_index"):
             self._index: dict[str, list[tuple[int, Augmentation]]] = {}
             for i, name in enumerate(self.names[1:], 1):
                 tid, _, aug = name.rpartition("/")
                 self._index.setdefault(tid, []).append((i, Augmentation.from_name(aug)))
-        return self._index.get(task_id, [])
+        return self._index
 
 
 def trm_rows(tasks: Sequence[Task], config: TRMDataConfig = TRMDataConfig(),

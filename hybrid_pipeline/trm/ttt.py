@@ -95,15 +95,6 @@ def trained_row_ids(plan: AugmentationPlan) -> list[int]:
     return [i for i, name in enumerate(plan.names) if name != BLANK_PUZZLE]
 
 
-def views_per_task(plan: AugmentationPlan) -> int:
-    """How many views the plan's tasks have (the most any has; 1 for a plan without tasks)."""
-    counts: dict[str, int] = {}
-    for name in plan.names[1:]:
-        task_id = name.rpartition("/")[0]
-        counts[task_id] = counts.get(task_id, 0) + 1
-    return max(counts.values(), default=1)
-
-
 def mean_row(model: TRM, plan: AugmentationPlan) -> torch.Tensor:
     """(dim,) the mean of the trained rows; the blank row when the plan has none."""
     table = model.puzzle_emb.weight
@@ -127,7 +118,7 @@ def adapt(model: TRM, plan: AugmentationPlan, task: Task, config: TTTConfig, *, 
     if model.puzzle_emb is None:
         raise ValueError("test-time training needs a TRM with a puzzle-embedding table (puzzle_emb_ndim > 0)")
     task = task.without_solutions()
-    views = config.views or views_per_task(plan)
+    views = config.views or plan.views_per_task
     augmentations = task_augmentations(task.id, views, config.seed)
     task_plan = AugmentationPlan([BLANK_PUZZLE] + [f"{task.id}/{aug.name}" for aug in augmentations])
 
