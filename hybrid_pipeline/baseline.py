@@ -57,6 +57,8 @@ RESULTS, SUBMISSION, SUMMARY = "results.jsonl", "submission.json", "summary.json
 # Settings that change what a run predicts: a resumed run must match them.
 RESUME_KEYS = ("data", "backbone", "attempts", "augment", "temperature", "max_new_tokens",
                "constrain_to_grid", "diffusion_block_length", "diffusion_steps_per_block", "seed", "ttt")
+# Settings added since older runs were recorded, with the value those runs ran with: no test-time training.
+IMPLIED_BY_OLDER_RUNS = {"ttt": json.loads(json.dumps(config_to_dict(TTTConfig())))}
 
 
 class BaselineError(ValueError):
@@ -204,7 +206,7 @@ def run_baseline(config: BaselineConfig, *, tasks: Sequence[Task] | None = None,
         tasks = load_tasks(config.data, ids=ids, limit=config.limit).raise_if_problems().tasks
     out = Path(config.out_dir)
     continuing = open_run(out, _settings(config), resume=config.resume, overwrite=config.overwrite,
-                          results=RESULTS, compare=RESUME_KEYS)
+                          results=RESULTS, compare=RESUME_KEYS, implied=IMPLIED_BY_OLDER_RUNS)
     records = kept_records(out / RESULTS, tasks, continuing)
     if model is None:
         model = load_answer_model(config.backbone, constrain_to_grid=config.constrain_to_grid,

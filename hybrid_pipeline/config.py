@@ -65,6 +65,19 @@ def flat_settings(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def with_implied(saved: dict[str, Any], implied: dict[str, Any]) -> dict[str, Any]:
+    """`saved` settings with the keys it lacks taken from `implied` (nested alike): what a run recorded
+    before a setting existed, completed with the value it ran with, so that resuming it compares like
+    with like."""
+    filled = dict(saved)
+    for key, value in implied.items():
+        if key not in filled:
+            filled[key] = value
+        elif isinstance(value, dict) and isinstance(filled[key], dict):
+            filled[key] = with_implied(filled[key], value)
+    return filled
+
+
 def changed_settings(before: dict[str, Any], now: dict[str, Any], free: Sequence[str] = ()) -> list[str]:
     """Each setting that differs between two runs, as "key old -> new" (dotted keys, in the order
     `now` gives them, then those only `before` had); keys whose first part is in `free` may change."""

@@ -82,7 +82,7 @@ from hybrid_pipeline.arc.text import INPUT_MARKER, TEST_MARKER, parse_grid, task
 from hybrid_pipeline.arc.wording import plural
 from hybrid_pipeline.arc.views import View, plan_views, predict_under_views, task_augmentations, vote_views
 from hybrid_pipeline.config import ConfigError, config_to_dict
-from hybrid_pipeline.hybrid import HybridConfig, HybridModel
+from hybrid_pipeline.hybrid import LAYOUT_OF_OLD_CHECKPOINTS, HybridConfig, HybridModel
 from hybrid_pipeline.runs import warn_random_weights
 from hybrid_pipeline.training import TrainResult, batch_rows, process_share, run_training
 from hybrid_pipeline.trm.checkpoint import CheckpointError, write_dir_atomically
@@ -324,6 +324,10 @@ RESUME_FREE_KEYS = training.RESUME_FREE_KEYS + ("eval_augmentations", "eval_batc
                                                 "log_with")
 
 
+# Settings added since older runs were recorded, with the value those runs ran with.
+IMPLIED_BY_OLDER_RUNS = {"model": {"layout": LAYOUT_OF_OLD_CHECKPOINTS}}
+
+
 def train_joint(config: JointTrainConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True,
                 stop_after: int | None = None) -> TrainResult:
     """Train (or resume) the hybrid on the one training loop (`hybrid_pipeline.training`); returns
@@ -341,7 +345,7 @@ def train_joint(config: JointTrainConfig, *, resume: bool = False, overwrite: bo
     export (tests use it to simulate a kill between checkpoints).
     """
     return run_training(JointTrainer(config, progress=progress), config, free=RESUME_FREE_KEYS, resume=resume, overwrite=overwrite,
-                        progress=progress, stop_after=stop_after)
+                        progress=progress, stop_after=stop_after, implied=IMPLIED_BY_OLDER_RUNS)
 
 
 def checkpoint_keys(model: HybridModel) -> set[str]:

@@ -42,7 +42,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from hybrid_pipeline.arc.files import atomic_write_json, atomic_write_text, read_jsonl
 from hybrid_pipeline.arc.wording import plural
-from hybrid_pipeline.config import changed_settings
+from hybrid_pipeline.config import changed_settings, with_implied
 
 RUN_FILE = "run.json"
 SHARD_KEYS = ("shard", "shard_of")  # what `in_shard` adds to a run's settings
@@ -302,10 +302,11 @@ def warn_random_weights(parts: Sequence[str], instead: str) -> None:
 
 def open_run(out_dir: str | Path, settings: dict[str, Any], *, resume: bool, overwrite: bool = False,
              results: str = "results.jsonl", compare: Iterable[str] | None = None,
-             say: Callable[[str], None] = _warn) -> bool:
+             implied: dict[str, Any] | None = None, say: Callable[[str], None] = _warn) -> bool:
     """Make `out_dir` ready for a run with `settings` and record them (with the shard, inside
     `in_shard`); True when it continues the results already there. `compare`: the settings that
-    change results (default: all of them; the shard always).
+    change results (default: all of them; the shard always); `implied`: the value of each setting
+    added since older runs, which those runs ran with (`config.with_implied`).
     Raises RunError (one line) for a fresh run over results without `overwrite`, or a resume with
     other settings."""
     out = Path(out_dir)
@@ -326,7 +327,7 @@ def open_run(out_dir: str | Path, settings: dict[str, Any], *, resume: bool, ove
     if resume and not continuing:
         say(f"nothing to resume in {out}: starting a fresh run")
     if continuing:
-        _check_settings(out, current, compare, say)
+        _check_settings(out, current, compare, implied or {}, say)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / RUN_FILE, {"settings": current, **machine(), "versions": versions(),
                                        "git_commit": git_commit()}, indent=2)
@@ -341,7 +342,7 @@ def kept_records(results_path: str | Path, tasks: Iterable[Any], continuing: boo
     return {r["task_id"]: r for r in read_jsonl(results_path) if r.get("task_id") in wanted}
 
 
-def _check_settings(out: Path, current: dict[str, Any], compare: Iterable[str] | None,
+def _check_settings(out: Path, current: dict[str, Any], compare: Iterable[str] | None, implied: dict[str, Any],
                     say: Callable[[str], None]) -> None:
     path = out / RUN_FILE
     if not path.exists():
@@ -349,7 +350,7 @@ def _check_settings(out: Path, current: dict[str, Any], compare: Iterable[str] |
         return
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))
-        before = saved["settings"]
+        before = with_implied(saved["settings"], implied)
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise RunError(f"{path}: cannot read the settings of the run to resume ({e}); choose another --out") from None
     if compare is not None:

@@ -47,7 +47,7 @@ from typing import Any, Callable, Protocol, Sequence
 import numpy as np
 
 from hybrid_pipeline.arc.files import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
-from hybrid_pipeline.config import ConfigError, changed_settings, config_to_dict, flat_settings
+from hybrid_pipeline.config import ConfigError, changed_settings, config_to_dict, flat_settings, with_implied
 from hybrid_pipeline.runs import HeldSignals, RunError, Terminated, machine, stop_exception
 
 LATEST_NAME = "latest.json"  # checkpoints/latest.json: {"name": "step-NNNNNNN", "step": N}
@@ -162,9 +162,12 @@ def loop_state(checkpoint: Path) -> dict[str, Any]:
 
 
 def check_out_dir(out_dir: Path, settings: dict[str, Any], free: Sequence[str], *, resume: bool,
-                  overwrite: bool, state_name: str = LOOP_STATE_NAME) -> tuple[Path | None, bool]:
+                  overwrite: bool, state_name: str = LOOP_STATE_NAME,
+                  implied: dict[str, Any] | None = None) -> tuple[Path | None, bool]:
     """(the checkpoint to resume from, whether the run files there are to be removed first), after
-    refusing what `run_training` refuses (see the module's docstring). Reads files, writes none."""
+    refusing what `run_training` refuses (see the module's docstring). `implied`: the value of each
+    setting added since older runs, which those runs ran with (`config.with_implied`). Reads files,
+    writes none."""
     if resume and overwrite:
         raise RunError("--resume continues the run in out_dir and --overwrite replaces it: pass one of them")
     checkpoint = latest_checkpoint(out_dir, state_name)
@@ -183,7 +186,7 @@ def check_out_dir(out_dir: Path, settings: dict[str, Any], free: Sequence[str], 
         saved = json.loads(saved_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise RunError(f"{saved_path}: cannot read the settings of the run to resume ({e})") from None
-    changed = changed_settings(saved, settings, free)
+    changed = changed_settings(with_implied(saved, implied or {}), settings, free)
     if changed:
         raise RunError(f"{out_dir}: cannot resume with other settings than the run there "
                        f"({'; '.join(changed)}); resume with the same values or use a new out_dir")
@@ -216,14 +219,15 @@ def cut_log(path: Path, step: int, *, keep_step: bool) -> list[dict[str, Any]]:
 
 def run_training(trainer: Trainer, config: LoopConfig, *, free: Sequence[str] = RESUME_FREE_KEYS,
                  resume: bool = False, overwrite: bool = False, progress: bool = True,
-                 stop_after: int | None = None) -> TrainResult:
+                 stop_after: int | None = None, implied: dict[str, Any] | None = None) -> TrainResult:
     """Train with `trainer` under `config`'s cadence (see the module's docstring); `free`: the
-    settings a resume may change. `stop_after` ends the call after that many steps, without the
+    settings a resume may change; `implied`: what older runs ran with for settings they did not
+    record (`check_out_dir`). `stop_after` ends the call after that many steps, without the
     final export: tests use it for a kill between checkpoints."""
     out_dir = Path(config.out_dir)
     settings = json.loads(json.dumps(config_to_dict(config)))  # as the file holds them: tuples are lists
     checkpoint, remove = check_out_dir(out_dir, settings, free, resume=resume, overwrite=overwrite,
-                                       state_name=trainer.state_name)
+                                       state_name=trainer.state_name, implied=implied)
     run = _Run(trainer, config, settings, checkpoint, progress)
     try:
         if run.main and resume and checkpoint is None:

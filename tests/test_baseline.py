@@ -18,6 +18,7 @@ from hybrid_pipeline.arc.tasks import load_tasks
 from hybrid_pipeline.arc.text import grid_to_text, parse_grid, task_to_prompt
 from hybrid_pipeline.arc.views import task_augmentations
 from hybrid_pipeline.backbones import BackboneConfig, BackboneLoadError
+from hybrid_pipeline.backbones.ttt import TTTConfig
 from hybrid_pipeline.baseline import BaselineConfig, BaselineError, format_table, run_baseline
 from hybrid_pipeline.runs import RunError
 
@@ -126,6 +127,22 @@ def test_resume_skips_finished_tasks_and_refuses_to_overwrite(tmp_path):
     assert [r["task_id"] for r in read_jsonl(tmp_path / "results.jsonl")] == [t.id for t in tasks]
     assert summary["tasks"] == 3 and summary["task_score"] == 1.0  # resumed records count too
     assert score_submission(read_submission(tmp_path / "submission.json", tasks), tasks).task_score == 1.0
+
+
+def test_a_run_recorded_before_test_time_training_existed_resumes_without_it(tmp_path):
+    tasks = selected(limit=2)
+    model = ScriptedModel(solutions_table(tasks))
+    run_baseline(BaselineConfig(data=DATA, limit=1, out_dir=str(tmp_path)), model=model, progress=False)
+    run_file = tmp_path / "run.json"
+    older = json.loads(run_file.read_text())
+    del older["settings"]["ttt"]  # what a run written before `ttt` existed recorded
+    run_file.write_text(json.dumps(older))
+    with pytest.raises(RunError, match="ttt.steps 0 -> 4"):
+        run_baseline(BaselineConfig(data=DATA, limit=2, out_dir=str(tmp_path), resume=True, ttt=TTTConfig(steps=4)),
+                     model=model, progress=False)
+    summary = run_baseline(BaselineConfig(data=DATA, limit=2, out_dir=str(tmp_path), resume=True), model=model,
+                           progress=False)
+    assert summary["tasks"] == 2 and summary["task_score"] == 1.0
 
 
 def test_stripped_solutions_give_the_same_prompts_and_submission(tmp_path):

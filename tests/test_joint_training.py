@@ -331,6 +331,16 @@ def test_joint_train_on_the_command_line_refuses_overwrites_and_resumes(trained,
     assert [json.loads(line)["step"] for line in (out / "train_log.jsonl").read_text().splitlines()] == [1, 2, 3]
     HybridModel.from_pretrained(out / "final")
 
+    # A run recorded before `model.layout` existed was trained prefix_first: resumed as such, not refused for the gap.
+    saved = json.loads((out / "train_config.json").read_text())
+    del saved["model"]["layout"]
+    (out / "train_config.json").write_text(json.dumps(saved))
+    assert main([*args, "--resume", "max_steps=3", "log_every=1", "checkpoint_every=3"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"error: {out}: cannot resume with other settings than the run there (model.layout 'prefix_first' -> "
+        "'prompt_first'); resume with the same values or use a new out_dir")
+    assert main([*args, "--resume", "max_steps=3", "log_every=1", "checkpoint_every=3", "model.layout=prefix_first"]) == 0
+
 
 def test_sigterm_to_joint_train_checkpoints_the_step_and_a_resume_reaches_the_uninterrupted_weights(trained, tmp_path):
     """A real SIGTERM to `hybrid-arc joint train`: exit 143 with a checkpoint of the step it stopped
