@@ -81,7 +81,7 @@ def staged_step(model, batch, optimizer, generator, states=None) -> dict[str, fl
     import torch
     import torch.nn.functional as F
 
-    from hybrid_pipeline.hybrid import exactly_right
+    from hybrid_pipeline.trm.losses import exactly_right
     from hybrid_pipeline.trm import act_loss
 
     cfg, t = model.config, {}
