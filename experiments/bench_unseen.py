@@ -7,8 +7,11 @@ trained on. Methods, side by side, each with the CPU seconds (`time.process_time
 
 - `blank`: the blank row 0, no adaptation (what `trm eval` does for an unseen task);
 - `mean`: new rows at the mean of the trained rows, no training (test-time training for 0 steps);
+- `nearest`: per view, the trained row (of `--ttt-candidates` drawn per task) under which the network
+  fits the task's demonstrations best, no training: retrieval of a known task's row;
 - `ttt`: test-time training (`hybrid_pipeline.trm.ttt`): the mean rows trained on the task's
   demonstrations for `--ttt-steps` steps, then voted over the views;
+- `ttt_nearest`: the same, starting from the `nearest` rows;
 - `ttt_net`: the same, with (a copy of) the network fine-tuned too, at `--ttt-network-lr`;
 - `paper`: the held-out tasks' demonstrations join the training data (as `trm train` does with its
   evaluation data: demonstrations train their rows, test outputs never), so their rows are trained;
@@ -16,7 +19,7 @@ trained on. Methods, side by side, each with the CPU seconds (`time.process_time
 - further methods plug in by `--method NAME=MODULE:FUNCTION` (a `unseen_tasks.Method`: training
   tasks, held-out tasks without test outputs, a `MethodBudget` -> a `MethodResult`), e.g. the hybrid.
 
-`blank`, `mean`, `ttt` and `ttt_net` share one training run per family (each row reports its CPU seconds).
+`blank`, `mean`, `nearest`, `ttt`, `ttt_nearest` and `ttt_net` share one training run per family (each row reports its CPU seconds).
 Every method answers once per task (pass@1: the top-voted grid); the table gives exact accuracy on
 the held-out tasks with its standard error, and each family's chance level (`unseen_tasks.chance`).
 
@@ -72,6 +75,7 @@ class TTTSettings:
     views: int = 4
     network_lr: float = 1e-3  # ttt_net's; ttt trains the rows only
     batch_size: int | None = None
+    candidates: int = 32  # trained rows tried per task by nearest and ttt_nearest
 
 
 # --------------------------------------------------------------------------------------------------
@@ -132,42 +136,46 @@ def _answers(box, tasks: list[Task]) -> dict[str, np.ndarray | None]:
     return answers
 
 
+ADAPTATIONS = {  # method -> (where the rows start, whether they train, whether the network trains)
+    "mean": ("mean", False, False), "nearest": ("nearest", False, False), "ttt": ("mean", True, False),
+    "ttt_nearest": ("nearest", True, False), "ttt_net": ("mean", True, True)}
+
+
 def _trm_method(name: str, *, adaptation: str, ttt: TTTSettings = TTTSettings(),
                 overrides: tuple[str, ...] = ()) -> Method:
     """A method that trains the family's TRM, then answers each held-out task by `adaptation`:
-    "blank" (row 0), "mean" (mean rows, no training), "ttt" (rows), "ttt_net" (rows and network),
-    or "trained" (the paper's route)."""
+    "blank" (row 0), "trained" (the paper's route: the rows trained with the network), or one of
+    `ADAPTATIONS` (new rows per task and view, `hybrid_pipeline.trm.ttt.adapt`)."""
 
     def run(train: list[Task], heldout: list[Task], budget: MethodBudget) -> MethodResult:
         from hybrid_pipeline.trm.checkpoint import load_trm
         from hybrid_pipeline.trm.evaluate import vote_predictions
-        from hybrid_pipeline.trm.ttt import TTTConfig, adapt, vote_with_ttt
+        from hybrid_pipeline.trm.ttt import TTTConfig, adapt
 
         joint = adaptation == "trained"
         final, train_cpu = train_family_trm(train, heldout if joint else None, budget,
                                             "paper" if joint else "trm", overrides)
         model, plan = load_trm(final)
         started = time.process_time()
-        tuned = adaptation in ("ttt", "ttt_net")
-        config = TTTConfig(steps=budget.test_steps if tuned else 0, lr=ttt.lr, views=ttt.views,
-                           network_lr=ttt.network_lr if adaptation == "ttt_net" else None,
-                           batch_size=ttt.batch_size, seed=budget.seed)
-        if adaptation == "mean":
+        if adaptation in ADAPTATIONS:
+            init, tuned, network = ADAPTATIONS[adaptation]
+            config = TTTConfig(steps=budget.test_steps if tuned else 0, lr=ttt.lr, views=ttt.views,
+                               network_lr=ttt.network_lr if network else None, batch_size=ttt.batch_size,
+                               seed=budget.seed, init=init, candidates=ttt.candidates)
             answers = {}
             for task in heldout:
                 adapted = adapt(model, plan, task, config, canvas=CANVAS)
                 answers |= _answers(vote_predictions(adapted.model, [task], adapted.plan, canvas=CANVAS), [task])
-        elif tuned:
-            answers = {}
-            for task in heldout:
-                answers |= _answers(vote_with_ttt(model, [task], plan, config, canvas=CANVAS), [task])
         else:  # blank: the plan has no rows for the task; trained: it has
             if joint:
                 assert all(plan.for_task(t.id) for t in heldout)
             answers = _answers(vote_predictions(model, heldout, plan, canvas=CANVAS), heldout)
         test_cpu = (time.process_time() - started) / max(len(heldout), 1)
-        notes = {"blank": "blank row 0, identity view", "mean": f"{config.views} views at the mean row",
-                 "ttt": f"{budget.test_steps} steps, lr {ttt.lr}, {ttt.views} views, rows only",
+        start = f"{ttt.views} views at the {{}} of {ttt.candidates} trained rows"
+        notes = {"blank": "blank row 0, identity view", "mean": f"{ttt.views} views at the mean row",
+                 "nearest": start.format("best fit"),
+                 "ttt": f"{budget.test_steps} steps, lr {ttt.lr}, {ttt.views} views from the mean row",
+                 "ttt_nearest": f"{budget.test_steps} steps, lr {ttt.lr}, " + start.format("best fit"),
                  "ttt_net": f"{budget.test_steps} steps, lr {ttt.lr}, {ttt.views} views, network lr {ttt.network_lr}",
                  "trained": "held-out demonstrations in training (2nd run)"}[adaptation]
         return MethodResult(name, {}, train_cpu, test_cpu, notes=notes, predictions=answers)
@@ -181,7 +189,7 @@ def methods(ttt: TTTSettings, overrides: tuple[str, ...] = ()) -> dict[str, Meth
             for name in REGISTRY}
 
 
-REGISTRY = ("blank", "mean", "ttt", "ttt_net", "paper")
+REGISTRY = ("blank", "mean", "nearest", "ttt", "ttt_nearest", "ttt_net", "paper")
 
 
 def load_method(spec: str) -> tuple[str, Method]:
@@ -254,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ttt-views", type=int, default=TTTSettings.views)
     parser.add_argument("--ttt-network-lr", type=float, default=TTTSettings.network_lr,
                         help="ttt_net's lr for (a copy of) the network")
+    parser.add_argument("--ttt-candidates", type=int, default=TTTSettings.candidates,
+                        help="trained rows nearest and ttt_nearest try per task")
     parser.add_argument("--quick", action="store_true", help=f"a smoke test: {QUICK}, unless given explicitly")
     parser.add_argument("--jobs", type=int, default=2, help="families run in this many processes")
     parser.add_argument("--seed", type=int, default=0)
@@ -278,7 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = {"reuse": args.reuse, "train_tasks": args.train_tasks, "heldout_tasks": args.heldout_tasks, "train_steps": args.train_steps,
                 "ttt_steps": args.ttt_steps, "seed": args.seed, "quick": args.quick, "out": args.out,
                 "methods": chosen, "plugins": args.method, "overrides": args.overrides,
-                "ttt": asdict(TTTSettings(args.ttt_lr, args.ttt_views, args.ttt_network_lr))}
+                "ttt": asdict(TTTSettings(args.ttt_lr, args.ttt_views, args.ttt_network_lr,
+                                            candidates=args.ttt_candidates))}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     wall = time.perf_counter()

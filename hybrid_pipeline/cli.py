@@ -241,11 +241,12 @@ def cmd_trm_eval(args: argparse.Namespace) -> int:
     with recorded:
         summary = evaluate_checkpoint(args.checkpoint, tasks, args.out, data_label=args.data,
                                       batch_size=args.batch_size, max_augmentations=args.views,
-                                      ttt=TTTConfig(steps=args.ttt_steps), resume=args.resume, overwrite=args.overwrite)
+                                      ttt=TTTConfig(steps=args.ttt_steps, init=args.ttt_init), resume=args.resume,
+                                      overwrite=args.overwrite)
     print(f"wrote {args.out}/submission.json, results.jsonl, summary.json for {plural(summary['tasks'], 'task')}"
           + (f" ({summary['skipped_too_large']} too large for the model's canvas)" if summary["skipped_too_large"] else "")
           + (f"; {summary['unseen_in_training']} never seen in training ("
-             + (f"adapted for {args.ttt_steps} steps" if args.ttt_steps else "blank puzzle embedding") + ")"
+             + (_ttt_words(args.ttt_steps, args.ttt_init) or "blank puzzle embedding") + ")"
              if summary["unseen_in_training"] else ""))
     if "task_score" in summary:
         print(f"{args.data}: per-task pass@2 {100 * summary['task_score']:.2f}%, "
@@ -298,7 +299,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     try:
         setup = PlanSetup(proposers=tuple(args.proposers.split(",")) if args.proposers else None,
                           backbone=args.backbone, backbone_kind=args.backbone_kind, trm=args.trm,
-                          hybrid=args.hybrid, attempts=args.attempts, ttt_steps=args.ttt_steps,
+                          hybrid=args.hybrid, attempts=args.attempts, ttt_steps=args.ttt_steps, ttt_init=args.ttt_init,
                           consistency_checks=not args.no_consistency_checks, seed=args.seed,
                           search_budget=args.search_budget, search_depth=args.search_depth,
                           search_seconds=args.search_seconds, search_feedback=not args.no_search_feedback,
@@ -485,6 +486,20 @@ def _add_ttt_steps(p: argparse.ArgumentParser, help: str) -> None:
     p.add_argument("--ttt-steps", type=_non_negative_int, default=0, metavar="N", help=help)
 
 
+def _add_ttt_init(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ttt-init", choices=("mean", "nearest"), default="mean",
+                   help="where a task's new puzzle-embedding rows start: the mean of the trained rows, or per view "
+                        "the trained row (of 32 drawn per task) under which the TRM fits the task's demonstrations "
+                        "best; nearest adapts even with --ttt-steps 0 (it then trains nothing)")
+
+
+def _ttt_words(steps: int, init: str) -> str:
+    """How unseen tasks were adapted, for a closing line; empty when they were not."""
+    start = "rows from the nearest trained rows" if init == "nearest" else ""
+    trained = f"adapted for {plural(steps, 'step')}" if steps else ""
+    return ", ".join(w for w in (start, trained) if w)
+
+
 def _int_at_least(low: int, expected: str) -> Callable[[str], int]:
     """An argparse type: an integer >= `low`, else "expected <expected>, got ..."."""
 
@@ -523,6 +538,7 @@ def _add_model_commands(commands: argparse._SubParsersAction) -> None:
     _add_ttt_steps(p, "test-time training: a task the TRM never trained on gets new puzzle-embedding rows (one per "
                       "view), trained N steps on its demonstrations before it is predicted (0: the blank row); a "
                       "setting of the run, which --resume must repeat")
+    _add_ttt_init(p)
     _add_shard(p)
     _add_rerun(p, resume="continue the evaluation in --out (same checkpoint weights, views and --ttt-steps), "
                          "skipping the tasks it holds")
@@ -610,6 +626,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ttt_steps(p, "test-time training steps per task (0: none): the trm proposer's new puzzle-embedding rows "
                       "for a task it never trained on, and the llm proposer's LoRA adapter, trained on the task's "
                       "demonstrations and removed after it")
+    _add_ttt_init(p)
     p.add_argument("--hybrid", metavar="DIR", help="hybrid export from joint training (default: untrained)")
     p.add_argument("--proposers", help="comma-separated: search, hybrid, llm, trm, program (default: search, "
                                        "and trm with --trm, hybrid with --hybrid, llm with --backbone)")

@@ -10,6 +10,7 @@ may use it.
 from __future__ import annotations
 
 import dataclasses
+import json
 import types
 import typing
 from pathlib import Path
@@ -66,15 +67,18 @@ def flat_settings(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def with_implied(saved: dict[str, Any], implied: dict[str, Any]) -> dict[str, Any]:
-    """`saved` settings with the keys it lacks taken from `implied` (nested alike): what a run recorded
-    before a setting existed, completed with the value it ran with, so that resuming it compares like
-    with like."""
-    filled = dict(saved)
-    for key, value in implied.items():
-        if key not in filled:
-            filled[key] = value
-        elif isinstance(value, dict) and isinstance(filled[key], dict):
-            filled[key] = with_implied(filled[key], value)
+    """A copy of `saved` settings completed from `implied`, which maps dotted keys ("model.layout") to
+    the value a run recorded before that setting existed ran with: each key is added where it is
+    missing and its parent is there (a run that recorded no "model" gets no "model.layout"), so that
+    resuming an older run compares like with like."""
+    filled = json.loads(json.dumps(saved))
+    for dotted, value in implied.items():
+        *parents, last = dotted.split(".")
+        node: Any = filled
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and last not in node:
+            node[last] = value
     return filled
 
 

@@ -325,7 +325,7 @@ RESUME_FREE_KEYS = training.RESUME_FREE_KEYS + ("eval_augmentations", "eval_batc
 
 
 # Settings added since older runs were recorded, with the value those runs ran with.
-IMPLIED_BY_OLDER_RUNS = {"model": {"layout": LAYOUT_OF_OLD_CHECKPOINTS}}
+IMPLIED_BY_OLDER_RUNS = {"model.layout": LAYOUT_OF_OLD_CHECKPOINTS}
 
 
 def train_joint(config: JointTrainConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True,

@@ -36,6 +36,7 @@ class PlanSetup:
     # test-time training steps per task: the trm proposer's new puzzle rows for a task it never trained on
     # (trm.ttt), the llm proposer's LoRA adapter (backbones.ttt); 0: none
     ttt_steps: int = 0
+    ttt_init: str = "mean"  # where the trm proposer's new rows start: "mean" or "nearest" (trm.ttt.TTTConfig.init)
     hybrid: str | None = None  # a hybrid export dir (joint training); None: untrained adapters and TRM
     attempts: int = 4  # per test input
     consistency_checks: bool = True  # leave-one-out and augmentation checks for the hybrid and LLM proposers
@@ -66,7 +67,7 @@ class PlanSetup:
     def trm_ttt_config(self):
         from hybrid_pipeline.trm.ttt import TTTConfig
 
-        return TTTConfig(steps=self.ttt_steps, seed=self.seed)
+        return TTTConfig(steps=self.ttt_steps, seed=self.seed, init=self.ttt_init)
 
     def llm_ttt_config(self):
         from hybrid_pipeline.backbones.ttt import TTTConfig
@@ -123,8 +124,8 @@ def build_planner(setup: PlanSetup) -> tuple[ARCPlanner, dict[str, Any]]:
             "consistency_checks": setup.consistency_checks, "seed": setup.seed, "random_weights": random_parts}
     if setup.ttt_steps:  # absent otherwise, as in runs made before the option
         meta["ttt_steps"] = setup.ttt_steps
-        if "trm" in setup.proposers:
-            meta["trm_ttt"] = setup.trm_ttt_config().to_dict()
+    if "trm" in setup.proposers and setup.trm_ttt_config().adapts:
+        meta["trm_ttt"] = setup.trm_ttt_config().to_dict()
     if "search" in setup.proposers:
         meta["search"] = {"budget": setup.search_budget, "depth": setup.search_depth,
                           "seconds_cap": setup.search_seconds, "feedback": setup.search_feedback,

@@ -35,6 +35,8 @@ from planner.planner import ARCPlanner
 from planner.trace import TestInputResult
 
 RESULTS, SUBMISSION, SUMMARY, REPORT = "results.jsonl", "submission.json", "summary.json", "report.html"
+# Settings added since older runs were recorded, with the value those runs ran with.
+IMPLIED_BY_OLDER_RUNS = {"trm_ttt.init": "mean", "trm_ttt.candidates": 32}  # trm.ttt.TTTConfig's defaults
 
 
 class TaskTimeout(BaseException):
@@ -58,7 +60,8 @@ def run_plan(planner: ARCPlanner, tasks: Sequence[Task], out_dir: str | Path, *,
     out = Path(out_dir)
     results_path = out / RESULTS
     meta = dict(meta or {})
-    continuing = open_run(out, run_settings(meta), resume=resume, overwrite=overwrite, results=RESULTS)
+    continuing = open_run(out, run_settings(meta), resume=resume, overwrite=overwrite, results=RESULTS,
+                          implied=IMPLIED_BY_OLDER_RUNS)
     if meta.get("random_weights"):  # said once the run is open, so a refusal stays one line
         warn_random_weights(meta["random_weights"], "pass --backbone PATH, --trm DIR or --hybrid DIR")
     records = kept_records(results_path, tasks, continuing)

@@ -24,7 +24,10 @@ from hybrid_pipeline.trm.checkpoint import save_export
 from hybrid_pipeline.trm.config import TRMConfig
 from hybrid_pipeline.trm.evaluate import vote_predictions
 from hybrid_pipeline.trm.model import TRM
-from hybrid_pipeline.trm.ttt import TTTConfig, adapt, mean_row, vote_with_ttt
+from hybrid_pipeline.arc.datasets import TRMDataConfig, trm_rows
+from hybrid_pipeline.trm import ttt
+from hybrid_pipeline.trm.losses import LOSS_FUNCTIONS, PAD_ID
+from hybrid_pipeline.trm.ttt import TaskRows, TTTConfig, adapt, candidate_rows, mean_row, nearest_rows, vote_with_ttt
 
 CANVAS = 8
 TRAINED_IDS = ["0d3d703e", "25ff71a9"]  # bundled ARC-AGI-1 training tasks with small grids
@@ -132,8 +135,80 @@ def test_a_task_with_trained_rows_and_zero_steps_are_predicted_as_without_ttt(mo
     assert sum(v for _, v in ranks(adapted, "new")) <= 3  # its own three views (an undecodable grid: no vote)
 
 
+def _demonstration_rows(task: Task, plan: AugmentationPlan) -> dict[str, torch.Tensor]:
+    cols = trm_rows([task], TRMDataConfig(splits=("train",), translate=False, canvas=CANVAS), plan)
+    return {"inputs": torch.from_numpy(cols["inputs"].astype(np.int64)),
+            "labels": torch.from_numpy(cols["labels"].astype(np.int64)),
+            "puzzle_identifiers": torch.from_numpy(cols["puzzle_id"].astype(np.int64))}
+
+
+def _loss_under(model: TRM, row: torch.Tensor, data: dict[str, torch.Tensor]) -> torch.Tensor:
+    """(n,) each demonstration's mean cell loss with `row` as its puzzle row, one forward per call."""
+    network = ttt._network_copy(model)
+    network.puzzle_emb = TaskRows(torch.stack([row * 0, row]))
+    batch = {"inputs": data["inputs"], "puzzle_identifiers": torch.ones_like(data["puzzle_identifiers"])}
+    with torch.no_grad():
+        carry = network.initial_carry(batch)
+        for _ in range(network.config.halt_max_steps):
+            carry, outputs = network(carry, batch)
+    cells = LOSS_FUNCTIONS["stablemax"](outputs["logits"], data["labels"], ignore_index=PAD_ID)
+    return cells.sum(-1) / (data["labels"] != PAD_ID).sum(-1)
+
+
+def test_nearest_rows_pick_per_view_the_candidate_with_the_least_loss_on_that_views_demonstrations(model_and_plan,
+                                                                                                  monkeypatch):
+    model, plan = model_and_plan
+    task = flip_task("new", 5)
+    views = AugmentationPlan(["<blank>"] + [f"new/{a.name}" for a in ttt.task_augmentations("new", 3, 0)])
+    data = _demonstration_rows(task, views)
+    candidates = model.puzzle_emb.weight[1:].detach()  # 6 trained rows
+    view_of = data["puzzle_identifiers"] - 1
+    brute = torch.stack([torch.stack([_loss_under(model, row, data)[view_of == v].sum() for v in range(3)])
+                         for row in candidates])  # (6 candidates, 3 views), one candidate at a time
+    expected = candidates[brute.argmin(0)]
+    monkeypatch.setattr(ttt, "SELECTION_BATCH", 7)  # candidates in chunks of 7 // 9 rows -> 1
+    chunked = nearest_rows(ttt._network_copy(model), candidates, data, 3)
+    monkeypatch.undo()
+    assert torch.equal(chunked, expected) and torch.equal(nearest_rows(ttt._network_copy(model), candidates, data, 3),
+                                                          expected)
+    assert len({tuple(r.tolist()) for r in expected}) > 1  # the views do not all agree: the test tells them apart
+
+
+def test_nearest_rows_find_the_trained_row_whose_predictions_the_demonstrations_are(model_and_plan):
+    model, plan = model_and_plan
+    data = _demonstration_rows(flip_task("new", 5), AugmentationPlan(["<blank>", f"new/{IDENTITY.name}"]))
+    table = model.puzzle_emb.weight.detach()
+    for source in range(1, plan.num_puzzles):
+        with torch.no_grad():  # outputs made by the network itself under trained row `source`
+            made = ttt._network_copy(model)
+            made.puzzle_emb = TaskRows(table[[0, source]])
+            batch = {"inputs": data["inputs"], "puzzle_identifiers": data["puzzle_identifiers"]}
+            carry = made.initial_carry(batch)
+            for _ in range(made.config.halt_max_steps):
+                carry, outputs = made(carry, batch)
+        labels = torch.where(data["labels"] == PAD_ID, PAD_ID, outputs["logits"].argmax(-1))
+        chosen = nearest_rows(ttt._network_copy(model), table[1:], {**data, "labels": labels}, 1)
+        assert torch.equal(chosen[0], table[source])
+
+
+def test_nearest_init_starts_each_view_at_a_candidate_trained_row_drawn_per_task(model_and_plan):
+    model, plan = model_and_plan
+    trained = {tuple(r.tolist()) for r in model.puzzle_emb.weight[1:]}
+    config = TTTConfig(steps=0, init="nearest", candidates=4)
+    tried = candidate_rows(plan, "new", config)
+    assert len(tried) == 4 == len(set(tried)) and tried == sorted(tried) and 0 not in tried
+    assert tried == candidate_rows(plan, "new", config) and candidate_rows(plan, "new", TTTConfig(candidates=99)) == list(
+        range(1, plan.num_puzzles))
+    rows = adapt(model, plan, flip_task("new", 5), config, canvas=CANVAS).model.puzzle_emb.weight
+    tried_rows = {tuple(model.puzzle_emb.weight[i].tolist()) for i in tried}
+    assert all(tuple(r.tolist()) in tried_rows for r in rows[1:]) and tried_rows <= trained
+    stripped = adapt(model, plan, flip_task("new", 5).without_solutions(), config, canvas=CANVAS)
+    assert torch.equal(stripped.model.puzzle_emb.weight, rows)  # the test output is never read
+
+
 def test_ttt_config_refuses_bad_values():
-    for bad in ({"steps": -1}, {"lr": 0.0}, {"views": 0}, {"network_lr": -1.0}, {"loss_type": "mse"}):
+    for bad in ({"steps": -1}, {"lr": 0.0}, {"views": 0}, {"network_lr": -1.0}, {"loss_type": "mse"},
+                {"init": "zeros"}, {"candidates": 0}):
         with pytest.raises(ValueError):
             TTTConfig(**bad)
 
@@ -182,6 +257,26 @@ def test_trm_eval_ttt_steps_adapts_unseen_tasks_and_leaves_the_checkpoint_alone(
         assert (tmp_path / "zero" / name).read_text() == (tmp_path / "plain" / name).read_text()
 
 
+def test_trm_eval_ttt_init_nearest_adapts_without_steps_and_older_runs_resume_as_mean(checkpoint, tmp_path, capsys):
+    data, out = "arc-agi-1:evaluation", tmp_path / "nearest"
+    assert _eval(checkpoint, data, out, "--tasks", UNSEEN_ID, "--ttt-init", "nearest") == 0
+    assert "never seen in training (rows from the nearest trained rows)" in capsys.readouterr().out
+    recorded = json.loads((out / "run.json").read_text())["settings"]["ttt"]
+    assert recorded["init"] == "nearest" and recorded["steps"] == 0 and recorded["candidates"] == 32
+    assert sum(json.loads((out / "results.jsonl").read_text())["test"][0]["top_votes"]) >= 1
+
+    # A run recorded before --ttt-init existed started its rows at the mean: it resumes as such.
+    assert _eval(checkpoint, data, tmp_path / "older", "--tasks", UNSEEN_ID, "--ttt-steps", "2") == 0
+    run = json.loads((tmp_path / "older" / "run.json").read_text())
+    for key in ("init", "candidates"):
+        del run["settings"]["ttt"][key]
+    (tmp_path / "older" / "run.json").write_text(json.dumps(run))
+    assert _eval(checkpoint, data, tmp_path / "older", "--tasks", UNSEEN_ID, "--ttt-steps", "2", "--resume",
+                 "--ttt-init", "nearest") == 2
+    assert "ttt.init 'mean' -> 'nearest'" in capsys.readouterr().err
+    assert _eval(checkpoint, data, tmp_path / "older", "--tasks", UNSEEN_ID, "--ttt-steps", "2", "--resume") == 0
+
+
 def test_trm_eval_with_ttt_gives_the_same_attempts_without_the_test_outputs(checkpoint, tmp_path):
     task = load_tasks("arc-agi-1:evaluation", ids=[UNSEEN_ID]).raise_if_problems().tasks[0]
     blind = tmp_path / "blind_challenges.json"
@@ -204,6 +299,10 @@ def test_plan_ttt_steps_reaches_the_trm_proposer_and_is_recorded(checkpoint, tmp
     assert main(args + ["--ttt-steps", "2"]) == 0
     assert json.loads((out / "run.json").read_text())["settings"]["trm_ttt"]["steps"] == 2
     assert main(args + ["--ttt-steps", "1", "--resume"]) == 2
+    assert main(args + ["--ttt-steps", "2", "--ttt-init", "nearest", "--resume"]) == 2
+    setup = PlanSetup(proposers=("trm",), trm=str(checkpoint), ttt_init="nearest")
+    planner, meta = build_planner(setup)  # nearest rows with no training steps: still an adaptation
+    assert planner.proposers[0].ttt.adapts and meta["trm_ttt"]["init"] == "nearest" and "ttt_steps" not in meta
 
 
 def test_trm_eval_refuses_ttt_for_a_trm_without_a_puzzle_table(tmp_path, capsys):

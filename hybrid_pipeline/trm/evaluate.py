@@ -31,6 +31,8 @@ PASS_AT = (1, 2, 5, 10)
 # What a resumed evaluation (and each shard of one) must share: the same weights voting the same views,
 # after the same test-time training (None: none).
 RESUME_KEYS = ("command", "weights_sha256", "views", "ttt")
+# Settings added since older runs were recorded, with the value those runs ran with.
+IMPLIED_BY_OLDER_RUNS = {"ttt.init": "mean", "ttt.candidates": TTTConfig.candidates}
 
 
 @torch.no_grad()
@@ -175,9 +177,10 @@ def evaluate_checkpoint(checkpoint: str | Path, tasks: Sequence[Task], out_dir: 
     same checkpoint with the same views (`RESUME_KEYS`), skipping the tasks it holds; `overwrite`
     replaces a run there. Tasks whose grids do not fit the model's canvas, and tasks the checkpoint
     never trained on, are reported in the summary. Those are predicted with the blank puzzle
-    embedding and the identity view, or, with `ttt` steps > 0, adapted to first (`trm.ttt`: new rows
-    trained on their demonstrations, voted under their own views); `ttt` is a setting of the run,
-    which a resume must share. Scores are computed only when every task has its test outputs.
+    embedding and the identity view, or, when `ttt.adapts`, adapted to first (`trm.ttt`: new rows
+    started at the trained rows' mean or at the best-fitting trained rows, trained on their
+    demonstrations, voted under their own views); `ttt` is a setting of the run, which a resume must
+    share. Scores are computed only when every task has its test outputs.
     """
     from hybrid_pipeline.arc.files import append_jsonl, atomic_write_json
     from hybrid_pipeline.arc.scoring import write_submission
@@ -186,16 +189,17 @@ def evaluate_checkpoint(checkpoint: str | Path, tasks: Sequence[Task], out_dir: 
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model, plan = load_trm(checkpoint, device=device)
-    ttt = ttt if ttt is not None and ttt.steps > 0 else None
+    ttt = ttt if ttt is not None and ttt.adapts else None
     if ttt and model.puzzle_emb is None:
         raise CheckpointError(f"{checkpoint}: test-time training needs a puzzle-embedding table, and this TRM has "
-                              "none (puzzle_emb_ndim 0); evaluate it without --ttt-steps")
+                              "none (puzzle_emb_ndim 0); evaluate it without --ttt-steps and --ttt-init")
     out_dir = Path(out_dir)
     # The weights' digest, not only their path: a checkpoint retrained in place is another model.
     digest = hashlib.sha256((Path(checkpoint) / WEIGHTS_NAME).read_bytes()).hexdigest()
     settings = {"command": "trm eval", "checkpoint": str(Path(checkpoint).resolve()), "weights_sha256": digest,
                 "views": max_augmentations, "batch_size": batch_size, "ttt": ttt.to_dict() if ttt else None}
-    continuing = open_run(out_dir, settings, resume=resume, overwrite=overwrite, compare=RESUME_KEYS)
+    continuing = open_run(out_dir, settings, resume=resume, overwrite=overwrite, compare=RESUME_KEYS,
+                          implied=IMPLIED_BY_OLDER_RUNS)
     canvas = math.isqrt(model.config.seq_len)
     records = kept_records(out_dir / RESULTS, tasks, continuing)
     todo = [t for t in tasks if t.id not in records]

@@ -4,8 +4,10 @@ The TRM learns one puzzle-embedding row per (training task, augmentation view); 
 in training has no row and is predicted with the blank row 0, which on ARC scores about nothing.
 Test-time training gives such a task rows of its own, as training would have: one per augmentation
 view (`arc.views.task_augmentations`, identity first), each started at the mean of the trained
-rows, then trained on the task's demonstrations, every one under every view (a view conjugates the
-task's rule, so each view needs its own row). Only the demonstrations are read: the task is
+rows (`init="mean"`) or at the trained row that already fits that view's demonstrations best
+(`init="nearest"`: the network's loss on them under each of `candidates` trained rows drawn per
+task, no training), then trained on the task's demonstrations, every one under every view (a view
+conjugates the task's rule, so each view needs its own row). Only the demonstrations are read: the task is
 stripped of its test outputs before anything else sees it. The TRM's cells see no other
 demonstration than the one they predict, so a demonstration held out of its own row's training
 would teach that row nothing: all of them train all rows.
@@ -35,13 +37,18 @@ from hybrid_pipeline.arc.datasets import BLANK_PUZZLE, AugmentationPlan, TRMData
 from hybrid_pipeline.arc.tasks import Task
 from hybrid_pipeline.arc.views import stable_int, task_augmentations
 from hybrid_pipeline.arc.voting import VoteBox
-from hybrid_pipeline.trm.losses import LOSS_FUNCTIONS, act_loss
+from hybrid_pipeline.trm.losses import LOSS_FUNCTIONS, PAD_ID, act_loss
 from hybrid_pipeline.trm.model import TRM
+
+
+INITS = ("mean", "nearest")
+SELECTION_BATCH = 256  # sequences per forward while the candidate rows are tried
 
 
 @dataclass(frozen=True)
 class TTTConfig:
-    """How a task without trained rows is adapted. `steps` 0 adapts nothing (the blank row, as before)."""
+    """How a task without trained rows is adapted. `steps` 0 with `init` "mean" adapts nothing (the blank
+    row, as before); with `init` "nearest" it picks the best-fitting candidate rows and trains nothing."""
 
     steps: int = 0  # optimiser steps per task
     lr: float = 1e-2  # Adam on the task's rows
@@ -50,7 +57,9 @@ class TTTConfig:
     batch_size: int | None = None  # demonstration rows per step; None: all of them (views x demonstrations)
     loss_type: str = "stablemax"
     halt_loss_weight: float = 0.5
-    seed: int = 0  # the views drawn and the rows sampled
+    seed: int = 0  # the views drawn, the candidate rows drawn and the rows sampled
+    init: str = "mean"  # where rows start: "mean" of the trained rows, or per view the "nearest" candidate
+    candidates: int = 32  # trained rows tried per task with init "nearest"
 
     def __post_init__(self) -> None:
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 0:
@@ -63,6 +72,15 @@ class TTTConfig:
                 raise ValueError(f"ttt {key} must be >= 1, got {value!r}")
         if self.loss_type not in LOSS_FUNCTIONS:
             raise ValueError(f"ttt loss_type must be one of {', '.join(LOSS_FUNCTIONS)}, got {self.loss_type!r}")
+        if self.init not in INITS:
+            raise ValueError(f"ttt init must be one of {', '.join(INITS)}, got {self.init!r}")
+        if isinstance(self.candidates, bool) or not isinstance(self.candidates, int) or self.candidates < 1:
+            raise ValueError(f"ttt candidates must be a positive integer, got {self.candidates!r}")
+
+    @property
+    def adapts(self) -> bool:
+        """Whether a task without trained rows gets rows of its own: trained ones, or nearest ones."""
+        return self.steps > 0 or self.init == "nearest"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -102,6 +120,47 @@ def mean_row(model: TRM, plan: AugmentationPlan) -> torch.Tensor:
     return table[ids].mean(0) if ids else table[0]
 
 
+def candidate_rows(plan: AugmentationPlan, task_id: str, config: TTTConfig) -> list[int]:
+    """The trained rows `init="nearest"` tries for a task: `config.candidates` of them (all when there
+    are fewer), drawn without replacement from the seed and the task id, in id order."""
+    ids = trained_row_ids(plan)
+    if len(ids) <= config.candidates:
+        return ids
+    rng = np.random.default_rng([config.seed, stable_int(task_id)])
+    return sorted(int(i) for i in rng.choice(ids, size=config.candidates, replace=False))
+
+
+@torch.no_grad()
+def nearest_rows(network: TRM, rows: torch.Tensor, data: dict[str, torch.Tensor], views: int,
+                 loss_type: str = "stablemax") -> torch.Tensor:
+    """(views, dim): for each view, the row of `rows` (K, dim) under which `network` (all its
+    supervision steps, no training) loses least on that view's demonstrations in `data` (whose
+    puzzle_identifiers are 1..views). Ties go to the earlier row. `network`'s table is put back."""
+    k, n = rows.shape[0], data["inputs"].shape[0]
+    device = data["inputs"].device
+    table, was_training = network.puzzle_emb, network.training
+    network.puzzle_emb = TaskRows(torch.cat([rows[:1] * 0, rows]))  # row 0 unused; rows 1..K the candidates
+    network.eval()
+    try:
+        seq_loss = []
+        per_chunk = max(1, SELECTION_BATCH // n)
+        for first in range(0, k, per_chunk):
+            ids = torch.arange(first + 1, min(first + per_chunk, k) + 1, device=device)
+            batch = {"inputs": data["inputs"].repeat(len(ids), 1), "puzzle_identifiers": ids.repeat_interleave(n)}
+            labels = data["labels"].repeat(len(ids), 1)
+            carry = network.initial_carry(batch)
+            for _ in range(network.config.halt_max_steps):
+                carry, outputs = network(carry, batch)
+            cells = LOSS_FUNCTIONS[loss_type](outputs["logits"], labels, ignore_index=PAD_ID)
+            seq_loss.append(cells.sum(-1) / (labels != PAD_ID).sum(-1).clamp_min(1))
+    finally:
+        network.puzzle_emb = table
+        network.train(was_training)
+    losses = torch.cat(seq_loss).float().view(k, n)
+    by_view = torch.zeros(k, views, device=device).index_add_(1, data["puzzle_identifiers"] - 1, losses)
+    return rows[by_view.argmin(0)]
+
+
 def _network_copy(model: TRM) -> TRM:
     """A deep copy of `model` without its puzzle table (which can hold millions of rows)."""
     table = model.puzzle_emb
@@ -113,7 +172,7 @@ def _network_copy(model: TRM) -> TRM:
 
 
 def adapt(model: TRM, plan: AugmentationPlan, task: Task, config: TTTConfig, *, canvas: int) -> Adapted:
-    """New rows for `task` (one per view, started at the trained rows' mean), trained for `config.steps`
+    """New rows for `task` (one per view, started as `config.init` says), trained for `config.steps`
     steps on its demonstrations under those views; returns the adapted copy. `model` is not changed."""
     if model.puzzle_emb is None:
         raise ValueError("test-time training needs a TRM with a puzzle-embedding table (puzzle_emb_ndim > 0)")
@@ -121,12 +180,24 @@ def adapt(model: TRM, plan: AugmentationPlan, task: Task, config: TTTConfig, *, 
     views = config.views or plan.views_per_task
     augmentations = task_augmentations(task.id, views, config.seed)
     task_plan = AugmentationPlan([BLANK_PUZZLE] + [f"{task.id}/{aug.name}" for aug in augmentations])
+    table = model.puzzle_emb.weight
+    device = table.device
+    cols = trm_rows([task], TRMDataConfig(splits=("train",), translate=False, canvas=canvas, seed=config.seed),
+                    task_plan)
+    data = {"inputs": torch.from_numpy(cols["inputs"].astype(np.int64)).to(device),  # (views * demos, L)
+            "labels": torch.from_numpy(cols["labels"].astype(np.int64)).to(device),
+            "puzzle_identifiers": torch.from_numpy(cols["puzzle_id"].astype(np.int64)).to(device)}
 
     adapted = _network_copy(model)
     with torch.no_grad():
-        table = model.puzzle_emb.weight
-        start = torch.cat([table[:1], mean_row(model, plan).expand(views, -1)])  # (1 + views, dim)
+        if config.init == "nearest" and trained_row_ids(plan):
+            tried = table[candidate_rows(plan, task.id, config)].detach()
+            rows = nearest_rows(adapted, tried, data, views, config.loss_type)
+        else:
+            rows = mean_row(model, plan).expand(views, -1)
+        start = torch.cat([table[:1], rows])  # (1 + views, dim)
     adapted.puzzle_emb = TaskRows(start)
+
     train_network = config.network_lr is not None
     network = [p for name, p in adapted.named_parameters() if not name.startswith("puzzle_emb.")]
     for p in network:
@@ -136,12 +207,6 @@ def adapt(model: TRM, plan: AugmentationPlan, task: Task, config: TTTConfig, *, 
         groups.append({"params": network, "lr": config.network_lr})
     optimizer = torch.optim.Adam(groups)
 
-    device = table.device
-    cols = trm_rows([task], TRMDataConfig(splits=("train",), translate=False, canvas=canvas, seed=config.seed),
-                    task_plan)
-    data = {"inputs": torch.from_numpy(cols["inputs"].astype(np.int64)).to(device),  # (views * demos, L)
-            "labels": torch.from_numpy(cols["labels"].astype(np.int64)).to(device),
-            "puzzle_identifiers": torch.from_numpy(cols["puzzle_id"].astype(np.int64)).to(device)}
     n_rows = len(cols["inputs"])
     size = min(config.batch_size or n_rows, n_rows)
     generator = torch.Generator().manual_seed(stable_int(f"{config.seed}/{task.id}"))
@@ -173,12 +238,12 @@ def needs_adaptation(task: Task, plan: AugmentationPlan) -> bool:
 
 def vote_with_ttt(model: TRM, tasks: Sequence[Task], plan: AugmentationPlan, config: TTTConfig, *,
                   canvas: int, batch_size: int = 64, max_augmentations: int | None = None) -> VoteBox:
-    """`trm.evaluate.vote_predictions`, except that with `config.steps` > 0 each task without trained
+    """`trm.evaluate.vote_predictions`, except that when `config.adapts` each task without trained
     rows is first adapted (`adapt`) and voted under its own views (the first `max_augmentations`).
     Tasks with trained rows are voted as `vote_predictions` votes them. Reads no test output."""
     from hybrid_pipeline.trm.evaluate import vote_predictions
 
-    unseen = [t for t in tasks if needs_adaptation(t, plan)] if config.steps > 0 else []
+    unseen = [t for t in tasks if needs_adaptation(t, plan)] if config.adapts else []
     unseen_ids = {t.id for t in unseen}
     seen = [t for t in tasks if t.id not in unseen_ids]
     box = vote_predictions(model, seen, plan, canvas=canvas, batch_size=batch_size,
