@@ -29,12 +29,14 @@ def test_a_tiny_benchmark_runs_every_method_and_writes_the_table_it_prints(tmp_p
     out = tmp_path / "bench"
     argv = ["--quick", "--families", "dihedral", "--train-tasks", "6", "--heldout-tasks", "3", "--train-steps", "2",
             "--ttt-steps", "2", "--ttt-views", "2", "--jobs", "1", "--out", str(out),
-            "--method", f"copy={__name__}:copy_demonstration_output", "--methods", "blank,mean,ttt,ttt_net,paper,copy",
+            "--method", f"copy={__name__}:copy_demonstration_output", "--methods",
+            "blank,mean,nearest,ttt,ttt_nearest,ttt_net,paper,copy",
             "model.hidden_size=16", "model.num_heads=2"]
     assert bench.main(argv) == 0
     printed = capsys.readouterr().out
     rows = [line for line in printed.splitlines() if line.startswith("| dihedral")]
-    assert [r.split("|")[3].strip() for r in rows] == ["blank", "mean", "ttt", "ttt_net", "paper", "copy"]
+    assert [r.split("|")[3].strip() for r in rows] == ["blank", "mean", "nearest", "ttt", "ttt_nearest", "ttt_net",
+                                                        "paper", "copy"]
     results = json.loads((out / "results.json").read_text())
     record = results["families"][0]
     assert record["heldout_tasks"] == 3 and record["train_tasks"] == 6
@@ -43,6 +45,7 @@ def test_a_tiny_benchmark_runs_every_method_and_writes_the_table_it_prints(tmp_p
         assert f"{method['accuracy']:.3f} ± {method['standard_error']:.3f}" in printed
     assert record["methods"]["blank"]["test_cpu_s_per_task"] >= 0
     assert record["methods"]["ttt"]["notes"].startswith("2 steps")
+    assert record["methods"]["nearest"]["notes"] == "2 views at the best fit of 128 trained rows"
 
     # the copying method is scored against the real test outputs: right exactly where the first
     # demonstration's output happens to be the test output (never, for distinct inputs under one rule)
