@@ -57,8 +57,9 @@ RESULTS, SUBMISSION, SUMMARY = "results.jsonl", "submission.json", "summary.json
 # Settings that change what a run predicts: a resumed run must match them.
 RESUME_KEYS = ("data", "backbone", "attempts", "augment", "temperature", "max_new_tokens",
                "constrain_to_grid", "diffusion_block_length", "diffusion_steps_per_block", "seed", "ttt")
-# Settings added since older runs were recorded, with the value those runs ran with: no test-time training.
-IMPLIED_BY_OLDER_RUNS = {"ttt": json.loads(json.dumps(config_to_dict(TTTConfig())))}
+# Settings added since older runs were recorded, with the value those runs ran with: no test-time training
+# (the command line seeds it with the run's own seed).
+IMPLIED_BY_OLDER_RUNS = {"ttt": lambda saved: json.loads(json.dumps(config_to_dict(TTTConfig(seed=saved.get("seed", 0)))))}
 
 
 class BaselineError(ValueError):

@@ -536,11 +536,13 @@ def _add_model_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--views", type=_positive_int, help="augmentations voted per task (default: all trained)")
     _add_threads(p)
     _add_ttt_steps(p, "test-time training: a task the TRM never trained on gets new puzzle-embedding rows (one per "
-                      "view), trained N steps on its demonstrations before it is predicted (0: the blank row); a "
+                      "view), trained N steps on its demonstrations before it is predicted (0 with --ttt-init mean: the "
+                      "blank row); a "
                       "setting of the run, which --resume must repeat")
     _add_ttt_init(p)
     _add_shard(p)
-    _add_rerun(p, resume="continue the evaluation in --out (same checkpoint weights, views and --ttt-steps), "
+    _add_rerun(p, resume="continue the evaluation in --out (same checkpoint weights, views, --ttt-steps and "
+                         "--ttt-init), "
                          "skipping the tasks it holds")
     p.set_defaults(func=cmd_trm_eval)
 

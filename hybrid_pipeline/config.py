@@ -68,9 +68,10 @@ def flat_settings(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def with_implied(saved: dict[str, Any], implied: dict[str, Any]) -> dict[str, Any]:
     """A copy of `saved` settings completed from `implied`, which maps dotted keys ("model.layout") to
-    the value a run recorded before that setting existed ran with: each key is added where it is
-    missing and its parent is there (a run that recorded no "model" gets no "model.layout"), so that
-    resuming an older run compares like with like."""
+    the value a run recorded before that setting existed ran with (or to a function of the saved
+    settings that gives it): each key is added where it is missing and its parent is there (a run
+    that recorded no "model" gets no "model.layout"), so that resuming an older run compares like
+    with like."""
     filled = json.loads(json.dumps(saved))
     for dotted, value in implied.items():
         *parents, last = dotted.split(".")
@@ -78,7 +79,7 @@ def with_implied(saved: dict[str, Any], implied: dict[str, Any]) -> dict[str, An
         for part in parents:
             node = node.get(part) if isinstance(node, dict) else None
         if isinstance(node, dict) and last not in node:
-            node[last] = value
+            node[last] = value(saved) if callable(value) else value
     return filled
 
 

@@ -42,7 +42,7 @@ class TRMProposer:
 
         self.model = model.eval()
         self.plan = plan
-        self.ttt = ttt or TTTConfig()  # steps 0: a task without trained rows gets the blank row
+        self.ttt = ttt or TTTConfig()  # not `adapts`: a task without trained rows gets the blank row
         self.canvas = math.isqrt(model.config.seq_len)
         self.max_augmentations = max_augmentations
         self.batch_size = batch_size

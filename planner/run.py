@@ -36,7 +36,7 @@ from planner.trace import TestInputResult
 
 RESULTS, SUBMISSION, SUMMARY, REPORT = "results.jsonl", "submission.json", "summary.json", "report.html"
 # Settings added since older runs were recorded, with the value those runs ran with.
-IMPLIED_BY_OLDER_RUNS = {"trm_ttt.init": "mean", "trm_ttt.candidates": 32}  # trm.ttt.TTTConfig's defaults
+IMPLIED_BY_OLDER_RUNS = {"trm_ttt.init": "mean"}
 
 
 class TaskTimeout(BaseException):

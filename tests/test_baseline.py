@@ -132,16 +132,17 @@ def test_resume_skips_finished_tasks_and_refuses_to_overwrite(tmp_path):
 def test_a_run_recorded_before_test_time_training_existed_resumes_without_it(tmp_path):
     tasks = selected(limit=2)
     model = ScriptedModel(solutions_table(tasks))
-    run_baseline(BaselineConfig(data=DATA, limit=1, out_dir=str(tmp_path)), model=model, progress=False)
+    run_baseline(BaselineConfig(data=DATA, limit=1, seed=3, ttt=TTTConfig(seed=3), out_dir=str(tmp_path)), model=model,
+                 progress=False)  # as the command line makes it: the run's seed seeds test-time training too
     run_file = tmp_path / "run.json"
     older = json.loads(run_file.read_text())
     del older["settings"]["ttt"]  # what a run written before `ttt` existed recorded
     run_file.write_text(json.dumps(older))
     with pytest.raises(RunError, match="ttt.steps 0 -> 4"):
-        run_baseline(BaselineConfig(data=DATA, limit=2, out_dir=str(tmp_path), resume=True, ttt=TTTConfig(steps=4)),
-                     model=model, progress=False)
-    summary = run_baseline(BaselineConfig(data=DATA, limit=2, out_dir=str(tmp_path), resume=True), model=model,
-                           progress=False)
+        run_baseline(BaselineConfig(data=DATA, limit=2, seed=3, out_dir=str(tmp_path), resume=True,
+                                    ttt=TTTConfig(steps=4, seed=3)), model=model, progress=False)
+    summary = run_baseline(BaselineConfig(data=DATA, limit=2, seed=3, ttt=TTTConfig(seed=3), out_dir=str(tmp_path),
+                                          resume=True), model=model, progress=False)
     assert summary["tasks"] == 2 and summary["task_score"] == 1.0
 
 

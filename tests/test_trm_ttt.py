@@ -263,13 +263,15 @@ def test_trm_eval_ttt_init_nearest_adapts_without_steps_and_older_runs_resume_as
     assert "never seen in training (rows from the nearest trained rows)" in capsys.readouterr().out
     recorded = json.loads((out / "run.json").read_text())["settings"]["ttt"]
     assert recorded["init"] == "nearest" and recorded["steps"] == 0 and recorded["candidates"] == 32
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["ttt_init"] == "nearest" and summary["ttt_steps"] == 0 and summary["unseen_in_training"] == 1
     assert sum(json.loads((out / "results.jsonl").read_text())["test"][0]["top_votes"]) >= 1
 
     # A run recorded before --ttt-init existed started its rows at the mean: it resumes as such.
     assert _eval(checkpoint, data, tmp_path / "older", "--tasks", UNSEEN_ID, "--ttt-steps", "2") == 0
     run = json.loads((tmp_path / "older" / "run.json").read_text())
-    for key in ("init", "candidates"):
-        del run["settings"]["ttt"][key]
+    assert "candidates" not in run["settings"]["ttt"]  # recorded only where it matters, with init nearest
+    del run["settings"]["ttt"]["init"]
     (tmp_path / "older" / "run.json").write_text(json.dumps(run))
     assert _eval(checkpoint, data, tmp_path / "older", "--tasks", UNSEEN_ID, "--ttt-steps", "2", "--resume",
                  "--ttt-init", "nearest") == 2

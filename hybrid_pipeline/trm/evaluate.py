@@ -32,7 +32,7 @@ PASS_AT = (1, 2, 5, 10)
 # after the same test-time training (None: none).
 RESUME_KEYS = ("command", "weights_sha256", "views", "ttt")
 # Settings added since older runs were recorded, with the value those runs ran with.
-IMPLIED_BY_OLDER_RUNS = {"ttt.init": "mean", "ttt.candidates": TTTConfig.candidates}
+IMPLIED_BY_OLDER_RUNS = {"ttt.init": "mean"}
 
 
 @torch.no_grad()
@@ -209,7 +209,8 @@ def evaluate_checkpoint(checkpoint: str | Path, tasks: Sequence[Task], out_dir: 
         bar.close()
         write_submission(out_dir / SUBMISSION, _attempts(records), tasks)
         summary = summarize(tasks, records, checkpoint=checkpoint, data_label=data_label, views=max_augmentations,
-                            interrupted=interrupted, ttt_steps=ttt.steps if ttt else 0)
+                            interrupted=interrupted, ttt_steps=ttt.steps if ttt else 0,
+                            ttt_init=ttt.init if ttt else None)
         atomic_write_json(out_dir / SUMMARY, summary, indent=2)
         return summary
 
@@ -279,7 +280,7 @@ def _attempts(records: dict[str, dict]) -> dict[str, list[list[np.ndarray]]]:
 
 
 def summarize(tasks: Sequence[Task], records: dict[str, dict], *, checkpoint: str | Path, data_label: str,
-              views: int | None, interrupted: bool, ttt_steps: int = 0) -> dict:
+              views: int | None, interrupted: bool, ttt_steps: int = 0, ttt_init: str | None = None) -> dict:
     """What summary.json holds; scores (pass@K, per task and per output) only once every task is
     done and every task has its test outputs."""
     from hybrid_pipeline.arc.scoring import score_submission
@@ -290,7 +291,7 @@ def summarize(tasks: Sequence[Task], records: dict[str, dict], *, checkpoint: st
                "skipped_too_large": sum(not records[t.id]["fits_canvas"] for t in done),
                "unseen_in_training": sum(records[t.id]["fits_canvas"] and not records[t.id]["seen_in_training"]
                                          for t in done),
-               "views_per_task": views, "ttt_steps": ttt_steps, "interrupted": interrupted}
+               "views_per_task": views, "ttt_steps": ttt_steps, "ttt_init": ttt_init, "interrupted": interrupted}
     if done and all(t.has_solutions for t in tasks) and len(done) == len(tasks):
         votes = score_ranks({t.id: [e["rank_of_expected"] for e in records[t.id]["test"]] for t in tasks})
         report = score_submission(_attempts(records), tasks)
@@ -304,4 +305,5 @@ def finish_merged(tasks: Sequence[Task], records: dict[str, dict], settings: dic
     """The summary of an evaluation joined from its shards (`hybrid-arc merge`), from a shard's
     summary `shown` (the checkpoint and data as the command named them); no other file."""
     return summarize(tasks, records, checkpoint=shown["checkpoint"], data_label=shown["data"],
-                     views=shown["views_per_task"], interrupted=interrupted, ttt_steps=shown.get("ttt_steps", 0)), {}
+                     views=shown["views_per_task"], interrupted=interrupted, ttt_steps=shown.get("ttt_steps", 0),
+                     ttt_init=shown.get("ttt_init")), {}

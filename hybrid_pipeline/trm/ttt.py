@@ -42,7 +42,7 @@ from hybrid_pipeline.trm.model import TRM
 
 
 INITS = ("mean", "nearest")
-SELECTION_BATCH = 256  # sequences per forward while the candidate rows are tried
+SELECTION_BATCH = 256  # sequences per forward while candidate rows are tried (at least one candidate's)
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,11 @@ class TTTConfig:
         return self.steps > 0 or self.init == "nearest"
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The settings, as recorded by the runs; `candidates` only where it matters (init "nearest")."""
+        values = asdict(self)
+        if self.init != "nearest":
+            del values["candidates"]
+        return values
 
 
 class TaskRows(nn.Module):
@@ -157,8 +161,8 @@ def nearest_rows(network: TRM, rows: torch.Tensor, data: dict[str, torch.Tensor]
         network.puzzle_emb = table
         network.train(was_training)
     losses = torch.cat(seq_loss).float().view(k, n)
-    by_view = torch.zeros(k, views, device=device).index_add_(1, data["puzzle_identifiers"] - 1, losses)
-    return rows[by_view.argmin(0)]
+    of_view = torch.nn.functional.one_hot(data["puzzle_identifiers"] - 1, views).float()  # (n, views)
+    return rows[(losses @ of_view).argmin(0)]  # a product, not index_add_: deterministic on CUDA too
 
 
 def _network_copy(model: TRM) -> TRM:
