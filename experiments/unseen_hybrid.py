@@ -289,8 +289,7 @@ def measure_family(family: str, args: argparse.Namespace) -> str:
             for row in hybrid_rows(train, blind, budget, "trained LM", str(directory), args.hybrid_ttt_steps):
                 row.train_cpu_s += lm_cpu  # the LM's training is part of this method's
                 results.append(row)
-    for result in results:
-        score(result, held_out)
+    results = [score(result, held_out) for result in results]  # score() returns the result with `correct`
     level = float(np.mean([chance(family, t) for t in held_out]))
     title = (f"{family}: {len(train)} training, {len(held_out)} held-out tasks (seed {args.seed}); chance "
              f"{100 * level:.1f}% (the family's parameter guessed at random)")

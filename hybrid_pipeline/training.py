@@ -388,9 +388,10 @@ class _Run:
                 line["eval"] = self.trainer.logged_eval(self.eval_result)
         if not self.main:
             return
-        append_jsonl(self.log_path, line)
-        if self.trackers:
-            self.accelerator.log(tracker_values(line), step=owed["step"])
+        if len(line) > 1:  # an evaluation due with nothing to evaluate (no eval data) leaves no line
+            append_jsonl(self.log_path, line)
+            if self.trackers:
+                self.accelerator.log(tracker_values(line), step=owed["step"])
         if owed["metrics"] is not None:
             self.bar.set_postfix({k: f"{owed['metrics'][k]:.4f}" for k in ("loss", "exact_accuracy")
                              if isinstance(owed["metrics"].get(k), float)})

@@ -121,6 +121,17 @@ def test_cadence_one_line_per_logged_or_evaluated_step_and_the_last_checkpoints_
     assert result.steps == 7 and weight(tmp_path) == 28.0 and result.eval["final"]
 
 
+def test_an_evaluation_due_with_nothing_to_evaluate_writes_no_line(tmp_path):
+    class NothingToEvaluate(CountingTrainer):
+        def evaluate(self, final):
+            return None  # as a trainer without evaluation data answers
+
+    config = CountingConfig(str(tmp_path))
+    run_training(NothingToEvaluate(config), config, progress=False)
+    assert [line["step"] for line in log_of(tmp_path)] == [2, 4, 6, 7]  # steps 3 and 6's evaluations: none
+    assert all("loss" in line for line in log_of(tmp_path))
+
+
 def test_a_kill_between_a_checkpoint_and_its_log_line_writes_the_line_once_on_resume(tmp_path):
     whole, _ = train(CountingConfig(str(tmp_path / "whole")))
     config = CountingConfig(str(tmp_path / "run"))

@@ -4,6 +4,8 @@ training."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -45,6 +47,12 @@ def test_unknown_family_exits_2_with_one_line(capsys):
     assert unseen.main(["--families", "dihedral,spirals"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown family spirals" in err[0]
+
+
+def test_the_table_scores_every_held_out_task(capsys):
+    assert unseen.main(["--quick", "--families", "dihedral"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("hybrid")]
+    assert len(rows) == 2 and all(re.search(r" [0-4]/4 = ", row) for row in rows)  # the 4 quick held-out tasks
 
 
 @pytest.mark.slow
