@@ -121,6 +121,11 @@ class CausalBackbone(FrozenBackbone):
                          output_hidden_states=True, use_cache=False, **self._one_logit)
         return out.hidden_states[self.config.hidden_layer if layer is None else layer]
 
+    def _returned_cache(self, out):
+        """The KV cache a forward returned, read under the name this transformers version gives it
+        (`cache` since 5.25, which warns on the old `past_key_values`)."""
+        return out.cache if self._cache_arg == "cache" else out.past_key_values
+
     def prompt_states(self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor | None = None, *,
                       with_kv: bool = False) -> PromptStates:
         """Hidden states [B,T,D] at `config.hidden_layer` and, `with_kv`, every layer's keys and values
@@ -131,7 +136,7 @@ class CausalBackbone(FrozenBackbone):
         position_ids = None if prompt_mask is None else positions(prompt_mask)
         out = self.model(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=position_ids,
                          output_hidden_states=True, use_cache=True, **self._one_logit)
-        return PromptStates(out.hidden_states[self.config.hidden_layer], stacked_kv(out.past_key_values))
+        return PromptStates(out.hidden_states[self.config.hidden_layer], stacked_kv(self._returned_cache(out)))
 
     def extend_prompt_states(self, states: PromptStates, prompt_mask: torch.Tensor | None, more_ids: torch.Tensor,
                              more_mask: torch.Tensor | None = None) -> PromptStates:
@@ -144,7 +149,7 @@ class CausalBackbone(FrozenBackbone):
         out = self.forward_after_prompt(states.kv, prompt_mask, self.embed(more_ids), more_mask,
                                         output_hidden_states=True, **self._one_logit)
         hidden = torch.cat([states.hidden, out.hidden_states[self.config.hidden_layer]], dim=1)
-        return PromptStates(hidden, stacked_kv(out.past_key_values))
+        return PromptStates(hidden, stacked_kv(self._returned_cache(out)))
 
     def kv_cache(self, kv: torch.Tensor) -> DynamicCache:
         """A fresh `DynamicCache` over stored keys and values [layers,2,B,H_kv,T,head_dim]: a forward
