@@ -173,11 +173,11 @@ def _trm_method(name: str, *, adaptation: str, ttt: TTTSettings = TTTSettings(),
                 assert all(plan.for_task(t.id) for t in heldout)
             answers = _answers(vote_predictions(model, heldout, plan, canvas=CANVAS), heldout)
         test_cpu = (time.process_time() - started) / max(len(heldout), 1)
-        start = f"{ttt.views} views at the {{}} of {ttt.candidates} trained rows"
+        nearest = f"{ttt.views} views at the best fit of {ttt.candidates} trained rows"
         notes = {"blank": "blank row 0, identity view", "mean": f"{ttt.views} views at the mean row",
-                 "nearest": start.format("best fit"),
+                 "nearest": nearest,
                  "ttt": f"{budget.test_steps} steps, lr {ttt.lr}, {ttt.views} views from the mean row",
-                 "ttt_nearest": f"{budget.test_steps} steps, lr {ttt.lr}, " + start.format("best fit"),
+                 "ttt_nearest": f"{budget.test_steps} steps, lr {ttt.lr}, {nearest}",
                  "ttt_net": f"{budget.test_steps} steps, lr {ttt.lr}, {ttt.views} views, network lr {ttt.network_lr}",
                  "trained": "held-out demonstrations in training (2nd run)"}[adaptation]
         return MethodResult(name, {}, train_cpu, test_cpu, notes=notes, predictions=answers)

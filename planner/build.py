@@ -99,14 +99,14 @@ def build_planner(setup: PlanSetup) -> tuple[ARCPlanner, dict[str, Any]]:
 
         backbone = load_backbone(BackboneConfig(kind=setup.backbone_kind, name_or_path=setup.backbone,
                                                 seed=setup.seed))
+    trm_ttt = setup.trm_ttt_config()
     built = []
     for name in setup.proposers:
         if name == "search":
             built.append(P.SearchProposer(setup.search_config(), use_feedback=setup.search_feedback))
         elif name == "trm":
-            ttt = setup.trm_ttt_config()
-            built.append(P.TRMProposer.from_checkpoint(setup.trm, ttt=ttt) if setup.trm
-                         else P.TRMProposer.untrained(seed=setup.seed, ttt=ttt))
+            built.append(P.TRMProposer.from_checkpoint(setup.trm, ttt=trm_ttt) if setup.trm
+                         else P.TRMProposer.untrained(seed=setup.seed, ttt=trm_ttt))
         elif name == "llm":
             from hybrid_pipeline.backbones.answer import BackboneAnswerModel
 
@@ -124,8 +124,8 @@ def build_planner(setup: PlanSetup) -> tuple[ARCPlanner, dict[str, Any]]:
             "consistency_checks": setup.consistency_checks, "seed": setup.seed, "random_weights": random_parts}
     if setup.ttt_steps:  # absent otherwise, as in runs made before the option
         meta["ttt_steps"] = setup.ttt_steps
-    if "trm" in setup.proposers and setup.trm_ttt_config().adapts:
-        meta["trm_ttt"] = setup.trm_ttt_config().to_dict()
+    if "trm" in setup.proposers and trm_ttt.adapts:
+        meta["trm_ttt"] = trm_ttt.to_dict()
     if "search" in setup.proposers:
         meta["search"] = {"budget": setup.search_budget, "depth": setup.search_depth,
                           "seconds_cap": setup.search_seconds, "feedback": setup.search_feedback,

@@ -36,8 +36,9 @@ IMPLIED_BY_OLDER_RUNS = {"ttt.init": "mean"}
 
 
 @torch.no_grad()
-def predict(model: TRM, inputs: torch.Tensor, puzzle_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run all halt_max_steps supervision steps. inputs (B, L) -> tokens (B, L), q_halt logits (B,)."""
+def final_outputs(model: TRM, inputs: torch.Tensor, puzzle_ids: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The TRM's outputs (logits (B, L, V), q_halt logits (B,), ...) after all halt_max_steps
+    supervision steps from a fresh carry, in eval mode (the model's mode is put back)."""
     was_training = model.training
     model.eval()
     batch = {"inputs": inputs, "puzzle_identifiers": puzzle_ids}
@@ -45,6 +46,12 @@ def predict(model: TRM, inputs: torch.Tensor, puzzle_ids: torch.Tensor) -> tuple
     for _ in range(model.config.halt_max_steps):
         carry, outputs = model(carry, batch)
     model.train(was_training)
+    return outputs
+
+
+def predict(model: TRM, inputs: torch.Tensor, puzzle_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run all halt_max_steps supervision steps. inputs (B, L) -> tokens (B, L), q_halt logits (B,)."""
+    outputs = final_outputs(model, inputs, puzzle_ids)
     return outputs["logits"].argmax(-1), outputs["q_halt_logits"]
 
 

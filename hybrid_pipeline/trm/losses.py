@@ -78,6 +78,14 @@ class StepLoss:
     metrics: dict[str, torch.Tensor]  # sums over halted sequences; turn into rates with `summarize_metrics`
 
 
+def sequence_loss(logits: torch.Tensor, labels: torch.Tensor, *, loss_type: str = "stablemax",
+                  ignore_index: int = PAD_ID) -> torch.Tensor:
+    """(B,) each sequence's cell loss, averaged over its cells that are not `ignore_index` (0 for a
+    sequence with none), in float32."""
+    cell_loss = LOSS_FUNCTIONS[loss_type](logits, labels, ignore_index=ignore_index)  # (B, L)
+    return (cell_loss.sum(-1) / (labels != ignore_index).sum(-1).clamp_min(1)).float()
+
+
 def act_loss(
     outputs: dict[str, torch.Tensor],
     labels: torch.Tensor,
@@ -104,8 +112,7 @@ def act_loss(
 
     valid = labels != ignore_index  # (B, L)
     counts = valid.sum(-1)  # (B,)
-    cell_loss = LOSS_FUNCTIONS[loss_type](logits, labels, ignore_index=ignore_index)  # (B, L)
-    seq_loss = (cell_loss.sum(-1) / counts.clamp_min(1)).float()  # (B,)
+    seq_loss = sequence_loss(logits, labels, loss_type=loss_type, ignore_index=ignore_index)  # (B,)
 
     with torch.no_grad():
         correct = valid & (logits.argmax(-1) == labels)  # (B, L)

@@ -37,7 +37,7 @@ from hybrid_pipeline.arc.datasets import BLANK_PUZZLE, AugmentationPlan, TRMData
 from hybrid_pipeline.arc.tasks import Task
 from hybrid_pipeline.arc.views import stable_int, task_augmentations
 from hybrid_pipeline.arc.voting import VoteBox
-from hybrid_pipeline.trm.losses import LOSS_FUNCTIONS, PAD_ID, act_loss
+from hybrid_pipeline.trm.losses import LOSS_FUNCTIONS, act_loss, sequence_loss
 from hybrid_pipeline.trm.model import TRM
 
 
@@ -140,27 +140,22 @@ def nearest_rows(network: TRM, rows: torch.Tensor, data: dict[str, torch.Tensor]
     """(views, dim): for each view, the row of `rows` (K, dim) under which `network` (all its
     supervision steps, no training) loses least on that view's demonstrations in `data` (whose
     puzzle_identifiers are 1..views). Ties go to the earlier row. `network`'s table is put back."""
+    from hybrid_pipeline.trm.evaluate import final_outputs
+
     k, n = rows.shape[0], data["inputs"].shape[0]
     device = data["inputs"].device
-    table, was_training = network.puzzle_emb, network.training
+    table = network.puzzle_emb
     network.puzzle_emb = TaskRows(torch.cat([rows[:1] * 0, rows]))  # row 0 unused; rows 1..K the candidates
-    network.eval()
     try:
         seq_loss = []
         per_chunk = max(1, SELECTION_BATCH // n)
         for first in range(0, k, per_chunk):
             ids = torch.arange(first + 1, min(first + per_chunk, k) + 1, device=device)
-            batch = {"inputs": data["inputs"].repeat(len(ids), 1), "puzzle_identifiers": ids.repeat_interleave(n)}
-            labels = data["labels"].repeat(len(ids), 1)
-            carry = network.initial_carry(batch)
-            for _ in range(network.config.halt_max_steps):
-                carry, outputs = network(carry, batch)
-            cells = LOSS_FUNCTIONS[loss_type](outputs["logits"], labels, ignore_index=PAD_ID)
-            seq_loss.append(cells.sum(-1) / (labels != PAD_ID).sum(-1).clamp_min(1))
+            outputs = final_outputs(network, data["inputs"].repeat(len(ids), 1), ids.repeat_interleave(n))
+            seq_loss.append(sequence_loss(outputs["logits"], data["labels"].repeat(len(ids), 1), loss_type=loss_type))
     finally:
         network.puzzle_emb = table
-        network.train(was_training)
-    losses = torch.cat(seq_loss).float().view(k, n)
+    losses = torch.cat(seq_loss).view(k, n)
     of_view = torch.nn.functional.one_hot(data["puzzle_identifiers"] - 1, views).float()  # (n, views)
     return rows[(losses @ of_view).argmin(0)]  # a product, not index_add_: deterministic on CUDA too
 
@@ -196,10 +191,10 @@ def adapt(model: TRM, plan: AugmentationPlan, task: Task, config: TTTConfig, *, 
     with torch.no_grad():
         if config.init == "nearest" and trained_row_ids(plan):
             tried = table[candidate_rows(plan, task.id, config)].detach()
-            rows = nearest_rows(adapted, tried, data, views, config.loss_type)
+            first_rows = nearest_rows(adapted, tried, data, views, config.loss_type)
         else:
-            rows = mean_row(model, plan).expand(views, -1)
-        start = torch.cat([table[:1], rows])  # (1 + views, dim)
+            first_rows = mean_row(model, plan).expand(views, -1)
+        start = torch.cat([table[:1], first_rows])  # (1 + views, dim)
     adapted.puzzle_emb = TaskRows(start)
 
     train_network = config.network_lr is not None
